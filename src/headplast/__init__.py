@@ -1,0 +1,9 @@
+"""headplast: attention-head importance versus plasticity under fine-tuning.
+
+Modules are named for what they compute: ``adapters`` (where a model family keeps its attention
+projections), ``gating`` (exact per-example head gates), ``importance`` (gate ablation), ``gradients``
+(gate gradients and Fisher), ``updates`` (per-head weight change between checkpoints), ``statistics``,
+``summary``, ``figures``, ``data``, ``training``.
+"""
+
+__version__ = "0.1.0"
