@@ -1,0 +1,140 @@
+"""Atomic file writing and validated reading of the per-head JSONL files.
+
+Every artifact is written to a temporary name in the same folder and renamed into place, so a job
+killed mid-way leaves nothing that a later rule would read as complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class ArtifactError(ValueError):
+    """An input artifact is missing, truncated or malformed."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    ``suffix`` defaults to the target's own suffix, so writers that infer a format from the file
+    name (matplotlib, pandas) still see ``.png`` or ``.csv``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=(path.suffix if suffix is None else suffix), dir=path.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; swap it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically. NaN/inf are rejected (not valid JSON)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, with an error that names the file when it is missing or corrupt."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err}); delete it and rerun the rule") from err
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Write one JSON object per line, atomically. Floats are written with full precision."""
+    with atomic_path(path) as tmp, tmp.open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, allow_nan=False) + "\n")
+
+
+def write_head_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Write per-head rows sorted by (layer, head); every number must be finite."""
+    rows = sorted(rows, key=lambda r: (r["layer"], r["head"]))
+    for r in rows:
+        for k, v in r.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ArtifactError(
+                    f"{path}: {k} of layer {r['layer']} head {r['head']} is {v}; nothing written"
+                )
+    write_jsonl(path, rows)
+
+
+def read_head_jsonl(
+    path: str | os.PathLike,
+    required: Sequence[str],
+    n_layers: int | None = None,
+    n_heads: int | None = None,
+) -> pd.DataFrame:
+    """Read a per-head JSONL file and check it: parseable lines, required fields, unique
+    (layer, head), and, when the shape is given, exactly one line per head of an L x H grid.
+    Returns a frame sorted by (layer, head)."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: file not found")
+    rows = []
+    with path.open() as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ArtifactError(
+                    f"{path}:{lineno}: corrupt or truncated line ({err}); delete the file and rerun"
+                ) from err
+    if not rows:
+        raise ArtifactError(f"{path}: empty file; delete it and rerun the rule that makes it")
+    df = pd.DataFrame(rows)
+    missing = [c for c in ("layer", "head", *required) if c not in df.columns]
+    if missing:
+        raise ArtifactError(f"{path}: missing field(s) {missing}; present: {list(df.columns)}")
+    if df[["layer", "head", *required]].isna().any().any():
+        raise ArtifactError(f"{path}: some lines lack a value for {list(required)}")
+    dup = df.duplicated(["layer", "head"])
+    if dup.any():
+        first = df.loc[dup, ["layer", "head"]].iloc[0].tolist()
+        raise ArtifactError(f"{path}: (layer, head) {tuple(first)} appears more than once")
+    if n_layers is not None and n_heads is not None and len(df) != n_layers * n_heads:
+        raise ArtifactError(
+            f"{path}: {len(df)} lines, expected {n_layers * n_heads} "
+            f"({n_layers} layers x {n_heads} heads); the file is truncated or from another model"
+        )
+    return df.sort_values(["layer", "head"]).reset_index(drop=True)
