@@ -1,0 +1,146 @@
+"""Where each model family keeps its attention projections: the one table that knows module names.
+
+Every measure works on a :class:`ModelLayout`, resolved once from a loaded Hugging Face
+sequence-classification model. Nothing else in the package names a module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+
+class UnsupportedModelError(ValueError):
+    """The model's attention does not have a layout this package knows."""
+
+
+@dataclass(frozen=True)
+class AttentionAdapter:
+    """Module paths of one model family, relative to the base model and to each encoder layer."""
+
+    family: str
+    model_types: tuple[str, ...]
+    layers: str  # ModuleList of encoder layers, relative to model.base_model
+    query: str  # relative to one layer
+    key: str
+    value: str
+    output: str  # attention output projection; its input is the concatenation of head contexts
+
+
+ADAPTERS: tuple[AttentionAdapter, ...] = (
+    AttentionAdapter(
+        family="deberta-v2",  # DeBERTa-v2 and DeBERTa-v3 (model_type "deberta-v2")
+        model_types=("deberta-v2",),
+        layers="encoder.layer",
+        query="attention.self.query_proj",
+        key="attention.self.key_proj",
+        value="attention.self.value_proj",
+        output="attention.output.dense",
+    ),
+    AttentionAdapter(
+        family="bert",
+        model_types=("bert", "roberta", "xlm-roberta", "camembert", "electra", "data2vec-text"),
+        layers="encoder.layer",
+        query="attention.self.query",
+        key="attention.self.key",
+        value="attention.self.value",
+        output="attention.output.dense",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class LayerModules:
+    """The four linear maps of one layer's attention (weights are [out, in])."""
+
+    layer: nn.Module
+    query: nn.Linear
+    key: nn.Linear
+    value: nn.Linear
+    output: nn.Linear
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """A resolved model: L encoder layers of H heads of size d (head h = features h*d:(h+1)*d)."""
+
+    model_type: str
+    family: str
+    n_layers: int
+    n_heads: int
+    head_dim: int
+    layers: tuple[LayerModules, ...]
+    names: tuple[dict[str, str], ...]  # per layer: qualified module names of query/key/value/output
+
+
+def _get(module: nn.Module, path: str) -> nn.Module | None:
+    for part in path.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return None
+    return module
+
+
+def adapter_for(model_type: str) -> AttentionAdapter:
+    """The adapter of a model type, or an error naming the type and the layouts that are known."""
+    for adapter in ADAPTERS:
+        if model_type in adapter.model_types:
+            return adapter
+    known = "; ".join(
+        f"{a.family} ({', '.join(a.model_types)}): {a.layers}.N.{{{a.query}, {a.key}, {a.value}, "
+        f"{a.output}}}"
+        for a in ADAPTERS
+    )
+    raise UnsupportedModelError(
+        f"model type '{model_type}' has no known attention layout. Looked for: {known}. "
+        "Add an entry to headplast.adapters.ADAPTERS if the model keeps separate query/key/value "
+        "projections and an attention output projection."
+    )
+
+
+def resolve_layout(model: nn.Module) -> ModelLayout:
+    """Find layers, heads, head size and the q/k/v/output projections of ``model``.
+
+    ``model`` is a Hugging Face model (``config.model_type`` names its family); it may live on the
+    meta device. Raises :class:`UnsupportedModelError` naming the model type and the module names
+    looked for when the layout is unknown or the modules are not where the table says.
+    """
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", type(model).__name__)
+    adapter = adapter_for(model_type)
+    base = getattr(model, "base_model", model)
+    layers = _get(base, adapter.layers)
+    if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+        raise UnsupportedModelError(
+            f"model type '{model_type}': no encoder layers at '{adapter.layers}' of the base model"
+        )
+    qualified = {id(m): name for name, m in model.named_modules()}
+    n_heads = int(config.num_attention_heads)
+    resolved, names = [], []
+    for i, layer in enumerate(layers):
+        mods = {k: _get(layer, getattr(adapter, k)) for k in ("query", "key", "value", "output")}
+        bad = [getattr(adapter, k) for k, m in mods.items() if not isinstance(m, nn.Linear)]
+        if bad:
+            raise UnsupportedModelError(
+                f"model type '{model_type}', layer {i}: expected nn.Linear at {bad} "
+                f"(family {adapter.family})"
+            )
+        resolved.append(LayerModules(layer=layer, **mods))
+        names.append({k: qualified[id(m)] for k, m in mods.items()})
+    q = resolved[0].query
+    if q.out_features % n_heads or resolved[0].output.in_features != q.out_features:
+        raise UnsupportedModelError(
+            f"model type '{model_type}': query width {q.out_features} is not {n_heads} heads "
+            f"times a head size, or differs from the output projection's input "
+            f"({resolved[0].output.in_features})"
+        )
+    return ModelLayout(
+        model_type=model_type,
+        family=adapter.family,
+        n_layers=len(resolved),
+        n_heads=n_heads,
+        head_dim=q.out_features // n_heads,
+        layers=tuple(resolved),
+        names=tuple(names),
+    )

@@ -1,0 +1,188 @@
+"""Equivalence tests of the measurement core against independent computations."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2ForSequenceClassification
+
+from headplast.adapters import UnsupportedModelError, resolve_layout
+from headplast.gating import head_gates
+from headplast.gradients import gate_gradients, per_example_loop
+from headplast.importance import ablation_sweep, naive_sweep, split_batch
+
+from .conftest import random_batches, tiny_bert, tiny_deberta
+
+MAXDIFF: dict[str, float] = {}
+
+
+def _record(name: str, diff: float) -> None:
+    MAXDIFF[name] = max(MAXDIFF.get(name, 0.0), diff)
+    print(f"[maxdiff] {name}: {diff:.3e}")
+
+
+def _logits(model, batch):
+    inputs, _ = split_batch(batch, torch.device("cpu"))
+    with torch.no_grad():
+        return model(**inputs).logits
+
+
+def test_layout_resolves_both_families(tiny_model):
+    layout = resolve_layout(tiny_model)
+    assert (layout.n_layers, layout.n_heads, layout.head_dim) == (3, 4, 8)
+    assert layout.family in ("deberta-v2", "bert")
+    assert layout.names[1]["output"].endswith("encoder.layer.1.attention.output.dense")
+
+
+def test_gate_all_ones_is_exact(tiny_model):
+    batch = random_batches(1)[0]
+    ref = _logits(tiny_model, batch)
+    layout = resolve_layout(tiny_model)
+    with head_gates(tiny_model, layout) as ctrl:
+        ctrl.set(torch.ones(batch["labels"].shape[0], 3, 4))
+        gated = _logits(tiny_model, batch)
+    _record("gate ones vs unhooked", float((gated - ref).abs().max()))
+    assert torch.equal(gated, ref)
+
+
+@pytest.mark.parametrize("layer,head", [(0, 0), (1, 2), (2, 3)])
+def test_gate_zero_equals_zeroed_output_columns(tiny_model, layer, head):
+    batch = random_batches(1)[0]
+    layout = resolve_layout(tiny_model)
+    d = layout.head_dim
+    zeroed = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        resolve_layout(zeroed).layers[layer].output.weight[:, head * d : (head + 1) * d] = 0
+    ref = _logits(zeroed, batch)
+    gate = torch.ones(batch["labels"].shape[0], 3, 4)
+    gate[:, layer, head] = 0
+    with head_gates(tiny_model, layout) as ctrl:
+        ctrl.set(gate)
+        gated = _logits(tiny_model, batch)
+    diff = float((gated - ref).abs().max())
+    _record("gate zero vs zeroed columns", diff)
+    assert diff <= 1e-6
+    assert not torch.allclose(gated, _logits(tiny_model, batch))  # the head mattered
+
+
+def test_hooks_removed_after_exception(tiny_model):
+    layout = resolve_layout(tiny_model)
+    with pytest.raises(RuntimeError, match="boom"), head_gates(tiny_model, layout):
+        assert len(layout.layers[0].output._forward_pre_hooks) == 1
+        raise RuntimeError("boom")
+    assert all(len(m.output._forward_pre_hooks) == 0 for m in layout.layers)
+
+
+def test_unsupported_model_names_type_and_modules():
+    model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=16))
+    with pytest.raises(UnsupportedModelError, match="model type 'gpt2'.*query_proj.*attention.self.query"):
+        resolve_layout(model)
+
+
+@pytest.mark.parametrize("sweep_tokens", [None, 10_000])
+def test_cached_sweep_equals_naive(tiny_model, sweep_tokens):
+    batches = random_batches(3, batch=4)
+    naive = naive_sweep(tiny_model, batches)
+    fast = ablation_sweep(tiny_model, batches, sweep_tokens=sweep_tokens)
+    rel = float(abs(fast.loss_ablate - naive.loss_ablate).max() / abs(naive.loss_ablate).max())
+    _record(f"cached vs naive sweep (relative, k={'H' if sweep_tokens else 1})", rel)
+    assert rel <= 1e-5
+    assert fast.loss_base == pytest.approx(naive.loss_base, rel=1e-6)
+    assert (fast.acc_ablate == naive.acc_ablate).all()
+    assert fast.importance.std() > 0
+    rows = fast.rows()
+    assert [(r["layer"], r["head"]) for r in rows] == [(l, h) for l in range(3) for h in range(4)]
+    assert rows[5]["I"] == pytest.approx(rows[5]["loss_ablate"] - rows[5]["loss_base"])
+
+
+def test_sweep_equals_direct_model_ablation():
+    """Independent of the gate: zero the output-projection columns and take the mean loss."""
+    model = tiny_bert()
+    batches = random_batches(2, batch=4)
+    fast = ablation_sweep(model, batches, sweep_tokens=10_000)
+    d = resolve_layout(model).head_dim
+    zeroed = copy.deepcopy(model)
+    with torch.no_grad():
+        resolve_layout(zeroed).layers[1].output.weight[:, 2 * d : 3 * d] = 0
+    losses = [torch.nn.functional.cross_entropy(_logits(zeroed, b), b["labels"], reduction="sum")
+              for b in batches]
+    direct = float(sum(losses)) / 8
+    assert fast.loss_ablate[1, 2] == pytest.approx(direct, rel=1e-5)
+
+
+def test_sweep_with_deberta_conv_layer():
+    """DeBERTa-v2 xlarge-style conv after layer 0 is applied outside the layers: still exact."""
+    model = tiny_deberta(conv_kernel_size=3)
+    batches = random_batches(2, batch=3)
+    naive = naive_sweep(model, batches)
+    fast = ablation_sweep(model, batches, sweep_tokens=10_000)
+    assert abs(fast.loss_ablate - naive.loss_ablate).max() <= 1e-5 * abs(naive.loss_ablate).max()
+
+
+def test_one_backward_gradients_equal_per_example_autograd(tiny_model):
+    batches = random_batches(2, batch=4)
+    fast = gate_gradients(tiny_model, batches)
+    ref = per_example_loop(tiny_model, batches).double()  # [N, L, H], unpadded single examples
+    diff = max(
+        float(abs(fast.G - ref.abs().mean(0).numpy()).max()),
+        float(abs(fast.F - (ref**2).mean(0).numpy()).max()),
+        float(abs(fast.G_signed - ref.mean(0).numpy()).max()),
+    )
+    _record("one-backward vs per-example autograd", diff)
+    assert diff <= 1e-6
+    assert fast.n_examples == 8
+    assert ((fast.Ppred >= 0) & (fast.Ppred <= 1 + 1e-9)).all()
+
+
+def test_gate_gradient_matches_finite_difference():
+    model = tiny_deberta().double()
+    batch = random_batches(1, batch=3)[0]
+    inputs, labels = split_batch(batch, torch.device("cpu"))
+    layout = resolve_layout(model)
+    from headplast.gradients import per_example_gate_grads
+
+    with head_gates(model, layout) as ctrl:
+        grad, _ = per_example_gate_grads(model, inputs, labels, layout, ctrl)
+        eps = 1e-6
+        worst = 0.0
+        for (i, l, h) in [(0, 0, 1), (1, 2, 3), (2, 1, 0)]:
+            losses = []
+            for s in (+1, -1):
+                gate = torch.ones(3, 3, 4, dtype=torch.float64)
+                gate[i, l, h] += s * eps
+                ctrl.set(gate)
+                with torch.no_grad():
+                    ce = torch.nn.functional.cross_entropy(model(**inputs).logits, labels,
+                                                           reduction="none")
+                losses.append(float(ce[i]))
+            fd = (losses[0] - losses[1]) / (2 * eps)
+            worst = max(worst, abs(fd - float(grad[i, l, h])))
+    _record("gate gradient vs finite difference (fp64)", worst)
+    assert worst <= 1e-6
+
+
+def test_gate_gradient_lets_parameters_untouched(tiny_model):
+    batches = random_batches(1)
+    before = [p.requires_grad for p in tiny_model.parameters()]
+    gate_gradients(tiny_model, batches)
+    assert [p.requires_grad for p in tiny_model.parameters()] == before
+    assert all(p.grad is None for p in tiny_model.parameters())
+
+
+def test_cached_sweep_runs_only_layers_at_and_above_the_ablation(tiny_model):
+    """Layer i really runs 1 + H*(i+1) times per batch (base pass + ablations in layers <= i)."""
+    layout = resolve_layout(tiny_model)
+    calls = [0] * layout.n_layers
+    hooks = [
+        mods.output.register_forward_hook(
+            (lambda i: lambda *_: calls.__setitem__(i, calls[i] + 1))(i))
+        for i, mods in enumerate(layout.layers)
+    ]
+    try:
+        ablation_sweep(tiny_model, random_batches(2, batch=3))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls == [2 * (1 + 4 * (i + 1)) for i in range(3)]
