@@ -1,0 +1,211 @@
+"""Figures are valid, non-trivial PNGs; the per-seed scripts run end to end on a synthetic table."""
+
+import runpy
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from headplast.figures import (
+    fig_heatmaps,
+    fig_rank_stability,
+    fig_scatter,
+    fig_seed_mean_scatter,
+    fig_stats,
+)
+from headplast.io import ArtifactError, read_json
+from headplast.statistics import PAIRS, counter_examples, pair_statistics
+from headplast.summary import rank_stability, seed_mean
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+
+
+def make_heads(seed: int = 0, n_layers: int = 4, n_heads: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = n_layers * n_heads
+    layer = np.repeat(np.arange(n_layers), n_heads)
+    df = pd.DataFrame({"layer": layer, "head": np.tile(np.arange(n_heads), n_layers)})
+    df["I_pre"] = rng.lognormal(-4, 1.5, n) - 0.003  # heavy-tailed, a few negative
+    df["I_post"] = df["I_pre"] * rng.lognormal(0, 0.3, n)
+    df["G"] = rng.lognormal(-2, 1, n)
+    df["F"] = df["G"] ** 2 * (1 + rng.uniform(size=n))
+    df["Ppred"] = df["G"] ** 2 / df["F"]
+    df["Urel"] = 0.01 * (1 + layer) * rng.lognormal(0, 0.3, n)
+    df["U"] = 3 * df["Urel"]
+    for c in ("Uq", "Uk", "Uv", "Uo"):
+        df[c] = df["U"] / 2
+    return df
+
+
+def assert_png(path, min_bytes=5000):
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > min_bytes
+    leftovers = [p for p in Path(path).parent.iterdir() if p.name.startswith(f".{Path(path).name}")]
+    assert leftovers == []  # the atomic temp file is gone
+
+
+@pytest.fixture(scope="module")
+def heads():
+    return make_heads(0)
+
+
+@pytest.mark.parametrize("log", ["auto", True, False, "x"])
+def test_fig_scatter(heads, tmp_path, log):
+    cases = counter_examples(heads, 0.25, 0.5)
+    assert cases["important_but_static"]["n"] + cases["plastic_but_unimportant"]["n"] > 0
+    out = tmp_path / "scatter.png"
+    fig_scatter(heads, "I_pre", "Urel", cases, out, log=log)
+    assert_png(out)
+
+
+def test_fig_scatter_without_cases(heads, tmp_path):
+    out = tmp_path / "g.png"
+    fig_scatter(heads, "I_pre", "G", None, out)
+    assert_png(out)
+
+
+def test_fig_stats(heads, tmp_path):
+    stats = pair_statistics(heads, PAIRS, 5, 99, 99, 0)
+    stats["pairs"]["I_pre~I_post"]["rho_layer"] = None  # undefined values must not break it
+    out = tmp_path / "stats.png"
+    fig_stats(stats, out)
+    assert_png(out)
+
+
+def test_fig_heatmaps_and_seed_means(tmp_path):
+    by_seed = {s: make_heads(s) for s in (1, 2, 3)}
+    fig_heatmaps(by_seed[1], ("I_pre", "I_post", "G", "Urel"), tmp_path / "hm.png")
+    assert_png(tmp_path / "hm.png")
+    mean = seed_mean(by_seed)
+    fig_heatmaps(mean, ("I_pre_mean", "Urel_mean", "G_mean"), tmp_path / "hm_mean.png", "means")
+    assert_png(tmp_path / "hm_mean.png")
+    fig_seed_mean_scatter(mean, "I_pre", "Urel", tmp_path / "ms.png")
+    assert_png(tmp_path / "ms.png")
+    stab = rank_stability(by_seed, ["I_pre", "G", "Urel"])
+    fig_rank_stability(stab, tmp_path / "stab.png")
+    assert_png(tmp_path / "stab.png")
+    fig_rank_stability(rank_stability({1: by_seed[1]}, ["I_pre"]), tmp_path / "stab1.png")
+    assert_png(tmp_path / "stab1.png", min_bytes=2000)
+
+
+def test_failed_figure_leaves_nothing(heads, tmp_path):
+    out = tmp_path / "bad.png"
+    with pytest.raises(KeyError):
+        fig_scatter(heads, "I_pre", "no_such_column", None, out)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- per-seed scripts
+
+
+class _Named(SimpleNamespace):
+    """Stand-in for Snakemake's Namedlist (attribute access, items(), indexing)."""
+
+    def items(self):
+        return vars(self).items()
+
+    def __getitem__(self, i):
+        return list(vars(self).values())[i]
+
+
+def run_script(name, monkeypatch, tmp_path, input, output, params=None, wildcards=None):
+    before = sys.stderr
+    monkeypatch.setattr(sys, "stderr", before)  # the script redirects it to its log
+    smk = SimpleNamespace(
+        input=_Named(**input),
+        output=_Named(**output),
+        params=_Named(**(params or {})),
+        wildcards=_Named(**(wildcards or {})),
+        log=[str(tmp_path / f"{name}.log")],
+    )
+    try:
+        runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": smk})
+    finally:
+        if sys.stderr is not before:
+            sys.stderr.close()
+
+
+def test_per_seed_scripts(heads, tmp_path, monkeypatch):
+    hp = tmp_path / "heads.csv"
+    heads.to_csv(hp, index=False)
+    wc = {"task": "mnli", "seed": "1"}
+    run_script(
+        "stats",
+        monkeypatch,
+        tmp_path,
+        {"heads": str(hp)},
+        {"stats": str(tmp_path / "stats.json")},
+        {"top_k": 5, "n_permutations": 99, "n_bootstrap": 99, "seed": 0},
+        wc,
+    )
+    stats = read_json(tmp_path / "stats.json")
+    assert len(stats["pairs"]) == len(PAIRS)
+    run_script(
+        "cases",
+        monkeypatch,
+        tmp_path,
+        {"heads": str(hp)},
+        {"cases": str(tmp_path / "cases.json")},
+        {"top_quantile": 0.1, "bottom_quantile": 0.3},
+        wc,
+    )
+    assert set(read_json(tmp_path / "cases.json")) >= {
+        "important_but_static",
+        "plastic_but_unimportant",
+    }
+    for name, inputs in (
+        ("fig_I_vs_U", {"heads": str(hp), "cases": str(tmp_path / "cases.json")}),
+        ("fig_I_vs_G", {"heads": str(hp), "cases": str(tmp_path / "cases.json")}),
+        ("fig_stats", {"stats": str(tmp_path / "stats.json")}),
+        ("fig_heatmaps", {"heads": str(hp)}),
+    ):
+        out = tmp_path / f"{name}.png"
+        run_script(name, monkeypatch, tmp_path, inputs, {"fig": str(out)}, wildcards=wc)
+        assert_png(out)
+
+
+def test_fig_summary_script(tmp_path, monkeypatch):
+    by_seed = {s: make_heads(s) for s in (1, 2)}
+    seed_mean(by_seed).to_csv(tmp_path / "heads_mean.csv", index=False)
+    import json
+
+    (tmp_path / "stability.json").write_text(
+        json.dumps(rank_stability(by_seed, ["I_pre", "G", "Urel"]))
+    )
+    outs = {
+        k: str(tmp_path / f"{k}.png")
+        for k in ("heatmaps", "stability_fig", "scatter_I_vs_U", "scatter_I_vs_G")
+    }
+    run_script(
+        "fig_summary",
+        monkeypatch,
+        tmp_path,
+        {
+            "heads_mean": str(tmp_path / "heads_mean.csv"),
+            "stability": str(tmp_path / "stability.json"),
+        },
+        outs,
+        wildcards={"task": "mnli"},
+    )
+    for p in outs.values():
+        assert_png(p)
+
+
+def test_stats_script_names_bad_file(heads, tmp_path, monkeypatch):
+    hp = tmp_path / "heads.csv"
+    heads.drop(columns=["G"]).to_csv(hp, index=False)
+    with pytest.raises(ArtifactError, match=r"heads\.csv.*\['G'\]"):
+        run_script(
+            "stats",
+            monkeypatch,
+            tmp_path,
+            {"heads": str(hp)},
+            {"stats": str(tmp_path / "stats.json")},
+            {"top_k": 5, "n_permutations": 9, "n_bootstrap": 9, "seed": 0},
+        )
+    assert not (tmp_path / "stats.json").exists()

@@ -1,0 +1,300 @@
+"""headplast.statistics against scipy and hand-computed values."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from headplast.io import ArtifactError
+from headplast.statistics import (
+    PAIRS,
+    REQUIRED_COLUMNS,
+    bootstrap_ci,
+    counter_examples,
+    layer_controlled_spearman,
+    pair_statistics,
+    quantile_mask,
+    read_heads,
+    spearman_permutation,
+    topk_overlap,
+)
+
+
+def make_heads(seed: int = 0, n_layers: int = 4, n_heads: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = n_layers * n_heads
+    layer = np.repeat(np.arange(n_layers), n_heads)
+    base = rng.lognormal(size=n)
+    df = pd.DataFrame({"layer": layer, "head": np.tile(np.arange(n_heads), n_layers)})
+    df["I_pre"] = base * rng.lognormal(0, 0.3, n)
+    df["I_post"] = df["I_pre"] * rng.lognormal(0, 0.3, n)
+    df["G"] = base * rng.lognormal(0, 0.5, n)
+    df["F"] = df["G"] ** 2 * (1 + rng.uniform(size=n))
+    df["Ppred"] = df["G"] ** 2 / df["F"]
+    df["Urel"] = (1 + layer) * rng.lognormal(0, 0.3, n)
+    df["U"] = 3 * df["Urel"]
+    for c in ("Uq", "Uk", "Uv", "Uo"):
+        df[c] = df["U"] / 2
+    return df
+
+
+# --------------------------------------------------------------------------- Spearman
+
+
+def test_pairs_are_the_spec_pairs():
+    assert PAIRS == (
+        ("I_pre", "Urel"),
+        ("I_pre", "U"),
+        ("I_pre", "G"),
+        ("I_pre", "Ppred"),
+        ("G", "Urel"),
+        ("Ppred", "Urel"),
+        ("I_pre", "I_post"),
+        ("I_post", "Urel"),
+    )
+
+
+def test_spearman_rho_matches_scipy():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=30)
+    y = x + rng.normal(size=30)
+    rho, p = spearman_permutation(x, y, n_permutations=999, seed=0)
+    assert rho == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12)
+    assert 0 < p <= 1
+
+
+def test_spearman_permutation_reproducible_and_seed_dependent():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=25)
+    y = 0.3 * x + rng.normal(size=25)
+    a = spearman_permutation(x, y, n_permutations=500, seed=7)
+    b = spearman_permutation(x, y, n_permutations=500, seed=7)
+    c = spearman_permutation(x, y, n_permutations=500, seed=8)
+    assert a == b
+    assert a[0] == c[0]
+    assert a[1] != c[1]
+
+
+def test_spearman_permutation_exact_small_case():
+    # n = 4: 24 pairings <= n_permutations, so scipy runs the exact test.
+    # Perfect agreement: |rho| = 1 for the identity and the reversal, 2 of 24 pairings.
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    rho, p = spearman_permutation(x, x * 10, n_permutations=1000, seed=0)
+    assert rho == pytest.approx(1.0)
+    assert p == pytest.approx(2 / 24)
+
+
+def test_spearman_permutation_p_is_small_for_strong_and_large_for_none():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=60)
+    _, p_strong = spearman_permutation(x, x + 0.1 * rng.normal(size=60), 999, 0)
+    _, p_none = spearman_permutation(x, rng.normal(size=60), 999, 0)
+    assert p_strong <= 0.002
+    assert p_none > 0.05
+
+
+def test_spearman_constant_is_nan():
+    rho, p = spearman_permutation([1, 2, 3, 4], [5, 5, 5, 5], 99, 0)
+    assert math.isnan(rho) and math.isnan(p)
+
+
+# --------------------------------------------------------------------------- layer-controlled
+
+
+def test_layer_controlled_removes_a_pure_layer_effect():
+    # both measures grow with depth; within a layer they are independent noise
+    rng = np.random.default_rng(4)
+    layer = np.repeat(np.arange(12), 12)
+    x = layer * 10 + rng.uniform(size=layer.size)
+    y = layer * 10 + rng.uniform(size=layer.size)
+    raw = sps.spearmanr(x, y).statistic
+    rho_l, p_l = layer_controlled_spearman(x, y, layer, n_permutations=999, seed=0)
+    assert raw > 0.9
+    assert abs(rho_l) < 0.2
+    assert p_l > 0.05
+
+
+def test_layer_controlled_equals_mean_of_per_layer_spearman():
+    # equal layer sizes, no ties: pooled centred within-layer ranks = mean per-layer rho
+    rng = np.random.default_rng(5)
+    layer = np.repeat(np.arange(3), 8)
+    x = rng.normal(size=24)
+    y = x + rng.normal(size=24)
+    rho_l, _ = layer_controlled_spearman(x, y, layer, n_permutations=99, seed=0)
+    per_layer = [sps.spearmanr(x[layer == k], y[layer == k]).statistic for k in range(3)]
+    assert rho_l == pytest.approx(np.mean(per_layer), abs=1e-12)
+
+
+def test_layer_controlled_keeps_within_layer_agreement_and_is_reproducible():
+    layer = np.repeat(np.arange(3), 5)
+    x = np.tile(np.arange(5.0), 3)
+    y = x * 2 + np.repeat([100.0, 0.0, 50.0], 5)  # same order in each layer, shuffled offsets
+    rho_l, p = layer_controlled_spearman(x, y, layer, n_permutations=2000, seed=1)
+    assert rho_l == pytest.approx(1.0)
+    # exact null: P(all three layers perfectly ordered, same sign) = 2 / 120**3, so p = 1/2001
+    assert p == pytest.approx(1 / 2001)
+    assert layer_controlled_spearman(x, y[::-1], layer, 500, 3) == layer_controlled_spearman(
+        x, y[::-1], layer, 500, 3
+    )
+
+
+def test_layer_controlled_permutation_differs_by_seed():
+    rng = np.random.default_rng(6)
+    layer = np.repeat(np.arange(4), 6)
+    x, y = rng.normal(size=24), rng.normal(size=24)
+    a = layer_controlled_spearman(x, y, layer, 300, seed=1)
+    b = layer_controlled_spearman(x, y, layer, 300, seed=2)
+    assert a[0] == b[0] and a[1] != b[1]
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_ci_matches_scipy_bootstrap():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=40)
+    y = x + rng.normal(size=40)
+    lo, hi = bootstrap_ci(x, y, n_bootstrap=400, seed=3, level=0.9)
+
+    def rho(a, b):
+        return sps.spearmanr(a, b).statistic
+
+    ref = sps.bootstrap(
+        (x, y),
+        rho,
+        n_resamples=400,
+        paired=True,
+        vectorized=False,
+        confidence_level=0.9,
+        method="percentile",
+        rng=np.random.default_rng(3),
+    ).confidence_interval
+    assert lo == pytest.approx(ref.low, abs=1e-10)
+    assert hi == pytest.approx(ref.high, abs=1e-10)
+    r = rho(x, y)
+    assert lo < r < hi
+    assert bootstrap_ci(x, y, 400, 3, 0.9) == (lo, hi)
+
+
+# --------------------------------------------------------------------------- top-K overlap
+
+
+def test_topk_overlap_chance_level_and_hypergeom_p():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=144), rng.normal(size=144)
+    res = topk_overlap(x, y, 20)
+    assert res["k"] == 20 and res["n"] == 144
+    assert res["expected"] == pytest.approx(20 * 20 / 144)
+    assert res["expected"] == pytest.approx(2.7777777777777777)
+    true = len(set(np.argsort(-x)[:20]) & set(np.argsort(-y)[:20]))
+    assert res["overlap"] == true
+    assert res["p"] == pytest.approx(sps.hypergeom.sf(true - 1, 144, 20, 20))
+
+
+def test_topk_overlap_hand_example():
+    x = [6, 5, 4, 3, 2, 1]  # top-3: indices 0, 1, 2
+    y = [6, 1, 5, 2, 4, 3]  # top-3: indices 0, 2, 4
+    res = topk_overlap(x, y, 3)
+    assert res["overlap"] == 2
+    assert res["expected"] == pytest.approx(1.5)
+    # P(X >= 2) for hypergeom(N=6, K=3, n=3): (C(3,2)C(3,1) + C(3,3)) / C(6,3) = 10/20
+    assert res["p"] == pytest.approx(0.5)
+    full = topk_overlap(x, x, 3)
+    assert full["overlap"] == 3 and full["p"] == pytest.approx(1 / 20)
+
+
+# --------------------------------------------------------------------------- counter-examples
+
+
+def test_quantile_mask_rule():
+    v = np.arange(1.0, 21.0)  # 20 values
+    assert quantile_mask(v, 0.1, top=True).nonzero()[0].tolist() == [18, 19]
+    assert quantile_mask(v, 0.3, top=False).nonzero()[0].tolist() == list(range(6))
+    # 0.1 * 15 = 1.5: only rank 1 qualifies
+    assert quantile_mask(np.arange(15.0), 0.1, top=True).sum() == 1
+    # ties at the cut: all tied heads share the best rank and are kept
+    tied = np.array([5.0, 5.0, 5.0] + [0.0] * 17)
+    assert quantile_mask(tied, 0.1, top=True).sum() == 3
+
+
+def test_counter_examples_hand_built():
+    # 20 heads; top 10% = 2 heads, bottom 30% = 6 heads
+    n = 20
+    i_pre = np.arange(n, dtype=float)  # head 19, 18 most important; 0..5 least
+    urel = np.full(n, 10.0) + np.arange(n) * 0.01
+    urel[19] = 0.0  # most important, static  -> important_but_static
+    urel[2] = 100.0  # unimportant, most plastic -> plastic_but_unimportant
+    urel[10] = 99.0  # middling importance, plastic -> neither
+    df = pd.DataFrame(
+        {"layer": np.arange(n) // 5, "head": np.arange(n) % 5, "I_pre": i_pre, "Urel": urel}
+    )
+    out = counter_examples(df, top_q=0.1, bottom_q=0.3)
+    ibs = out["important_but_static"]
+    pbu = out["plastic_but_unimportant"]
+    assert [(h["layer"], h["head"]) for h in ibs["heads"]] == [(3, 4)]
+    assert ibs["heads"][0] == {"layer": 3, "head": 4, "I_pre": 19.0, "Urel": 0.0}
+    assert [(h["layer"], h["head"]) for h in pbu["heads"]] == [(0, 2)]
+    assert ibs["n"] == 1 and pbu["n"] == 1
+    assert ibs["expected"] == pytest.approx(20 * 0.1 * 0.3)
+    assert ibs["n_top"] == 2 and ibs["n_bottom"] == 6
+    assert ibs["p"] == pytest.approx(sps.hypergeom.sf(0, 20, 2, 6))
+    assert out["n_heads"] == 20
+
+
+# --------------------------------------------------------------------------- stats.json and reading
+
+
+def test_pair_statistics_content_and_json():
+    import json
+
+    df = make_heads(0)
+    out = pair_statistics(df, PAIRS, top_k=5, n_permutations=199, n_bootstrap=199, seed=0)
+    json.dumps(out, allow_nan=False)  # plain, finite
+    assert out["n_heads"] == 24
+    assert out["parameters"]["top_k"] == 5
+    assert list(out["pairs"]) == [f"{x}~{y}" for x, y in PAIRS]
+    blk = out["pairs"]["I_pre~Urel"]
+    assert set(blk) == {"x", "y", "rho", "p_perm", "rho_layer", "p_layer", "ci", "topk"}
+    assert blk["rho"] == pytest.approx(sps.spearmanr(df.I_pre, df.Urel).statistic)
+    assert blk["ci"][0] <= blk["rho"] <= blk["ci"][1]
+    assert blk["topk"]["expected"] == pytest.approx(25 / 24)
+    assert isinstance(blk["rho"], float) and isinstance(blk["topk"]["overlap"], int)
+    again = pair_statistics(df, PAIRS, top_k=5, n_permutations=199, n_bootstrap=199, seed=0)
+    assert again == out
+
+
+def test_pair_statistics_constant_column_gives_null():
+    df = make_heads(1)
+    df["I_post"] = 0.0
+    out = pair_statistics(df, [("I_pre", "I_post")], 5, 99, 99, 0)
+    assert out["pairs"]["I_pre~I_post"]["rho"] is None
+    assert out["pairs"]["I_pre~I_post"]["ci"] == [None, None]
+
+
+def test_read_heads_validates(tmp_path):
+    df = make_heads(0)
+    good = tmp_path / "heads.csv"
+    df.sample(frac=1, random_state=0).to_csv(good, index=False)
+    back = read_heads(good)
+    assert back[["layer", "head"]].equals(df[["layer", "head"]])
+
+    bad = tmp_path / "missing.csv"
+    df.drop(columns=["Urel"]).to_csv(bad, index=False)
+    with pytest.raises(ArtifactError, match=r"missing\.csv.*Urel"):
+        read_heads(bad)
+
+    dup = tmp_path / "dup.csv"
+    pd.concat([df, df.iloc[[3]]]).to_csv(dup, index=False)
+    with pytest.raises(ArtifactError, match=r"dup\.csv.*\(0, 3\).*more than once"):
+        read_heads(dup)
+
+    nan = tmp_path / "nan.csv"
+    df.assign(G=np.where(np.arange(len(df)) == 2, np.nan, df.G)).to_csv(nan, index=False)
+    with pytest.raises(ArtifactError, match=r"nan\.csv.*\['G'\]"):
+        read_heads(nan)
+
+    with pytest.raises(ArtifactError, match="not found"):
+        read_heads(tmp_path / "absent.csv")
+    assert "Uo" in REQUIRED_COLUMNS

@@ -1,0 +1,13 @@
+"""Layer x head heatmaps of I_pre, I_post, G and Urel."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from headplast.figures import fig_heatmaps  # noqa: E402
+from headplast.statistics import read_heads  # noqa: E402
+
+sm = snakemake  # noqa: F821
+heads = read_heads(sm.input.heads)
+where = ", ".join(f"{k} {v}" for k, v in dict(sm.wildcards.items()).items())
+fig_heatmaps(heads, ("I_pre", "I_post", "G", "Urel"), sm.output.fig, title=where or None)

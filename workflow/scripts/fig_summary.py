@@ -1,0 +1,32 @@
+"""Figures of the across-seed summary: seed-mean heatmaps, rank stability, seed-mean scatters."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from headplast.figures import (  # noqa: E402
+    fig_heatmaps,
+    fig_rank_stability,
+    fig_seed_mean_scatter,
+)
+from headplast.io import read_json  # noqa: E402
+from headplast.summary import read_heads_mean  # noqa: E402
+
+sm = snakemake  # noqa: F821
+measures = ("I_pre", "I_post", "G", "Urel")
+mean = read_heads_mean(sm.input.heads_mean, measures)
+stability = read_json(sm.input.stability)
+task = dict(sm.wildcards.items()).get("task")
+n_seeds = int(mean["n_seeds"].max())
+suffix = f" ({task}, {n_seeds} seeds)" if task else f" ({n_seeds} seeds)"
+
+fig_heatmaps(mean, [f"{m}_mean" for m in measures], sm.output.heatmaps, title=f"Seed means{suffix}")
+fig_rank_stability(
+    stability, sm.output.stability_fig, title=f"Seed-to-seed stability of head rankings{suffix}"
+)
+fig_seed_mean_scatter(
+    mean, "I_pre", "Urel", sm.output.scatter_I_vs_U, title=f"Urel vs I_pre, seed means{suffix}"
+)
+fig_seed_mean_scatter(
+    mean, "I_pre", "G", sm.output.scatter_I_vs_G, title=f"G vs I_pre, seed means{suffix}"
+)

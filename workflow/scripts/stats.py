@@ -1,0 +1,24 @@
+"""stats.json: Spearman (permutation p), layer-controlled Spearman, bootstrap CI and top-K overlap
+for every pair of measures in headplast.statistics.PAIRS."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from headplast.io import write_json  # noqa: E402
+from headplast.statistics import PAIRS, pair_statistics, read_heads  # noqa: E402
+
+sm = snakemake  # noqa: F821
+heads = read_heads(sm.input.heads)
+stats = pair_statistics(
+    heads,
+    PAIRS,
+    top_k=int(sm.params.top_k),
+    n_permutations=int(sm.params.n_permutations),
+    n_bootstrap=int(sm.params.n_bootstrap),
+    seed=int(sm.params.seed),
+)
+write_json(sm.output.stats, stats)
+print(
+    f"{sm.output.stats}: {len(stats['pairs'])} pairs over {stats['n_heads']} heads", file=sys.stderr
+)
