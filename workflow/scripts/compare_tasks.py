@@ -3,6 +3,7 @@
 import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 
 from headplast.io import ArtifactError, atomic_path  # noqa: E402
 from headplast.summary import compare_tasks, read_heads_mean  # noqa: E402

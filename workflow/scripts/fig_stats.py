@@ -3,6 +3,7 @@
 import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 
 from headplast.figures import fig_stats  # noqa: E402
 from headplast.io import ArtifactError, read_json  # noqa: E402

@@ -7,6 +7,7 @@ killed part-way resumes from its last complete checkpoint when the rule is rerun
 import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 sys.stdout = sys.stderr  # the Trainer prints its logs to stdout
 
 import logging  # noqa: E402

@@ -3,6 +3,7 @@
 import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 sys.stdout = sys.stderr
 
 import logging  # noqa: E402

@@ -4,6 +4,7 @@ for every pair of measures in headplast.statistics.PAIRS."""
 import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 
 from headplast.io import write_json  # noqa: E402
 from headplast.statistics import PAIRS, pair_statistics, read_heads  # noqa: E402
