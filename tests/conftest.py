@@ -18,11 +18,22 @@ def tiny_deberta(seed: int = 0, n_layers: int = 3, **kw) -> DebertaV2ForSequence
     """DeBERTa-v3-like: relative attention with log buckets, shared keys, no absolute positions."""
     torch.manual_seed(seed)
     config = DebertaV2Config(
-        vocab_size=128, hidden_size=32, num_hidden_layers=n_layers, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64, relative_attention=True,
-        position_buckets=16, max_relative_positions=-1, pos_att_type=["p2c", "c2p"],
-        share_att_key=True, norm_rel_ebd="layer_norm", position_biased_input=False,
-        type_vocab_size=0, num_labels=3, **kw,
+        vocab_size=128,
+        hidden_size=32,
+        num_hidden_layers=n_layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        relative_attention=True,
+        position_buckets=16,
+        max_relative_positions=-1,
+        pos_att_type=["p2c", "c2p"],
+        share_att_key=True,
+        norm_rel_ebd="layer_norm",
+        position_biased_input=False,
+        type_vocab_size=0,
+        num_labels=3,
+        **kw,
     )
     return DebertaV2ForSequenceClassification(config).eval()
 
@@ -30,14 +41,21 @@ def tiny_deberta(seed: int = 0, n_layers: int = 3, **kw) -> DebertaV2ForSequence
 def tiny_bert(seed: int = 0, n_layers: int = 3, **kw) -> BertForSequenceClassification:
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=128, hidden_size=32, num_hidden_layers=n_layers, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64, num_labels=3, **kw,
+        vocab_size=128,
+        hidden_size=32,
+        num_hidden_layers=n_layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+        **kw,
     )
     return BertForSequenceClassification(config).eval()
 
 
-def random_batches(n_batches: int = 2, batch: int = 5, max_len: int = 12, seed: int = 0,
-                   token_types: bool = True) -> list[dict[str, torch.Tensor]]:
+def random_batches(
+    n_batches: int = 2, batch: int = 5, max_len: int = 12, seed: int = 0, token_types: bool = True
+) -> list[dict[str, torch.Tensor]]:
     """Right-padded batches of random tokens with varying lengths and labels in {0, 1, 2}."""
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -47,8 +65,11 @@ def random_batches(n_batches: int = 2, batch: int = 5, max_len: int = 12, seed: 
         ids = torch.randint(5, 128, (batch, max_len), generator=g)
         mask = (torch.arange(max_len)[None, :] < lengths[:, None]).long()
         ids = ids * mask
-        b = {"input_ids": ids, "attention_mask": mask,
-             "labels": torch.randint(0, 3, (batch,), generator=g)}
+        b = {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": torch.randint(0, 3, (batch,), generator=g),
+        }
         if token_types:
             b["token_type_ids"] = torch.zeros_like(ids)
         out.append(b)

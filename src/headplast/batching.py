@@ -33,8 +33,12 @@ def encode_pairs(tokenizer, records: Sequence[dict], max_length: int) -> Encoded
     )
     tt = enc.get("token_type_ids")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return Encoded(list(enc["input_ids"]), list(tt) if tt is not None else None,
-                   [int(r["label"]) for r in records], int(pad))
+    return Encoded(
+        list(enc["input_ids"]),
+        list(tt) if tt is not None else None,
+        [int(r["label"]) for r in records],
+        int(pad),
+    )
 
 
 def length_batches(lengths: Sequence[int], tokens_per_batch: int) -> list[list[int]]:
@@ -69,8 +73,11 @@ def collate(enc: Encoded, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         mask[row, :k] = 1
         if tt is not None:
             tt[row, :k] = torch.tensor(enc.token_type_ids[i])
-    batch = {"input_ids": ids, "attention_mask": mask,
-             "labels": torch.tensor([enc.labels[i] for i in indices])}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "labels": torch.tensor([enc.labels[i] for i in indices]),
+    }
     if tt is not None:
         batch["token_type_ids"] = tt
     return batch

@@ -75,12 +75,16 @@ def _frozen(model: nn.Module) -> Iterator[None]:
 
 
 def per_example_gate_grads(
-    model: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor, layout: ModelLayout,
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    layout: ModelLayout,
     ctrl,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(dL_i/dxi [B, L, H], per-example loss [B]) from one backward pass of the summed loss."""
-    gate = torch.ones(labels.shape[0], layout.n_layers, layout.n_heads,
-                      device=labels.device, requires_grad=True)
+    gate = torch.ones(
+        labels.shape[0], layout.n_layers, layout.n_heads, device=labels.device, requires_grad=True
+    )
     ctrl.set(gate)
     try:
         ce = F.cross_entropy(model(**inputs).logits.float(), labels, reduction="none")

@@ -75,7 +75,9 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ArtifactError(f"{path}: not valid JSON ({err}); delete it and rerun the rule") from err
+        raise ArtifactError(
+            f"{path}: not valid JSON ({err}); delete it and rerun the rule"
+        ) from err
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:

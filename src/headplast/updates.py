@@ -51,8 +51,10 @@ class _Weights:
         for key in (name, name.removeprefix(self.prefix)):
             if key in self.keys:
                 return self.handle.get_tensor(key).double()
-        raise ArtifactError(f"{self.path}: tensor '{name}' not found; the checkpoint does not "
-                            "match the model layout")
+        raise ArtifactError(
+            f"{self.path}: tensor '{name}' not found; the checkpoint does not "
+            "match the model layout"
+        )
 
 
 def _row_norms_sq(w: torch.Tensor, b: torch.Tensor | None, H: int, d: int) -> torch.Tensor:
@@ -77,7 +79,9 @@ def head_updates(init_dir: str | os.PathLike, final_dir: str | os.PathLike) -> l
     layout, prefix = layout_from_checkpoint(init_dir)
     final_layout, _ = layout_from_checkpoint(final_dir)
     if (final_layout.n_layers, final_layout.n_heads, final_layout.head_dim) != (
-        layout.n_layers, layout.n_heads, layout.head_dim
+        layout.n_layers,
+        layout.n_heads,
+        layout.head_dim,
     ):
         raise ArtifactError(f"{init_dir} and {final_dir} have different architectures")
     w0, w1 = _Weights(init_dir, prefix), _Weights(final_dir, prefix)
@@ -97,14 +101,16 @@ def head_updates(init_dir: str | os.PathLike, final_dir: str | os.PathLike) -> l
         U = torch.sqrt(sum(delta_sq.values()))
         denom = sum(v.sqrt() for v in init_sq.values())
         for head in range(H):
-            rows.append({
-                "layer": layer,
-                "head": head,
-                "U": float(U[head]),
-                "Urel": float(U[head] / denom[head]),
-                "Uq": float(delta_sq["query"][head].sqrt()),
-                "Uk": float(delta_sq["key"][head].sqrt()),
-                "Uv": float(delta_sq["value"][head].sqrt()),
-                "Uo": float(delta_sq["output"][head].sqrt()),
-            })
+            rows.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "U": float(U[head]),
+                    "Urel": float(U[head] / denom[head]),
+                    "Uq": float(delta_sq["query"][head].sqrt()),
+                    "Uk": float(delta_sq["key"][head].sqrt()),
+                    "Uv": float(delta_sq["value"][head].sqrt()),
+                    "Uo": float(delta_sq["output"][head].sqrt()),
+                }
+            )
     return rows
