@@ -110,6 +110,7 @@ def gate_gradients(
     sq_sum = torch.zeros(L, H, dtype=torch.float64, device=device)
     sum_ = torch.zeros(L, H, dtype=torch.float64, device=device)
     bad = torch.zeros(len(batches), L, H, dtype=torch.bool, device=device)
+    loss_bad = torch.zeros(len(batches), dtype=torch.bool, device=device)
     n = 0
     with _frozen(model), head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, batch in enumerate(tqdm(batches, desc="gate gradients", disable=not progress)):
@@ -119,9 +120,11 @@ def gate_gradients(
             abs_sum += g.abs().sum(0)
             sq_sum += (g * g).sum(0)
             sum_ += g.sum(0)
-            bad[bi] = ~torch.isfinite(g).all(0) | ~torch.isfinite(ce).all()
+            bad[bi] = ~torch.isfinite(g).all(0)
+            loss_bad[bi] = ~torch.isfinite(ce).all()
             n += labels.shape[0]
-    check_finite(bad, "loss or gate gradient")
+    check_finite(loss_bad, "loss with all gates 1")  # then every gradient is non-finite too
+    check_finite(bad, "gate gradient")
     return GradFisher(
         G=(abs_sum / n).cpu().numpy(),
         F=(sq_sum / n).cpu().numpy(),

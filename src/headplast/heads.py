@@ -32,10 +32,8 @@ def join_heads(
 ) -> pd.DataFrame:
     """One row per head with I_pre, I_post (and their losses/accuracies), G, F, Ppred, G_signed,
     U, Urel, Uq, Uk, Uv, Uo. Every input is validated: same L x H grid, one line per head."""
-    pre = read_head_jsonl(importance_pre, IMPORTANCE_FIELDS)
-    shape = _grid(pre, importance_pre)
-    parts = [pre.rename(columns={"I": "I_pre", **{f: f"{f}_pre" for f in IMPORTANCE_FIELDS[1:]}})]
-    for path, fields, rename in (
+    inputs = (
+        (importance_pre, IMPORTANCE_FIELDS, {}),
         (
             importance_post,
             IMPORTANCE_FIELDS,
@@ -43,8 +41,24 @@ def join_heads(
         ),
         (gradfisher_pre, GRADFISHER_FIELDS, {}),
         (update, UPDATE_FIELDS, {}),
-    ):
-        df = read_head_jsonl(path, fields, *shape)
+    )
+    frames, shapes = [], []
+    for path, fields, _ in inputs:
+        df = read_head_jsonl(path, fields)
+        frames.append(df)
+        shapes.append(_grid(df, path))
+    if len(set(shapes)) > 1:
+        found = "; ".join(
+            f"{path}: {L} x {H} heads" for (path, _, _), (L, H) in zip(inputs, shapes, strict=True)
+        )
+        raise ArtifactError(
+            f"the per-head files disagree on the layer x head grid ({found}); one is truncated "
+            "or from another model: delete it and rerun the rule that makes it"
+        )
+    shape = shapes[0]
+    pre = frames[0]
+    parts = [pre.rename(columns={"I": "I_pre", **{f: f"{f}_pre" for f in IMPORTANCE_FIELDS[1:]}})]
+    for df, (_, fields, rename) in zip(frames[1:], inputs[1:], strict=True):
         parts.append(df[["layer", "head", *fields]].rename(columns=rename))
     out = parts[0][["layer", "head", "I_pre", *[f"{f}_pre" for f in IMPORTANCE_FIELDS[1:]]]]
     for df in parts[1:]:

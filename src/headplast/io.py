@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -111,25 +112,46 @@ def read_head_jsonl(
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"{path}: file not found")
-    rows = []
+    rows, linenos = [], []
     with path.open() as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ArtifactError(
                     f"{path}:{lineno}: corrupt or truncated line ({err}); delete the file and rerun"
                 ) from err
+            if not isinstance(row, dict):
+                raise ArtifactError(
+                    f"{path}:{lineno}: expected a JSON object, got {line.strip()!r}"
+                )
+            rows.append(row)
+            linenos.append(lineno)
     if not rows:
         raise ArtifactError(f"{path}: empty file; delete it and rerun the rule that makes it")
     df = pd.DataFrame(rows)
     missing = [c for c in ("layer", "head", *required) if c not in df.columns]
     if missing:
         raise ArtifactError(f"{path}: missing field(s) {missing}; present: {list(df.columns)}")
-    if df[["layer", "head", *required]].isna().any().any():
-        raise ArtifactError(f"{path}: some lines lack a value for {list(required)}")
+    for col in ("layer", "head", *required):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.astype(float))
+        if col in ("layer", "head"):
+            bad |= values.fillna(0) % 1 != 0
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            where = f"line {linenos[i]}" + (
+                f" (layer {df['layer'].iloc[i]}, head {df['head'].iloc[i]})"
+                if col not in ("layer", "head")
+                else ""
+            )
+            got = f"is {rows[i][col]!r}" if col in rows[i] else "is missing"
+            raise ArtifactError(
+                f"{path}: {where}: field {col!r} {got}, not a finite number "
+                f"({int(bad.sum())} such line(s)); delete the file and rerun the rule that makes it"
+            )
     dup = df.duplicated(["layer", "head"])
     if dup.any():
         first = df.loc[dup, ["layer", "head"]].iloc[0].tolist()

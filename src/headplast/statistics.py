@@ -400,7 +400,12 @@ def pair_statistics(
     cols = sorted({c for p in pairs for c in p})
     df = validate_heads(df, required=("layer", "head", *cols))
     layer = df["layer"].to_numpy()
-    k = min(int(top_k), len(df))
+    k = int(top_k)
+    if not 1 <= k <= len(df):
+        raise ValueError(
+            f"top_k = {k} but the model has {len(df)} heads: the top-K overlap needs "
+            f"1 <= K <= {len(df)}; set config key `analysis.top_k` to at most {len(df)}"
+        )
     out_pairs: dict[str, Any] = {}
     for x_name, y_name in pairs:
         x, y = df[x_name].to_numpy(float), df[y_name].to_numpy(float)

@@ -356,6 +356,9 @@ def init_checkpoint(
     model, info = load_model(
         name_or_path, num_labels, trust_remote_code=trust_remote_code, output_loading_info=True
     )
+    from .adapters import resolve_layout
+
+    resolve_layout(model)  # an unknown attention layout fails here, not after fine-tuning
     new_keys = sorted(info.get("missing_keys", []))
     log.info("freshly initialised from seed %d: %s", seed, new_keys)
     cfg = model.config

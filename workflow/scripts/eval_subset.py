@@ -3,11 +3,18 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 
-from headplast.data import file_fingerprint, make_eval_subset, read_split  # noqa: E402
+from headplast.data import DataError, file_fingerprint, make_eval_subset, read_split  # noqa: E402
 from headplast.io import write_json  # noqa: E402
 
 n_validation = len(read_split(snakemake.input.validation))
-indices = make_eval_subset(n_validation, snakemake.params.size, snakemake.params.seed)
+try:
+    indices = make_eval_subset(n_validation, snakemake.params.size, snakemake.params.seed)
+except DataError as err:
+    raise DataError(
+        f"config key `eval_subset.size` = {snakemake.params.size}, but "
+        f"{snakemake.input.validation} has {n_validation} examples: the eval subset must have "
+        f"1 to {n_validation} examples ({err})"
+    ) from err
 write_json(
     snakemake.output.subset,
     {
