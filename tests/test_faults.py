@@ -7,14 +7,11 @@ Training kill/resume (SIGTERM and SIGKILL, identical theta1) is in tests/test_tr
 from __future__ import annotations
 
 import json
-import logging
-import runpy
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -25,53 +22,13 @@ from headplast.data import make_eval_subset, prepare_task_data
 from headplast.heads import join_heads
 from headplast.importance import NonFiniteError
 from headplast.io import ArtifactError, read_head_jsonl, write_json
+from tests.script_runner import SCRIPTS, run_script
 from tests.workflow_utils import DELETE, REPO, Replace, make_workdir, run_snakemake
 
-SCRIPTS = REPO / "workflow" / "scripts"
 PY = sys.executable
 
 
 # ----------------------------------------------------------------------------------- helpers
-
-
-class _Named(SimpleNamespace):
-    """Stand-in for Snakemake's Namedlist (attribute access, indexing, get)."""
-
-    def __getitem__(self, i):
-        return list(vars(self).values())[i]
-
-    def __iter__(self):
-        return iter(vars(self).values())
-
-    def get(self, key, default=None):
-        return vars(self).get(key, default)
-
-
-def run_script(name, log_dir, input, output, params=None, threads=1):
-    """Run workflow/scripts/<name>.py in-process with a stand-in `snakemake` object; restore
-    stderr and logging afterwards. Returns the log text; exceptions propagate."""
-    smk = SimpleNamespace(
-        input=_Named(**input),
-        output=_Named(**output),
-        params=_Named(**(params or {})),
-        wildcards=_Named(task="t", seed="1"),
-        log=[str(Path(log_dir) / f"{name}.log")],
-        threads=threads,
-        scriptdir=str(SCRIPTS),
-    )
-    stderr, stdout, handlers = sys.stderr, sys.stdout, list(logging.getLogger().handlers)
-    threads_before = torch.get_num_threads()
-    try:
-        runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": smk})
-    finally:
-        for h in logging.getLogger().handlers:
-            if h not in handlers:
-                logging.getLogger().removeHandler(h)
-        if sys.stderr is not stderr:
-            sys.stderr.close()
-        sys.stderr, sys.stdout = stderr, stdout
-        torch.set_num_threads(threads_before)
-    return Path(smk.log[0]).read_text()
 
 
 def visible_files(folder: Path) -> list[str]:
@@ -557,7 +514,7 @@ import json, runpy, sys, time
 from types import SimpleNamespace
 import headplast.measures as measures
 sys.path.insert(0, {str(REPO)!r})
-from tests.test_faults import _Named
+from tests.script_runner import Named as _Named
 real = measures.load_checkpoint
 calls = [0]
 def load(ckpt_dir, device):

@@ -1,9 +1,6 @@
 """Figures are valid, non-trivial PNGs; the per-seed scripts run end to end on a synthetic table."""
 
-import runpy
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -19,9 +16,9 @@ from headplast.figures import (
 from headplast.io import ArtifactError, read_json
 from headplast.statistics import PAIRS, counter_examples, pair_statistics
 from headplast.summary import rank_stability, seed_mean
+from tests.script_runner import run_script
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 
 
 def make_heads(seed: int = 0, n_layers: int = 4, n_heads: int = 6) -> pd.DataFrame:
@@ -103,40 +100,12 @@ def test_failed_figure_leaves_nothing(heads, tmp_path):
 # --------------------------------------------------------------------------- per-seed scripts
 
 
-class _Named(SimpleNamespace):
-    """Stand-in for Snakemake's Namedlist (attribute access, items(), indexing)."""
-
-    def items(self):
-        return vars(self).items()
-
-    def __getitem__(self, i):
-        return list(vars(self).values())[i]
-
-
-def run_script(name, monkeypatch, tmp_path, input, output, params=None, wildcards=None):
-    before = sys.stderr
-    monkeypatch.setattr(sys, "stderr", before)  # the script redirects it to its log
-    smk = SimpleNamespace(
-        input=_Named(**input),
-        output=_Named(**output),
-        params=_Named(**(params or {})),
-        wildcards=_Named(**(wildcards or {})),
-        log=[str(tmp_path / f"{name}.log")],
-    )
-    try:
-        runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": smk})
-    finally:
-        if sys.stderr is not before:
-            sys.stderr.close()
-
-
 def test_per_seed_scripts(heads, tmp_path, monkeypatch):
     hp = tmp_path / "heads.csv"
     heads.to_csv(hp, index=False)
     wc = {"task": "mnli", "seed": "1"}
     run_script(
         "stats",
-        monkeypatch,
         tmp_path,
         {"heads": str(hp)},
         {"stats": str(tmp_path / "stats.json")},
@@ -147,7 +116,6 @@ def test_per_seed_scripts(heads, tmp_path, monkeypatch):
     assert len(stats["pairs"]) == len(PAIRS)
     run_script(
         "cases",
-        monkeypatch,
         tmp_path,
         {"heads": str(hp)},
         {"cases": str(tmp_path / "cases.json")},
@@ -165,7 +133,7 @@ def test_per_seed_scripts(heads, tmp_path, monkeypatch):
         ("fig_heatmaps", {"heads": str(hp)}),
     ):
         out = tmp_path / f"{name}.png"
-        run_script(name, monkeypatch, tmp_path, inputs, {"fig": str(out)}, wildcards=wc)
+        run_script(name, tmp_path, inputs, {"fig": str(out)}, wildcards=wc)
         assert_png(out)
 
 
@@ -183,7 +151,6 @@ def test_fig_summary_script(tmp_path, monkeypatch):
     }
     run_script(
         "fig_summary",
-        monkeypatch,
         tmp_path,
         {
             "heads_mean": str(tmp_path / "heads_mean.csv"),
@@ -202,7 +169,6 @@ def test_stats_script_names_bad_file(heads, tmp_path, monkeypatch):
     with pytest.raises(ArtifactError, match=r"heads\.csv.*\['G'\]"):
         run_script(
             "stats",
-            monkeypatch,
             tmp_path,
             {"heads": str(hp)},
             {"stats": str(tmp_path / "stats.json")},

@@ -2,10 +2,6 @@
 
 import json
 import math
-import runpy
-import sys
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -21,8 +17,8 @@ from headplast.summary import (
     rank_stability,
     seed_mean,
 )
+from tests.script_runner import run_script
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 SEEDS = (1, 2, 3)
 
 
@@ -162,35 +158,6 @@ def test_compare_tasks(heads_by_seed):
 # --------------------------------------------------------------------------- scripts
 
 
-class _Named(SimpleNamespace):
-    """Stand-in for Snakemake's Namedlist (attribute access, items(), indexing)."""
-
-    def items(self):
-        return vars(self).items()
-
-    def __getitem__(self, i):
-        return list(vars(self).values())[i]
-
-
-def run_script(name, monkeypatch, tmp_path, input, output, params=None, wildcards=None):
-    before = sys.stderr
-    monkeypatch.setattr(sys, "stderr", before)  # the script redirects it to its log
-    log = tmp_path / f"{name}.log"
-    smk = SimpleNamespace(
-        input=_Named(**input),
-        output=_Named(**output),
-        params=_Named(**(params or {})),
-        wildcards=_Named(**(wildcards or {})),
-        log=[str(log)],
-    )
-    try:
-        runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": smk})
-    finally:
-        if sys.stderr is not before:
-            sys.stderr.close()
-    return log
-
-
 def test_summary_and_compare_scripts(heads_by_seed, tmp_path, monkeypatch):
     heads, stats, cases = [], [], []
     for s, df in heads_by_seed.items():
@@ -212,7 +179,6 @@ def test_summary_and_compare_scripts(heads_by_seed, tmp_path, monkeypatch):
     }
     run_script(
         "summary_seeds",
-        monkeypatch,
         tmp_path,
         input={"heads": heads, "stats": stats, "cases": cases},
         output=out,
@@ -228,7 +194,6 @@ def test_summary_and_compare_scripts(heads_by_seed, tmp_path, monkeypatch):
     table = tmp_path / "compare.csv"
     run_script(
         "compare_tasks",
-        monkeypatch,
         tmp_path,
         input={"heads_mean": [out["heads_mean"], out["heads_mean"]]},
         output={"table": str(table)},
@@ -239,7 +204,6 @@ def test_summary_and_compare_scripts(heads_by_seed, tmp_path, monkeypatch):
 
     run_script(
         "compare_tasks",
-        monkeypatch,
         tmp_path,
         input={"heads_mean": [out["heads_mean"]]},
         output={"table": str(table)},
@@ -254,7 +218,6 @@ def test_summary_script_rejects_length_mismatch(heads_by_seed, tmp_path, monkeyp
     with pytest.raises(ArtifactError, match="1 heads files for 2 seeds"):
         run_script(
             "summary_seeds",
-            monkeypatch,
             tmp_path,
             input={"heads": [str(p)], "stats": [], "cases": []},
             output={},
