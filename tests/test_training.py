@@ -168,6 +168,18 @@ def test_finetune_writes_theta1_and_run_config(reference):
     assert v1["accuracy"] >= v0["accuracy"]
     assert v1["accuracy"] == rc["best_metric"] > 0.9  # the keyword task is learnt
     json.dumps(rc, allow_nan=False)
+    # theta1's metrics (taken from the evaluation that selected it) are those of the saved model
+    from headplast.batching import encode_pairs, make_batches
+    from headplast.measures import load_checkpoint
+
+    model, tok = load_checkpoint(out, torch.device("cpu"))
+    rows = [json.loads(line) for line in (out.parents[1] / "validation.jsonl").open()]
+    correct = 0
+    with torch.no_grad():
+        for b in make_batches(encode_pairs(tok, rows, 64), 512):
+            labels = b.pop("labels")
+            correct += int((model(**b).logits.argmax(-1) == labels).sum())
+    assert correct / len(rows) == pytest.approx(v1["accuracy"])
     trainer_out = out.parent / "trainer_out"
     assert not list(trainer_out.glob("checkpoint-*"))  # cleaned up after success
     assert (trainer_out / "trainer_state.json").exists()

@@ -8,7 +8,6 @@ complete Trainer checkpoint when an earlier run of the same configuration was in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from headplast.data import file_fingerprint, read_split
 from headplast.io import atomic_dir, read_json, write_json
 from headplast.precision import enable_tf32, pick_device, resolve_precision
 
@@ -174,41 +174,14 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _read_split_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Canonical JSONL: one {"premise", "hypothesis", "label": int} per line."""
-    try:  # the shared reader, once it exists
-        from headplast.data import read_split  # type: ignore[attr-defined]
-    except ImportError:
-        read_split = None
-    if read_split is not None:
-        return list(read_split(path))
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: data split not found")
-    rows = []
-    with path.open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({err})") from err
-            for key in ("premise", "hypothesis", "label"):
-                if key not in row:
-                    raise ValueError(f"{path}:{lineno}: missing field {key!r}")
-            rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: no examples")
-    return rows
+def _best_eval_metrics(state: Any) -> dict[str, float] | None:
+    """theta1's validation metrics from the evaluation that selected it (the best checkpoint is
+    loaded at the end of train(); evaluating it again would repeat the same numbers)."""
+    step = getattr(state, "best_global_step", None)
+    for entry in reversed(state.log_history):
+        if step is not None and entry.get("step") == step and "eval_accuracy" in entry:
+            return _metrics(entry)
+    return None
 
 
 def _check_labels(rows: Sequence[dict[str, Any]], num_labels: int, path: str | os.PathLike) -> None:
@@ -426,8 +399,8 @@ def finetune(
     model = load_model(init_dir)
     num_labels = int(model.config.num_labels)
 
-    train_rows = _read_split_jsonl(train_path)
-    val_rows = _read_split_jsonl(validation_path)
+    train_rows = read_split(train_path)
+    val_rows = read_split(validation_path)
     _check_labels(train_rows, num_labels, train_path)
     _check_labels(val_rows, num_labels, validation_path)
     n_train_all = len(train_rows)
@@ -440,12 +413,12 @@ def finetune(
     val_ds = _tokenize(tokenizer, val_rows, max_length)
 
     data_fp = {
-        "train": {"path": os.fspath(train_path), "sha256": _sha256(train_path)},
-        "validation": {"path": os.fspath(validation_path), "sha256": _sha256(validation_path)},
+        name: {"path": os.fspath(path), "sha256": file_fingerprint(path)}
+        for name, path in (("train", train_path), ("validation", validation_path))
     }
     data_fp["train"]["n_examples"] = n_train_all
     data_fp["validation"]["n_examples"] = len(val_rows)
-    init_sha = _sha256(init_dir / "model.safetensors")
+    init_sha = file_fingerprint(init_dir / "model.safetensors")
 
     # Resume only from checkpoints of this very configuration; anything else is stale.
     trainer_dir.mkdir(parents=True, exist_ok=True)
@@ -535,7 +508,7 @@ def finetune(
         raise NonFiniteLossError(
             f"mean training loss is {result.training_loss}; nothing was written to {out_dir}"
         )
-    theta1 = _metrics(trainer.evaluate())  # the best checkpoint, loaded at the end of train()
+    theta1 = _best_eval_metrics(trainer.state) or _metrics(trainer.evaluate())
     log.info("theta1 validation: %s", theta1)
     for name, m in (("theta0", theta0), ("theta1", theta1)):
         if not all(math.isfinite(v) for v in m.values()):
