@@ -30,9 +30,6 @@ CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
 SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 LOCAL_PROFILE = REPO / "profiles" / "local" / "config.yaml"
 STATE = Path(os.environ.get("HEADPLAST_SLURM_STATE", "/tmp/headplast-slurm"))
-# What the main workflow's tiny test DAG is given (copied into a tmp dir, run there).
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "config", ".test", "profiles", "src",
-                  "pyproject.toml"]
 GPU_RULES = ["init_checkpoint", "finetune", "importance_pre", "importance_post", "gradfisher_pre"]
 SLURM_BINS = ["slurmctld", "slurmd", "slurmdbd", "sbatch", "sacct", "munged", "mariadbd"]
 MAIN_TIMEOUT_S = 45 * 60
@@ -43,10 +40,12 @@ TIMINGS: dict[str, float] = {}
 def _report(config, line: str) -> None:
     """A line in pytest's terminal output even without -s (timings)."""
     tr = config.pluginmanager.getplugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(f"[slurm] {line}")
-    else:  # pragma: no cover
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if tr is None or capman is None:  # pragma: no cover
         print(f"[slurm] {line}", file=sys.stderr)
+        return
+    with capman.global_and_fixture_disabled():
+        tr.write_line(f"[slurm] {line}")
 
 
 def _skip_reason() -> str | None:
@@ -62,18 +61,26 @@ def _env() -> dict[str, str]:
     """The environment of snakemake and, via sbatch --export=ALL, of every SLURM job."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     for k in [k for k in env if k.startswith("SLURM_")]:  # not a job inside a job
         del env[k]
     return env
 
 
 def _run(cmd, cwd, timeout, check=True, **kw) -> subprocess.CompletedProcess:
-    p = subprocess.run(cmd, cwd=cwd, env=_env(), text=True, capture_output=True,
-                       timeout=timeout, **kw)
+    p = subprocess.run(
+        cmd, cwd=cwd, env=_env(), text=True, capture_output=True, timeout=timeout, **kw
+    )
     if check and p.returncode != 0:
         raise AssertionError(
             f"{' '.join(map(str, cmd))} -> rc {p.returncode}\n"
-            f"--- stdout\n{p.stdout[-6000:]}\n--- stderr\n{p.stderr[-12000:]}")
+            f"--- stdout\n{p.stdout[-6000:]}\n--- stderr\n{p.stderr[-12000:]}"
+        )
     return p
 
 
@@ -88,18 +95,22 @@ def cluster(request):
     fcntl.flock(lock, fcntl.LOCK_EX)
     t0 = time.monotonic()
     try:
-        p = subprocess.run(["bash", str(CLUSTER_SH), "start"], text=True, capture_output=True,
-                           timeout=900)
+        p = subprocess.run(
+            ["bash", str(CLUSTER_SH), "start"], text=True, capture_output=True, timeout=900
+        )
         assert p.returncode == 0, f"cluster.sh start failed:\n{p.stdout}\n{p.stderr}"
         TIMINGS["bring-up"] = time.monotonic() - t0
-        _report(request.config, f"cluster bring-up: {TIMINGS['bring-up']:.1f} s "
-                                f"({p.stderr.strip().splitlines()[-1]})")
+        _report(
+            request.config,
+            f"cluster bring-up: {TIMINGS['bring-up']:.1f} s ({p.stderr.strip().splitlines()[-1]})",
+        )
         info = dict(line.split("=", 1) for line in (STATE / "env").read_text().split())
         yield info
     finally:
         t1 = time.monotonic()
-        subprocess.run(["bash", str(CLUSTER_SH), "stop"], text=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            ["bash", str(CLUSTER_SH), "stop"], text=True, capture_output=True, timeout=300
+        )
         _report(request.config, f"cluster stop: {time.monotonic() - t1:.1f} s")
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
@@ -113,8 +124,10 @@ def _overrides(info: dict[str, str], profile: Path = SLURM_PROFILE) -> list[str]
     partition) swapped: every other value of the profile is what the test runs with.
     """
     prof = yaml.safe_load(profile.read_text())
-    site = {"slurm_partition": info["HEADPLAST_SLURM_PARTITION"],
-            "slurm_account": info["HEADPLAST_SLURM_ACCOUNT"]}
+    site = {
+        "slurm_partition": info["HEADPLAST_SLURM_PARTITION"],
+        "slurm_account": info["HEADPLAST_SLURM_ACCOUNT"],
+    }
     default = {**prof.get("default-resources", {}), **site}
     args = ["--default-resources", *(f"{k}={v}" for k, v in default.items())]
     setres = []
@@ -124,19 +137,30 @@ def _overrides(info: dict[str, str], profile: Path = SLURM_PROFILE) -> list[str]
     if setres:
         args += ["--set-resources", *setres]
     return args + [
-        "--jobs", "4",
-        "--slurm-init-seconds-before-status-checks", "2",
+        "--jobs",
+        "4",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
         # the test node: no rule may ask for more CPUs or memory than it has
-        "--max-threads", info["HEADPLAST_SLURM_CPUS"],
-        "--resources", f"mem_mb={info['HEADPLAST_SLURM_MEM_MB']}",
+        "--max-threads",
+        info["HEADPLAST_SLURM_CPUS"],
+        "--resources",
+        f"mem_mb={info['HEADPLAST_SLURM_MEM_MB']}",
         "--slurm-keep-successful-logs",
         "--verbose",  # the plugin logs its sbatch command lines at debug level
     ]
 
 
 def _snakemake(workdir: Path, info, *extra, timeout=MAIN_TIMEOUT_S, check=True):
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm",
-           *_overrides(info), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/slurm",
+        *_overrides(info),
+        *extra,
+    ]
     return _run(cmd, cwd=workdir, timeout=timeout, check=check)
 
 
@@ -156,8 +180,11 @@ def _job_ids(log: str) -> list[str]:
 
 
 def _sacct(ids: list[str]) -> dict[str, str]:
-    out = _run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,ExitCode", "-j", ",".join(ids)],
-               cwd="/", timeout=60).stdout
+    out = _run(
+        ["sacct", "-X", "-n", "-P", "-o", "JobID,State,ExitCode", "-j", ",".join(ids)],
+        cwd="/",
+        timeout=60,
+    ).stdout
     return {f[0]: f[1] for f in (line.split("|") for line in out.splitlines() if line)}
 
 
@@ -179,31 +206,31 @@ def test_workflow_on_slurm(cluster, tmp_path, request):
     jobs COMPLETED in sacct, the GPU rules submitted with --gpus=1 (or --gres=gpu)."""
     missing = [f for f in ("Snakefile", ".test/config.yaml") if not (REPO / f).exists()]
     assert not missing, f"main workflow not there yet: {missing}"
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, tmp_path / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif src.exists():
-            shutil.copy2(src, tmp_path / name)
+    from tests.workflow_utils import make_workdir  # Snakefile, rules/, ..., profiles/, tiny_model/
+
+    wd = make_workdir(tmp_path)
+    cfg = ["--configfile", ".test/config.yaml", "--replace-workflow-config"]
 
     t0 = time.monotonic()
-    p = _snakemake(tmp_path, cluster, "--configfile", ".test/config.yaml")
+    p = _snakemake(wd, cluster, *cfg)
     TIMINGS["workflow"] = time.monotonic() - t0
     _report(request.config, f"tiny DAG on SLURM: {TIMINGS['workflow']:.1f} s")
     log = p.stdout + p.stderr
 
     # every target of `rule all` is there and up to date: nothing left to do ...
-    dry = _run([sys.executable, "-m", "snakemake", "--configfile", ".test/config.yaml", "-n",
-                "--cores", "1"], cwd=tmp_path, timeout=300)
+    dry = _run([sys.executable, "-m", "snakemake", *cfg, "-n", "--cores", "1"], cwd=wd, timeout=300)
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
     # ... and every output of every job (not just the targets) exists
-    summ = _run([sys.executable, "-m", "snakemake", "--configfile", ".test/config.yaml",
-                 "--summary", "--cores", "1"], cwd=tmp_path, timeout=300).stdout
+    summ = _run(
+        [sys.executable, "-m", "snakemake", *cfg, "--summary", "--cores", "1"], cwd=wd, timeout=300
+    ).stdout
     rows = [r.split("\t") for r in summ.splitlines()[1:] if r.strip()]
     assert rows, summ
-    bad = [(r[0], r[-2]) for r in rows  # columns: output_file ... status, plan
-           if "temp" not in r[-2] and (r[-2] != "ok" or not (tmp_path / r[0]).exists())]
+    bad = [
+        (r[0], r[-2])
+        for r in rows  # columns: output_file ... status, plan
+        if "temp" not in r[-2] and (r[-2] != "ok" or not (wd / r[0]).exists())
+    ]
     assert not bad, f"outputs missing or not ok: {bad}"
 
     # every SLURM job COMPLETED
@@ -237,14 +264,22 @@ FLAKY_SNAKEFILE = textwrap.dedent("""\
     rule flaky:
         output: "flaky.txt"
         log: "logs/flaky.log"
-        resources: gpu=1, mem_mb=200, runtime=lambda wc, attempt: 5 * attempt, tries=lambda wc, attempt: attempt
-        shell: "echo partial > {output}; if [ {resources.tries} -lt 2 ]; then exit 1; fi; echo ok > {output}"
+        resources:
+            gpu=1,
+            mem_mb=200,
+            runtime=lambda wc, attempt: 5 * attempt,
+            tries=lambda wc, attempt: attempt,
+        shell:
+            "echo partial > {output}; "
+            "if [ {resources.tries} -lt 2 ]; then exit 1; fi; echo ok > {output}"
 
     rule preempted:
         output: "preempted.txt"
         log: "logs/preempted.log"
         resources: gpu=1, mem_mb=200, runtime=5, tries=lambda wc, attempt: attempt
-        shell: "echo partial > {output}; if [ {resources.tries} -lt 2 ]; then sleep 600; fi; echo ok > {output}"
+        shell:
+            "echo partial > {output}; "
+            "if [ {resources.tries} -lt 2 ]; then sleep 600; fi; echo ok > {output}"
     """)
 
 
@@ -252,8 +287,9 @@ def _scancel_when_running(workdir: Path, proc: subprocess.Popen, rule: str, t=18
     """Wait until `rule`'s SLURM job runs and has written its partial output; scancel it."""
     end = time.monotonic() + t
     while time.monotonic() < end and proc.poll() is None:
-        out = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i %k"], text=True,
-                             capture_output=True).stdout
+        out = subprocess.run(
+            ["squeue", "-h", "-t", "R", "-o", "%i %k"], text=True, capture_output=True
+        ).stdout
         for line in out.splitlines():
             jid, _, comment = line.partition(" ")
             if comment.strip() == f"rule_{rule}" and (workdir / f"{rule}.txt").exists():
@@ -264,10 +300,18 @@ def _scancel_when_running(workdir: Path, proc: subprocess.Popen, rule: str, t=18
 
 
 def _popen_snakemake(workdir, info, *extra):
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm",
-           *_overrides(info), *extra]
-    return subprocess.Popen(cmd, cwd=workdir, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/slurm",
+        *_overrides(info),
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, cwd=workdir, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def _scancel_and_finish(workdir, proc, rule, timeout=300) -> tuple[str, str]:
@@ -303,8 +347,12 @@ def test_failed_and_cancelled_jobs_are_not_trusted_and_retried(cluster, tmp_path
     assert _wait_sacct([cancelled])[cancelled].startswith("CANCELLED")
     states = _wait_sacct(_job_ids(out))
     assert sorted(s.split()[0] for s in states.values()) == ["CANCELLED", "FAILED"], states
-    dry = _run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=tmp_path,
-               timeout=120, check=False)
+    dry = _run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1"],
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     dry_out = dry.stdout + dry.stderr
     for rule in ("flaky", "preempted"):
         # the partial output is gone or flagged incomplete: a later run plans to redo the job
@@ -332,8 +380,7 @@ def test_failed_and_cancelled_jobs_are_not_trusted_and_retried(cluster, tmp_path
     assert len(_submissions(out)["preempted"]) == 2
 
     # a later run trusts the result: nothing to do
-    dry = _run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=tmp_path,
-               timeout=120)
+    dry = _run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=tmp_path, timeout=120)
     assert "Nothing to be done" in dry.stdout + dry.stderr
     TIMINGS["retries"] = time.monotonic() - t0
     _report(request.config, f"failed/cancelled + retries test: {TIMINGS['retries']:.1f} s")
@@ -342,7 +389,8 @@ def test_failed_and_cancelled_jobs_are_not_trusted_and_retried(cluster, tmp_path
 # ----------------------------------------------------------------- profiles, no cluster
 def test_local_profile_runs_one_gpu_job_at_a_time(tmp_path):
     """profiles/local caps `gpu` at 1: two GPU jobs never overlap, even with cores to spare."""
-    (tmp_path / "Snakefile").write_text(textwrap.dedent("""\
+    (tmp_path / "Snakefile").write_text(
+        textwrap.dedent("""\
         rule all:
             input: expand("g{i}.txt", i=[1, 2]), "cpu.txt"
         rule gpu_job:
@@ -352,12 +400,17 @@ def test_local_profile_runs_one_gpu_job_at_a_time(tmp_path):
         rule cpu_job:
             output: "cpu.txt"
             shell: "date +%s.%N > {output}; sleep 2; date +%s.%N >> {output}"
-        """))
+        """)
+    )
     shutil.copytree(REPO / "profiles", tmp_path / "profiles")
-    _run([sys.executable, "-m", "snakemake", "--profile", "profiles/local", "--cores", "3"],
-         cwd=tmp_path, timeout=300)
-    (a0, a1), (b0, b1) = ([float(x) for x in (tmp_path / f"g{i}.txt").read_text().split()]
-                          for i in (1, 2))
+    _run(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/local", "--cores", "3"],
+        cwd=tmp_path,
+        timeout=300,
+    )
+    (a0, a1), (b0, b1) = (
+        [float(x) for x in (tmp_path / f"g{i}.txt").read_text().split()] for i in (1, 2)
+    )
     assert a1 <= b0 or b1 <= a0, "two gpu=1 jobs ran at the same time under profiles/local"
 
 

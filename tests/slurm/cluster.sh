@@ -217,6 +217,7 @@ node_idle() { [[ $(sinfo -h -N -o %T 2>/dev/null | head -1) == idle ]]; }
 stop_daemons() {
     local name f pid i
     for name in slurmd slurmctld slurmdbd mariadbd munged; do
+        local t=$SECONDS
         f=$RUN/$name.pid
         [[ -s $f ]] || continue
         pid=$(cat "$f")
@@ -228,6 +229,7 @@ stop_daemons() {
             fi
         fi
         rm -f "$f"
+        ((SECONDS - t < 3)) || log "$name took $((SECONDS - t)) s to stop"
     done
 }
 
