@@ -17,12 +17,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 venv: $(STAMP)
 
 # The whole DAG offline on CPU: pre-trained MiniLM (shipped by a PyPI package) + generated NLI data.
+# No GPU here, so the gpu token only pairs jobs: two one-thread jobs side by side on the 2 cores.
 demo: venv
-	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --configfile config/demo.yaml --replace-workflow-config --cores $(CORES) \
-		--resources gpu=1 --rerun-incomplete --printshellcmds
+	PATH=$(CURDIR)/$(BIN):$$PATH HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(SNAKEMAKE) \
+		--configfile config/demo.yaml --cores $(CORES) \
+		--resources gpu=$(CORES) --rerun-incomplete
 
 report: demo
-	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --configfile config/demo.yaml --replace-workflow-config --report results/report.html
+	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --configfile config/demo.yaml --report results/report.html
 
 test: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -rs
@@ -31,7 +33,7 @@ bench: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench --out results/bench
 
 lint: venv
-	$(SNAKEMAKE) --lint --configfile config/demo.yaml --replace-workflow-config
+	$(SNAKEMAKE) --lint --configfile config/demo.yaml
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/ruff check src tests workflow/scripts
 

@@ -209,7 +209,7 @@ def test_workflow_on_slurm(cluster, tmp_path, request):
     from tests.workflow_utils import make_workdir  # Snakefile, rules/, ..., profiles/, tiny_model/
 
     wd = make_workdir(tmp_path)
-    cfg = ["--configfile", ".test/config.yaml", "--replace-workflow-config"]
+    cfg = ["--configfile", ".test/config.yaml"]
 
     t0 = time.monotonic()
     p = _snakemake(wd, cluster, *cfg)

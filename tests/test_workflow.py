@@ -58,7 +58,6 @@ def test_lint_and_format_clean():
             "--lint",
             "--configfile",
             "config/demo.yaml",
-            "--replace-workflow-config",
         ],
         cwd=REPO,
         capture_output=True,

@@ -106,7 +106,7 @@ def snakemake_exe() -> str:
 def run_snakemake(
     workdir: Path, *args: str, check: bool = True, timeout: float = 1200
 ) -> subprocess.CompletedProcess:
-    """``snakemake *args --configfile test_config.yaml --replace-workflow-config
+    """``snakemake *args --configfile test_config.yaml
     --resources gpu=1 --cores 2`` in ``workdir``, offline; output captured as text. With
     ``check``, a non-zero exit fails the test showing the end of Snakemake's output."""
     env = dict(os.environ)
@@ -123,7 +123,6 @@ def run_snakemake(
         *args,
         "--configfile",
         CONFIG_NAME,
-        "--replace-workflow-config",
         "--resources",
         "gpu=1",
         "--cores",
