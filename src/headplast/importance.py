@@ -9,7 +9,13 @@ per batch the output of every layer is computed once, and an ablation in layer l
 layers l..L-1; several ablations share one pass by stacking copies of the batch with different
 per-example gates). Layers below l are replaced by stubs that return their cached outputs, so the
 model's own code still builds masks, relative positions, pooling and the classifier.
-The FLOP floor of the cached sweep relative to the naive one is (L + 1) / (2 L).
+The FLOP floor of re-running whole layers, relative to the naive sweep, is (L + 1) / (2 L).
+The gate acts after the attention of layer l (on the input of its output projection), so the
+ablated layer's queries, keys, values and attention (DeBERTa's relative c2p/p2c terms included)
+are also unchanged: the attention core (the module holding the query projection) is stubbed with
+its cached head contexts too, wherever its output is the very tensor the output projection gets.
+That takes the sweep below the layer floor (only the output projection and feed-forward part of
+layer l run).
 """
 
 from __future__ import annotations
@@ -94,19 +100,22 @@ def check_finite(bad: torch.Tensor, what: str) -> None:
         )
 
 
+def _returning(out):
+    return lambda *args, **kwargs: out
+
+
 @contextlib.contextmanager
-def _cached_below(layout: ModelLayout, cached: Sequence, upto: int) -> Iterator[None]:
-    """Replace layers 0..upto-1 by stubs returning their cached outputs."""
+def _stubbed(modules: Sequence[tuple[nn.Module, object]]) -> Iterator[None]:
+    """Replace each module's forward by a stub returning the given (cached) output."""
     stubbed = []
     try:
-        for i in range(upto):
-            layer = layout.layers[i].layer
-            layer.forward = (lambda out: lambda *a, **k: out)(cached[i])
-            stubbed.append(layer)
+        for module, out in modules:
+            module.forward = _returning(out)
+            stubbed.append(module)
         yield
     finally:
-        for layer in stubbed:
-            del layer.forward
+        for module in stubbed:
+            del module.forward
 
 
 def _repeat(out, k: int):
@@ -118,6 +127,28 @@ def _repeat(out, k: int):
     if isinstance(out, tuple):
         return tuple(_repeat(o, k) for o in out)
     return out
+
+
+def _first_tensor(out) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    return None
+
+
+def _repeat_first(out, k: int):
+    """Stack k copies of the first tensor of a module output; the rest (attention weights when
+    asked for, None otherwise) is passed through unchanged (it is not used downstream)."""
+    if k == 1 or isinstance(out, torch.Tensor):
+        return _repeat(out, k)
+    return (_repeat(out[0], k), *out[1:])
+
+
+def attention_core(model: nn.Module, layout: ModelLayout, layer: int) -> nn.Module:
+    """The module that holds the query projection of ``layer`` (BERT's ``attention.self``,
+    DeBERTa's ``DisentangledSelfAttention``): its output is the concatenated head contexts."""
+    return model.get_submodule(layout.names[layer]["query"].rsplit(".", 1)[0])
 
 
 @torch.no_grad()
@@ -179,21 +210,43 @@ def _finish(data, base_loss, base_correct, base_bad, loss, correct, bad) -> Swee
 
 
 def _forward_capturing(model: nn.Module, layout: ModelLayout, inputs: dict) -> tuple:
-    """(logits, per-layer outputs) of one unmodified forward pass."""
-    cached: list = [None] * layout.n_layers
+    """(logits, per-layer outputs, per-layer attention-core outputs) of one unmodified pass.
 
-    def keep(i: int):
+    The attention core's output of layer l (the head contexts before the gate) is kept only when
+    its first tensor *is* the tensor fed to the output projection (checked by identity, so a
+    model that transforms it in between is run in full instead); else its entry is None.
+    """
+    L = layout.n_layers
+    cached: list = [None] * L
+    core: list = [None] * L
+    fed: list = [None] * L
+
+    def keep(store: list, i: int):
         def hook(module, args, out):
-            cached[i] = out
+            store[i] = out
 
         return hook
 
-    hooks = [mods.layer.register_forward_hook(keep(i)) for i, mods in enumerate(layout.layers)]
+    def keep_input(i: int):
+        def pre_hook(module, args):
+            fed[i] = args[0] if args else None
+
+        return pre_hook
+
+    hooks = []
+    for i, mods in enumerate(layout.layers):
+        hooks.append(mods.layer.register_forward_hook(keep(cached, i)))
+        hooks.append(attention_core(model, layout, i).register_forward_hook(keep(core, i)))
+        hooks.append(mods.output.register_forward_pre_hook(keep_input(i)))
     try:
-        return model(**inputs).logits, cached
+        logits = model(**inputs).logits
     finally:
         for h in hooks:
             h.remove()
+    core = [
+        c if fed[i] is not None and _first_tensor(c) is fed[i] else None for i, c in enumerate(core)
+    ]
+    return logits, cached, core
 
 
 @torch.no_grad()
@@ -225,20 +278,37 @@ def ablation_sweep(
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, (inputs, labels) in enumerate(data):
             B = labels.shape[0]
-            logits, cached = _forward_capturing(model, layout, inputs)
+            logits, cached, core = _forward_capturing(model, layout, inputs)
             ce, ok = _per_example(logits, labels)
             base_loss += ce.sum()
             base_correct += ok.sum()
             base_bad[bi] = ~torch.isfinite(ce).all()
             width = inputs["input_ids"].shape[1]
             k_max = 1 if not sweep_tokens else max(1, min(H, sweep_tokens // (B * width)))
-            repeated: dict[int, list] = {}
+            stacked_inputs: dict[int, dict] = {}
             for layer in range(L):
+                # What the stubs return, per stacking k: below layer `layer` its input (the
+                # output of layer-1; lower stubs' outputs are overwritten, so they return the
+                # same tensor), and the ablated layer's attention core its cached head contexts.
+                stubs_for: dict[int, list] = {}
                 for start in range(0, H, k_max):
                     k = min(k_max, H - start)
-                    if k not in repeated:
-                        repeated[k] = [_repeat(c, k) for c in cached]
-                    stacked = {n: t.repeat(k, *([1] * (t.dim() - 1))) for n, t in inputs.items()}
+                    if k not in stacked_inputs:
+                        stacked_inputs[k] = {
+                            n: t.repeat(k, *([1] * (t.dim() - 1))) if k > 1 else t
+                            for n, t in inputs.items()
+                        }
+                    if k not in stubs_for:
+                        below = _repeat(cached[layer - 1], k) if layer else None
+                        stubs = [(layout.layers[i].layer, below) for i in range(layer)]
+                        if core[layer] is not None:
+                            stubs.append(
+                                (
+                                    attention_core(model, layout, layer),
+                                    _repeat_first(core[layer], k),
+                                )
+                            )
+                        stubs_for[k] = stubs
                     gate = torch.ones(k, B, L, H, device=device)
                     gate[
                         torch.arange(k, device=device),
@@ -247,8 +317,8 @@ def ablation_sweep(
                         start + torch.arange(k, device=device),
                     ] = 0
                     ctrl.set(gate.view(k * B, L, H), frozenset({layer}))
-                    with _cached_below(layout, repeated[k], layer):
-                        logits = model(**stacked).logits
+                    with _stubbed(stubs_for[k]):
+                        logits = model(**stacked_inputs[k]).logits
                     ce, ok = _per_example(logits, labels.repeat(k))
                     ce, ok = ce.view(k, B), ok.view(k, B)
                     loss[layer, start : start + k] += ce.sum(1)
@@ -256,6 +326,7 @@ def ablation_sweep(
                     bad[bi, layer, start : start + k] = ~torch.isfinite(ce).all(1)
                     ctrl.set(None)
                     bar.update(k)
-            del cached, repeated
+                del stubs_for
+            del cached, core, stacked_inputs
     bar.close()
     return _finish(data, base_loss, base_correct, base_bad, loss, correct, bad)
