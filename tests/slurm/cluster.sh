@@ -12,8 +12,9 @@
 #   tests/slurm/cluster.sh env      KEY=VALUE lines (partition, account, node memory, ...)
 #
 # The node: the machine's real CPU layout (`slurmd -C`), RealMemory = 75 % of the memory
-# available now, and one fake GPU (Gres=gpu:1 backed by /dev/null), so rules with
-# `resources: gpu=1` are submitted with `--gpus=1` exactly as on a GPU cluster.
+# available now, and two fake GPUs (Gres=gpu:2 backed by /dev/null and /dev/zero), so rules with
+# `resources: gpu=1` are submitted with `--gpus=1` exactly as on a GPU cluster, and two of them
+# (one per CPU) run at once, as on a cluster.
 # No cgroups here (containers): proctrack/linuxproc, task/none.
 #
 # Settings (environment): HEADPLAST_SLURM_STATE (state dir, default /tmp/headplast-slurm),
@@ -182,12 +183,13 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
-NodeName=$host NodeAddr=127.0.0.1 $node_hw RealMemory=$mem Gres=gpu:1 State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 $node_hw RealMemory=$mem Gres=gpu:2 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
-    # a CPU-only test node "has" one GPU: /dev/null stands in for /dev/nvidia0
+    # a CPU-only test node "has" two GPUs: /dev/null and /dev/zero stand in for /dev/nvidia0,1
     write_etc gres.conf 644 <<EOF
 NodeName=$host Name=gpu File=/dev/null
+NodeName=$host Name=gpu File=/dev/zero
 EOF
 
     # -- slurmdbd, then the cluster/account/user rows, then slurmctld and slurmd
