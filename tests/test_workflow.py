@@ -107,21 +107,7 @@ def test_tiny_dag_produces_every_artifact(finished):
                 assert (d / name).stat().st_size > 0, name
             heads = pd.read_csv(d / "heads.csv")
             assert len(heads) == 2 * 4
-            for col in (
-                "layer",
-                "head",
-                "I_pre",
-                "I_post",
-                "G",
-                "F",
-                "Ppred",
-                "U",
-                "Urel",
-                "Uq",
-                "Uk",
-                "Uv",
-                "Uo",
-            ):
+            for col in "layer head I_pre I_post G F Ppred U Urel Uq Uk Uv Uo".split():  # SPEC
                 assert heads[col].notna().all(), col
             assert (heads["U"] > 0).all()  # training moved every head
             for fig in ("fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps"):

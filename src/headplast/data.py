@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from headplast.io import write_json, write_jsonl
+from headplast.io import iter_jsonl, write_json, write_jsonl
 
 CANONICAL_KEYS = ("premise", "hypothesis", "label")
 """Keys of every record of a canonical split; ``label`` is an int index into the label names."""
@@ -384,28 +384,14 @@ def prepare_task_data(
 
 def read_split(path: str | os.PathLike) -> list[dict]:
     """Read a canonical split written by :func:`prepare_task_data`."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found; run the rule that prepares the task data")
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"{path}:{lineno}: corrupt or truncated line ({err}); delete the file and rerun"
-                ) from err
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            missing = [k for k in CANONICAL_KEYS if k not in row]
-            if missing:
-                raise DataError(f"{path}:{lineno}: missing key(s) {missing}; present: {list(row)}")
-            if not isinstance(row["label"], int) or isinstance(row["label"], bool):
-                raise DataError(f"{path}:{lineno}: label {row['label']!r} is not an int")
-            out.append({k: row[k] for k in CANONICAL_KEYS})
+    for lineno, row in iter_jsonl(path, DataError):
+        missing = [k for k in CANONICAL_KEYS if k not in row]
+        if missing:
+            raise DataError(f"{path}:{lineno}: missing key(s) {missing}; present: {list(row)}")
+        if not isinstance(row["label"], int) or isinstance(row["label"], bool):
+            raise DataError(f"{path}:{lineno}: label {row['label']!r} is not an int")
+        out.append({k: row[k] for k in CANONICAL_KEYS})
     return out
 
 

@@ -12,6 +12,18 @@ IMPORTANCE_FIELDS = ("I", "loss_base", "loss_ablate", "acc_base", "acc_ablate")
 GRADFISHER_FIELDS = ("G", "F", "Ppred", "G_signed")
 UPDATE_FIELDS = ("U", "Urel", "Uq", "Uk", "Uv", "Uo")
 
+#: The columns every heads.csv has (SPEC, "Artifacts"), first and in this order.
+HEADS_COLUMNS: tuple[str, ...] = (
+    "layer",
+    "head",
+    "I_pre",
+    "I_post",
+    "G",
+    "F",
+    "Ppred",
+    *UPDATE_FIELDS,
+)
+
 
 def _grid(df: pd.DataFrame, path) -> tuple[int, int]:
     """(L, H) of a complete layer x head grid, or an error naming the file."""
@@ -65,21 +77,6 @@ def join_heads(
         out = out.merge(df, on=["layer", "head"], how="inner", validate="one_to_one")
     if len(out) != shape[0] * shape[1]:
         raise ArtifactError("the per-head files do not cover the same heads; rerun the measures")
-    cols = [
-        "layer",
-        "head",
-        "I_pre",
-        "I_post",
-        "G",
-        "F",
-        "Ppred",
-        "U",
-        "Urel",
-        "Uq",
-        "Uk",
-        "Uv",
-        "Uo",
-        "G_signed",
-    ]
+    cols = [*HEADS_COLUMNS, "G_signed"]
     rest = [c for c in out.columns if c not in cols]
     return out[cols + rest].astype({"layer": int, "head": int})

@@ -100,6 +100,29 @@ def write_head_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) ->
     write_jsonl(path, rows)
 
 
+def iter_jsonl(
+    path: str | os.PathLike, error: type[Exception] = ArtifactError
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; ``error`` (naming the file
+    and line) for a missing file, a corrupt or truncated line, or a line that is not an object."""
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: file not found; run the rule that makes it")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise error(
+                    f"{path}:{lineno}: corrupt or truncated line ({err}); delete the file and rerun"
+                ) from err
+            if not isinstance(row, dict):
+                raise error(f"{path}:{lineno}: expected a JSON object, got {line.strip()!r}")
+            yield lineno, row
+
+
 def read_head_jsonl(
     path: str | os.PathLike,
     required: Sequence[str],
@@ -110,25 +133,10 @@ def read_head_jsonl(
     (layer, head), and, when the shape is given, exactly one line per head of an L x H grid.
     Returns a frame sorted by (layer, head)."""
     path = Path(path)
-    if not path.exists():
-        raise ArtifactError(f"{path}: file not found")
     rows, linenos = [], []
-    with path.open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ArtifactError(
-                    f"{path}:{lineno}: corrupt or truncated line ({err}); delete the file and rerun"
-                ) from err
-            if not isinstance(row, dict):
-                raise ArtifactError(
-                    f"{path}:{lineno}: expected a JSON object, got {line.strip()!r}"
-                )
-            rows.append(row)
-            linenos.append(lineno)
+    for lineno, row in iter_jsonl(path, ArtifactError):
+        rows.append(row)
+        linenos.append(lineno)
     if not rows:
         raise ArtifactError(f"{path}: empty file; delete it and rerun the rule that makes it")
     df = pd.DataFrame(rows)

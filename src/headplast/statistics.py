@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from headplast.heads import HEADS_COLUMNS
 from headplast.io import ArtifactError
 
 #: The (x, y) pairs that answer the question (SPEC, "Statistics").
@@ -38,21 +39,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
 )
 
 #: Columns heads.csv must have (SPEC, "Artifacts"): the measures the statistics and figures read.
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "layer",
-    "head",
-    "I_pre",
-    "I_post",
-    "G",
-    "F",
-    "Ppred",
-    "U",
-    "Urel",
-    "Uq",
-    "Uk",
-    "Uv",
-    "Uo",
-)
+REQUIRED_COLUMNS: tuple[str, ...] = HEADS_COLUMNS
 
 
 def pair_name(x: str, y: str) -> str:
