@@ -27,7 +27,7 @@ report: demo
 	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --configfile config/demo.yaml --report results/report.html
 
 test: venv
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -rs
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -rs --durations=12
 
 bench: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench --out results/bench
@@ -35,7 +35,8 @@ bench: venv
 lint: venv
 	$(SNAKEMAKE) --lint --configfile config/demo.yaml
 	$(BIN)/snakefmt --check Snakefile rules
-	$(BIN)/ruff check src tests workflow/scripts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: venv
 	$(BIN)/snakefmt Snakefile rules

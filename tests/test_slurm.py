@@ -2,7 +2,8 @@
 
 `tests/slurm/cluster.sh start` installs Debian's SLURM packages if needed (root + apt-get) and
 brings up munged, mariadbd, slurmdbd, slurmctld and slurmd on this machine, with two fake GPUs
-(`Gres=gpu:2`, backed by /dev/null and /dev/zero), so the GPU rules are submitted exactly as on a GPU cluster.
+(`Gres=gpu:2`, backed by /dev/null and /dev/zero), so the GPU rules are submitted exactly as
+on a GPU cluster.
 
     pytest -m slurm tests/test_slurm.py -s        (-s shows the timings as they happen)
 

@@ -26,6 +26,8 @@ def test_update_equals_direct_slices(tmp_path, make):
         for p in m1.parameters():
             p.add_(0.01 * torch.randn_like(p))
     rows = head_updates(_save(m0, tmp_path / "a"), _save(m1, tmp_path / "b"))
+    m0.requires_grad_(False)
+    m1.requires_grad_(False)
     lay0, lay1 = resolve_layout(m0), resolve_layout(m1)
     d = lay0.head_dim
     worst = 0.0
