@@ -67,8 +67,11 @@ rule fig_I_vs_U:
         "logs/fig_I_vs_U/{task}/seed{seed}.log",
     conda:
         "../envs/headplast.yaml"
+    params:
+        x="I_pre",
+        y="Urel",
     script:
-        "../workflow/scripts/fig_I_vs_U.py"
+        "../workflow/scripts/fig_scatter.py"
 
 
 rule fig_I_vs_G:
@@ -87,8 +90,11 @@ rule fig_I_vs_G:
         "logs/fig_I_vs_G/{task}/seed{seed}.log",
     conda:
         "../envs/headplast.yaml"
+    params:
+        x="I_pre",
+        y="G",
     script:
-        "../workflow/scripts/fig_I_vs_G.py"
+        "../workflow/scripts/fig_scatter.py"
 
 
 rule fig_stats:

@@ -126,14 +126,15 @@ def test_per_seed_scripts(heads, tmp_path, monkeypatch):
         "important_but_static",
         "plastic_but_unimportant",
     }
-    for name, inputs in (
-        ("fig_I_vs_U", {"heads": str(hp), "cases": str(tmp_path / "cases.json")}),
-        ("fig_I_vs_G", {"heads": str(hp), "cases": str(tmp_path / "cases.json")}),
-        ("fig_stats", {"stats": str(tmp_path / "stats.json")}),
-        ("fig_heatmaps", {"heads": str(hp)}),
+    scatter_inputs = {"heads": str(hp), "cases": str(tmp_path / "cases.json")}
+    for name, inputs, params in (
+        ("fig_scatter", scatter_inputs, {"x": "I_pre", "y": "Urel"}),
+        ("fig_scatter", scatter_inputs, {"x": "I_pre", "y": "G"}),
+        ("fig_stats", {"stats": str(tmp_path / "stats.json")}, None),
+        ("fig_heatmaps", {"heads": str(hp)}, None),
     ):
-        out = tmp_path / f"{name}.png"
-        run_script(name, tmp_path, inputs, {"fig": str(out)}, wildcards=wc)
+        out = tmp_path / f"{name}_{(params or {}).get('y', '')}.png"
+        run_script(name, tmp_path, inputs, {"fig": str(out)}, params, wildcards=wc)
         assert_png(out)
 
 

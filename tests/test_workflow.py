@@ -73,6 +73,12 @@ def test_lint_and_format_clean():
     assert fmt.returncode == 0, fmt.stderr
 
 
+def test_python_lint_and_format_clean():
+    for args in (["check", "."], ["format", "--check", "."]):
+        proc = subprocess.run([str(BIN / "ruff"), *args], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_reference_config_plans_the_full_experiment():
     """config/config.yaml: DeBERTa-v3-base on MNLI and RTE, 5 seeds -> one job per artifact."""
     proc = subprocess.run(

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -185,19 +184,10 @@ def _read_table(path: Path, fmt: str) -> tuple[list[dict[str, Any]], list[str], 
     """Rows of a local file, its column names and each row's line number in the file."""
     if fmt == "jsonl":
         rows, lines, columns = [], [], {}
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({err})") from err
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object per line")
-                rows.append(row)
-                lines.append(lineno)
-                columns.update(dict.fromkeys(row))
+        for lineno, row in iter_jsonl(path, DataError):
+            rows.append(row)
+            lines.append(lineno)
+            columns.update(dict.fromkeys(row))
         return rows, list(columns), lines
     sep = "\t" if fmt == "tsv" else ","
     try:

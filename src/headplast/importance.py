@@ -164,49 +164,60 @@ def naive_sweep(
     device = model_device(model)
     model.eval()
     data = [split_batch(b, device) for b in batches]
-    loss = torch.zeros(L, H, dtype=torch.float64, device=device)
-    correct = torch.zeros(L, H, dtype=torch.float64, device=device)
-    bad = torch.zeros(len(data), L, H, dtype=torch.bool, device=device)
+    sums = _Sums(len(data), L, H, device)
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):
-        base_loss, base_correct, base_bad = _base_pass(model, data)
+        for bi, (inputs, labels) in enumerate(data):
+            sums.add_base(bi, model(**inputs).logits, labels)
         for layer in tqdm(range(L), desc="naive sweep (layers)", disable=not progress):
             for head in range(H):
                 for bi, (inputs, labels) in enumerate(data):
                     gate = torch.ones(labels.shape[0], L, H, device=device)
                     gate[:, layer, head] = 0
                     ctrl.set(gate, frozenset({layer}))
-                    ce, ok = _per_example(model(**inputs).logits, labels)
-                    loss[layer, head] += ce.sum()
-                    correct[layer, head] += ok.sum()
-                    bad[bi, layer, head] = ~torch.isfinite(ce).all()
+                    sums.add(bi, layer, slice(head, head + 1), model(**inputs).logits, labels)
                 ctrl.set(None)
-    return _finish(data, base_loss, base_correct, base_bad, loss, correct, bad)
+    return sums.result()
 
 
-def _base_pass(model, data):
-    device = data[0][1].device
-    loss = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.float64, device=device)
-    bad = torch.zeros(len(data), dtype=torch.bool, device=device)
-    for bi, (inputs, labels) in enumerate(data):
-        ce, ok = _per_example(model(**inputs).logits, labels)
-        loss += ce.sum()
-        correct += ok.sum()
-        bad[bi] = ~torch.isfinite(ce).all()
-    return loss, correct, bad
+class _Sums:
+    """Device-side sums of per-example losses and hits: base pass and [L, H] ablations, with
+    per-batch non-finite flags; read back once, at the end (no host sync inside the loop)."""
 
+    def __init__(self, n_batches: int, L: int, H: int, device: torch.device) -> None:
+        f64 = {"dtype": torch.float64, "device": device}
+        self.base_loss, self.base_correct = torch.zeros((), **f64), torch.zeros((), **f64)
+        self.base_bad = torch.zeros(n_batches, dtype=torch.bool, device=device)
+        self.loss, self.correct = torch.zeros(L, H, **f64), torch.zeros(L, H, **f64)
+        self.bad = torch.zeros(n_batches, L, H, dtype=torch.bool, device=device)
+        self.n = 0
 
-def _finish(data, base_loss, base_correct, base_bad, loss, correct, bad) -> SweepResult:
-    check_finite(base_bad, "loss with all gates 1")
-    check_finite(bad, "loss with the head ablated")
-    n = sum(int(labels.shape[0]) for _, labels in data)
-    return SweepResult(
-        loss_base=float(base_loss) / n,
-        acc_base=float(base_correct) / n,
-        loss_ablate=(loss / n).cpu().numpy(),
-        acc_ablate=(correct / n).cpu().numpy(),
-        n_examples=n,
-    )
+    def add_base(self, bi: int, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        ce, ok = _per_example(logits, labels)
+        self.base_loss += ce.sum()
+        self.base_correct += ok.sum()
+        self.base_bad[bi] = ~torch.isfinite(ce).all()
+        self.n += labels.shape[0]
+
+    def add(self, bi: int, layer: int, heads: slice, logits: torch.Tensor, labels: torch.Tensor):
+        """``logits`` [k*B, C] of k stacked copies of a batch, copy j with head heads[j] off."""
+        k = heads.stop - heads.start
+        ce, ok = _per_example(logits, labels.repeat(k))
+        ce, ok = ce.view(k, -1), ok.view(k, -1)
+        self.loss[layer, heads] += ce.sum(1)
+        self.correct[layer, heads] += ok.sum(1)
+        self.bad[bi, layer, heads] = ~torch.isfinite(ce).all(1)
+
+    def result(self) -> SweepResult:
+        check_finite(self.base_bad, "loss with all gates 1")
+        check_finite(self.bad, "loss with the head ablated")
+        n = self.n
+        return SweepResult(
+            loss_base=float(self.base_loss) / n,
+            acc_base=float(self.base_correct) / n,
+            loss_ablate=(self.loss / n).cpu().numpy(),
+            acc_ablate=(self.correct / n).cpu().numpy(),
+            n_examples=n,
+        )
 
 
 def _forward_capturing(model: nn.Module, layout: ModelLayout, inputs: dict) -> tuple:
@@ -268,21 +279,13 @@ def ablation_sweep(
     device = model_device(model)
     model.eval()
     data = [split_batch(b, device) for b in batches]
-    loss = torch.zeros(L, H, dtype=torch.float64, device=device)
-    correct = torch.zeros(L, H, dtype=torch.float64, device=device)
-    bad = torch.zeros(len(data), L, H, dtype=torch.bool, device=device)
-    base_loss = torch.zeros((), dtype=torch.float64, device=device)
-    base_correct = torch.zeros((), dtype=torch.float64, device=device)
-    base_bad = torch.zeros(len(data), dtype=torch.bool, device=device)
+    sums = _Sums(len(data), L, H, device)
     bar = tqdm(total=len(data) * L * H, desc="ablation sweep (head x batch)", disable=not progress)
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, (inputs, labels) in enumerate(data):
             B = labels.shape[0]
             logits, cached, core = _forward_capturing(model, layout, inputs)
-            ce, ok = _per_example(logits, labels)
-            base_loss += ce.sum()
-            base_correct += ok.sum()
-            base_bad[bi] = ~torch.isfinite(ce).all()
+            sums.add_base(bi, logits, labels)
             width = inputs["input_ids"].shape[1]
             k_max = 1 if not sweep_tokens else max(1, min(H, sweep_tokens // (B * width)))
             stacked_inputs: dict[int, dict] = {}
@@ -319,14 +322,10 @@ def ablation_sweep(
                     ctrl.set(gate.view(k * B, L, H), frozenset({layer}))
                     with _stubbed(stubs_for[k]):
                         logits = model(**stacked_inputs[k]).logits
-                    ce, ok = _per_example(logits, labels.repeat(k))
-                    ce, ok = ce.view(k, B), ok.view(k, B)
-                    loss[layer, start : start + k] += ce.sum(1)
-                    correct[layer, start : start + k] += ok.sum(1)
-                    bad[bi, layer, start : start + k] = ~torch.isfinite(ce).all(1)
+                    sums.add(bi, layer, slice(start, start + k), logits, labels)
                     ctrl.set(None)
                     bar.update(k)
                 del stubs_for
             del cached, core, stacked_inputs
     bar.close()
-    return _finish(data, base_loss, base_correct, base_bad, loss, correct, bad)
+    return sums.result()

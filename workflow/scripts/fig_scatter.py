@@ -1,4 +1,4 @@
-"""Scatter of Urel against I_pre per head, counter-example heads marked."""
+"""Scatter of params.y against params.x per head, counter-example heads marked."""
 
 import sys
 
@@ -10,16 +10,14 @@ from headplast.io import read_json  # noqa: E402
 from headplast.statistics import read_heads  # noqa: E402
 
 sm = snakemake  # noqa: F821
-wc = dict(sm.wildcards.items())
-where = ", ".join(f"{k} {v}" for k, v in wc.items())
-heads = read_heads(sm.input.heads)
-cases = read_json(sm.input.cases)
+x, y = sm.params.x, sm.params.y
+where = ", ".join(f"{k} {v}" for k, v in dict(sm.wildcards.items()).items())
 fig_scatter(
-    heads,
-    "I_pre",
-    "Urel",
-    cases,
+    read_heads(sm.input.heads),
+    x,
+    y,
+    read_json(sm.input.cases),
     sm.output.fig,
     log="auto",
-    title=f"Urel vs I_pre ({where})" if where else None,
+    title=f"{y} vs {x} ({where})" if where else None,
 )
