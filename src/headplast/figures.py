@@ -108,6 +108,19 @@ def _rho_text(x: np.ndarray, y: np.ndarray) -> str:
     return f"Spearman ρ = {sps.spearmanr(x, y).statistic:.2f}"
 
 
+def _annotate_rho(ax, xv: np.ndarray, yv: np.ndarray) -> None:
+    """Spearman rho and the number of heads in the top-left corner of a scatter."""
+    ax.text(
+        0.02,
+        0.98,
+        f"{_rho_text(xv, yv)}, {len(xv)} heads",
+        transform=ax.transAxes,
+        va="top",
+        fontsize=9,
+        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+    )
+
+
 def fig_scatter(
     df: pd.DataFrame,
     x: str,
@@ -183,15 +196,7 @@ def fig_scatter(
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
     ax.set_title(title or f"{_label(y).split(' $')[0]} vs {_label(x).split(' $')[0]}", fontsize=11)
-    ax.text(
-        0.02,
-        0.98,
-        f"{_rho_text(xv, yv)}, {len(xv)} heads",
-        transform=ax.transAxes,
-        va="top",
-        fontsize=9,
-        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
-    )
+    _annotate_rho(ax, xv, yv)
     if cases is not None:
         ax.legend(loc="best", fontsize=8, framealpha=0.9)
     ax.grid(alpha=0.3)
@@ -405,14 +410,6 @@ def fig_seed_mean_scatter(
     ax.set_xlabel(_label(f"{x}_mean"))
     ax.set_ylabel(_label(f"{y}_mean"))
     ax.set_title(title or f"Seed means ({n_seeds} seeds), error bars: sd over seeds", fontsize=11)
-    ax.text(
-        0.02,
-        0.98,
-        f"{_rho_text(xv, yv)}, {len(xv)} heads",
-        transform=ax.transAxes,
-        va="top",
-        fontsize=9,
-        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
-    )
+    _annotate_rho(ax, xv, yv)
     ax.grid(alpha=0.3)
     _save(fig, path)

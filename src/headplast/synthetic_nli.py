@@ -318,6 +318,16 @@ def _slot_status(p: str | None, h: str | None, conflict: bool) -> str:
     return "C" if conflict else "N"
 
 
+def _modifier_status(
+    p: str | None, h: str | None, antonyms: Sequence[tuple[str, ...]]
+) -> str | None:
+    """Like :func:`_slot_status` for a modifier with antonyms: C only for its antonym; any other
+    replacement is ambiguous (None)."""
+    if p is not None and h is not None and p != h and _antonym(p, antonyms) != h:
+        return None
+    return _slot_status(p, h, conflict=True)
+
+
 def _event_label(p: Event, h: Event) -> int | None:
     """The label of hypothesis ``h`` given premise ``p`` (same scene, same referents), or None
     when the edit is ambiguous and must not be used."""
@@ -326,25 +336,9 @@ def _event_label(p: Event, h: Event) -> int | None:
     subj = _noun_relation(p.subj, h.subj)
     obj = _noun_relation(p.obj, h.obj)
     kind_pairs = SUBJECT_ADJECTIVES[_subject_kind(p.subj)]
-    if p.adj == h.adj:
-        adj = "keep"
-    elif h.adj is None:
-        adj = "E"
-    elif p.adj is None:
-        adj = "N"
-    elif _antonym(p.adj, kind_pairs) == h.adj:
-        adj = "C"
-    else:
-        return None
-    if p.manner == h.manner:
-        manner = "keep"
-    elif h.manner is None:
-        manner = "E"
-    elif p.manner is None:
-        manner = "N"
-    elif _antonym(p.manner, MANNERS) == h.manner:
-        manner = "C"
-    else:
+    adj = _modifier_status(p.adj, h.adj, kind_pairs)
+    manner = _modifier_status(p.manner, h.manner, MANNERS)
+    if adj is None or manner is None:
         return None
     if p.place == h.place:
         place = "keep"
