@@ -242,10 +242,6 @@ def finetune_runtime(wildcards, attempt):
     return get_resource("finetune", "runtime") * attempt
 
 
-def seed_dir(task="{task}", seed="{seed}"):
-    return f"results/{task}/seed{seed}"
-
-
 def ckpt(which):
     """Declared files of a checkpoint folder (the folder itself is not an output)."""
     d = f"results/{{task}}/seed{{seed}}/ckpt_{which}"
