@@ -26,6 +26,15 @@ class AttentionAdapter:
     key: str
     value: str
     output: str  # attention output projection; its input is the concatenation of head contexts
+    # The encoder: modules of the base model that every theta0 of a model shares (pre-trained,
+    # frozen by probing). Everything else (pooler, classifier) is the task head.
+    encoder_modules: tuple[str, ...] = ("embeddings", "encoder")
+    optional_encoder_modules: tuple[str, ...] = ()  # encoder parts only some model types have
+    last_hidden: str = "encoder"  # its output's first tensor is the last hidden state [B, T, D]
+    # True when the head reads only the first token of the last hidden state (BERT's pooler,
+    # DeBERTa's ContextPooler, the RoBERTa/ELECTRA classification heads all take [:, 0]); then the
+    # probe fits on [N, D] features and the theta0 sweep is shared by every seed and start.
+    head_reads_first_token: bool = True
 
 
 ADAPTERS: tuple[AttentionAdapter, ...] = (
@@ -46,6 +55,7 @@ ADAPTERS: tuple[AttentionAdapter, ...] = (
         key="attention.self.key",
         value="attention.self.value",
         output="attention.output.dense",
+        optional_encoder_modules=("embeddings_project",),  # ELECTRA: embedding -> hidden size
     ),
 )
 
@@ -72,6 +82,28 @@ class ModelLayout:
     head_dim: int
     layers: tuple[LayerModules, ...]
     names: tuple[dict[str, str], ...]  # per layer: qualified module names of query/key/value/output
+
+
+@dataclass(frozen=True)
+class HeadLayout:
+    """The split of a sequence-classification model into encoder and task head.
+
+    ``head_parameters`` are the qualified names of every parameter outside the encoder modules
+    (what probing trains); ``head_modules`` the modules holding them (e.g. ``bert.pooler`` and
+    ``classifier`` for BERT, ``pooler`` and ``classifier`` for DeBERTa, ``classifier`` with its own
+    dense layer for RoBERTa).
+    """
+
+    model_type: str
+    encoder_prefixes: tuple[str, ...]  # qualified names of the encoder modules
+    last_hidden: nn.Module  # output[0] is the last hidden state [B, T, D] that the head reads
+    head_reads_first_token: bool
+    head_parameters: tuple[str, ...]
+    head_modules: tuple[str, ...]
+
+    def is_encoder(self, name: str) -> bool:
+        """Whether the parameter/buffer ``name`` belongs to the encoder."""
+        return any(name == p or name.startswith(p + ".") for p in self.encoder_prefixes)
 
 
 def _get(module: nn.Module, path: str) -> nn.Module | None:
@@ -143,4 +175,59 @@ def resolve_layout(model: nn.Module) -> ModelLayout:
         head_dim=q.out_features // n_heads,
         layers=tuple(resolved),
         names=tuple(names),
+    )
+
+
+def resolve_head(model: nn.Module) -> HeadLayout:
+    """Encoder and head of ``model`` as the adapter table describes them.
+
+    Raises :class:`UnsupportedModelError` when an encoder module is missing or the model has no
+    parameter outside the encoder (nothing to probe).
+    """
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", type(model).__name__)
+    adapter = adapter_for(model_type)
+    base = getattr(model, "base_model", model)
+    qualified = {id(m): name for name, m in model.named_modules()}
+    prefixes = []
+    for path in (*adapter.encoder_modules, *adapter.optional_encoder_modules):
+        module = _get(base, path)
+        if module is None and path in adapter.optional_encoder_modules:
+            continue
+        if module is None:
+            raise UnsupportedModelError(
+                f"model type '{model_type}': no encoder module '{path}' in the base model "
+                f"(family {adapter.family}, encoder_modules {adapter.encoder_modules})"
+            )
+        prefixes.append(qualified[id(module)])
+    last = _get(base, adapter.last_hidden)
+    if last is None:
+        raise UnsupportedModelError(
+            f"model type '{model_type}': no module '{adapter.last_hidden}' (last_hidden) in the "
+            "base model"
+        )
+    head = [
+        n
+        for n, _ in model.named_parameters()
+        if not any(n == p or n.startswith(p + ".") for p in prefixes)
+    ]
+    if not head:
+        raise UnsupportedModelError(
+            f"model type '{model_type}': every parameter is in the encoder {prefixes}; "
+            "there is no classifier head to probe"
+        )
+    base_name = qualified[id(base)]
+    modules: list[str] = []
+    for n in head:  # the top-level module: `classifier`, or `bert.pooler` inside the base model
+        parts = n.split(".")
+        parent = ".".join(parts[:2] if base_name and parts[0] == base_name else parts[:1])
+        if parent not in modules:
+            modules.append(parent)
+    return HeadLayout(
+        model_type=model_type,
+        encoder_prefixes=tuple(prefixes),
+        last_hidden=last,
+        head_reads_first_token=adapter.head_reads_first_token,
+        head_parameters=tuple(head),
+        head_modules=tuple(modules),
     )

@@ -49,6 +49,26 @@ class SweepResult:
     acc_ablate: np.ndarray  # [L, H]
     n_examples: int
 
+    @classmethod
+    def from_logits(
+        cls, base_logits: torch.Tensor, ablate_logits: torch.Tensor, labels: torch.Tensor
+    ) -> SweepResult:
+        """From per-example logits: ``base_logits`` [n, C] (all gates 1), ``ablate_logits``
+        [L, H, n, C] (xi[l, h] = 0) and ``labels`` [n]. Means as the sweeps compute them
+        (float32 per-example cross-entropy, float64 sums)."""
+        L, H, n, C = ablate_logits.shape
+        ce, ok = _per_example(base_logits, labels)
+        check_finite(~torch.isfinite(ce).all()[None], "loss with all gates 1")
+        ce_a, ok_a = _per_example(ablate_logits.reshape(-1, C), labels.repeat(L * H))
+        check_finite(~torch.isfinite(ce_a.view(L, H, n)).all(-1)[None], "loss with the head ablated")
+        return cls(
+            loss_base=float(ce.double().sum()) / n,
+            acc_base=float(ok.double().sum()) / n,
+            loss_ablate=(ce_a.view(L, H, n).double().sum(-1) / n).cpu().numpy(),
+            acc_ablate=(ok_a.view(L, H, n).double().sum(-1) / n).cpu().numpy(),
+            n_examples=n,
+        )
+
     @property
     def importance(self) -> np.ndarray:
         """I = loss_ablate - loss_base, [L, H]."""
