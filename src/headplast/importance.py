@@ -60,7 +60,9 @@ class SweepResult:
         ce, ok = _per_example(base_logits, labels)
         check_finite(~torch.isfinite(ce).all()[None], "loss with all gates 1")
         ce_a, ok_a = _per_example(ablate_logits.reshape(-1, C), labels.repeat(L * H))
-        check_finite(~torch.isfinite(ce_a.view(L, H, n)).all(-1)[None], "loss with the head ablated")
+        check_finite(
+            ~torch.isfinite(ce_a.view(L, H, n)).all(-1)[None], "loss with the head ablated"
+        )
         return cls(
             loss_base=float(ce.double().sum()) / n,
             acc_base=float(ok.double().sum()) / n,

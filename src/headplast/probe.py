@@ -160,7 +160,7 @@ def fit_probe(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss) * idx.numel()
+                total += float(loss.detach()) * idx.numel()
             history.append(total / n)
     finally:
         for name, p in named.items():
@@ -233,7 +233,9 @@ def probe_checkpoint(
     val_rows = read_split(validation_path)
     encoder_before = {k: v.clone() for k, v in model.state_dict().items() if head.is_encoder(k)}
 
-    x_train, y_train = _features_of(model, tokenizer, train_rows, max_length, tokens_per_batch, head)
+    x_train, y_train = _features_of(
+        model, tokenizer, train_rows, max_length, tokens_per_batch, head
+    )
     x_val, y_val = _features_of(model, tokenizer, val_rows, max_length, tokens_per_batch, head)
     t_feat = time.perf_counter() - t0
     before = evaluate_head(model, x_val, y_val, head)

@@ -186,8 +186,7 @@ def importance_from_theta0_sweep(model: nn.Module, sweep: Theta0Sweep) -> SweepR
     L, H, n, d = sweep.ablate.shape
     if (L, H) != (layout.n_layers, layout.n_heads):
         raise EncoderMismatchError(
-            f"theta0 sweep has {L} x {H} heads, the checkpoint {layout.n_layers} x "
-            f"{layout.n_heads}"
+            f"theta0 sweep has {L} x {H} heads, the checkpoint {layout.n_layers} x {layout.n_heads}"
         )
     fp = encoder_fingerprint(model, head)
     if fp != sweep.encoder_sha256:
