@@ -155,6 +155,7 @@ wildcard_constraints:
 DATA_DIR = "results/data/{task}"
 SEED_DIR = "results/{model}/{task}/{start}/seed{seed}"
 SUMMARY_DIR = "results/{model}/{task}/{start}/summary"
+RUN_DIR = "results/{model}/{task}"  # shared by every start and seed of a model and task
 COMPARISON_DIR = "results/comparison"
 SEED_WILDCARDS = "{model}/{task}/{start}/seed{seed}"
 
@@ -167,6 +168,11 @@ def data_path(name):
 def seed_path(name, start="{start}"):
     """A per-seed artifact; ``start`` fixes the start for rules that make only one of them."""
     return f"{SEED_DIR}/{name}".replace("{start}", start)
+
+
+def run_path(name):
+    """An artifact of one model and task shared by all its starts and seeds."""
+    return f"{RUN_DIR}/{name}"
 
 
 def summary_path(name):
@@ -328,7 +334,11 @@ SUMMARY_ARTIFACTS = [
     "fig_I_vs_U_mean.png",
     "fig_I_vs_G_mean.png",
 ]
-COMPARISON_ARTIFACTS = ["tasks_comparison.csv"]
+COMPARISON_ARTIFACTS = [
+    "tasks_comparison.csv",
+    "starts_comparison.csv",
+    "fig_starts.png",
+]
 
 
 def runs(pattern, **fixed):
@@ -368,3 +378,26 @@ def per_seed(name):
 
 def get_seed(wildcards):
     return int(wildcards.seed)
+
+
+def get_probe_params(wildcards):
+    """The `probe:` block: changing it reruns the probe start's jobs only."""
+    return dict(config["probe"])
+
+
+def get_start_inputs(wildcards):
+    """Extra inputs of a start's fine-tuning: the probe record for `probe` (into run_config)."""
+    if wildcards.start == "probe":
+        return {"probe": seed_path("probe.json")}
+    return {}
+
+
+SHARED_THETA0_SWEEP = bool(config["measure"]["shared_theta0_sweep"])
+
+
+def theta0_sweep_source(wildcards):
+    """theta0 of the first seed's random start: its encoder is every theta0's encoder."""
+    return {
+        k: v.format(model=wildcards.model, task=wildcards.task, seed=SEEDS[0])
+        for k, v in ckpt("init", start="random").items()
+    }

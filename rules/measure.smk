@@ -87,3 +87,56 @@ rule update:
         mem_mb=get_resource("measure", "mem_mb"),
     script:
         "../workflow/scripts/update.py"
+
+
+# The shared theta0 sweep (measure.shared_theta0_sweep): every theta0 of a model holds the same
+# pre-trained encoder, so the ablation passes run once per model and task (on the first seed's
+# random theta0) and keep the first-token last hidden state of each; each seed's and start's
+# importance_pre applies its own head to them, equal to its full sweep.
+if SHARED_THETA0_SWEEP:
+
+    ruleorder: importance_pre_shared > importance_pre
+
+    rule theta0_sweep:
+        input:
+            unpack(theta0_sweep_source),
+            validation=data_path("validation.jsonl"),
+            subset=data_path("eval_subset.json"),
+        output:
+            sweep=run_path("theta0_sweep.safetensors"),
+        log:
+            log_path("theta0_sweep", "{model}/{task}"),
+        benchmark:
+            bench_path("theta0_sweep", "{model}/{task}")
+        conda:
+            "../envs/headplast.yaml"
+        threads: get_resource("measure", "threads")
+        resources:
+            gpu=1,
+            mem_mb=get_resource("measure", "mem_mb"),
+            runtime=get_resource("measure", "runtime"),
+        params:
+            max_length=config["max_length"],
+            tokens_per_batch=config["measure"]["tokens_per_batch"],
+            sweep_tokens=config["measure"]["sweep_tokens"],
+            precision=config["precision"],
+        script:
+            "../workflow/scripts/theta0_sweep.py"
+
+    rule importance_pre_shared:
+        input:
+            **ckpt("init"),
+            sweep=run_path("theta0_sweep.safetensors"),
+        output:
+            jsonl=seed_path("importance_pre.jsonl"),
+        log:
+            log_path("importance_pre_shared"),
+        benchmark:
+            bench_path("importance_pre_shared")
+        conda:
+            "../envs/headplast.yaml"
+        threads: get_resource("measure", "threads")
+        resources:
+            mem_mb=get_resource("measure", "mem_mb"),
+        script:
+            "../workflow/scripts/importance_shared.py"

@@ -76,3 +76,25 @@ rule compare_tasks:
         top_k=config["analysis"]["top_k"],
     script:
         "../workflow/scripts/compare_tasks.py"
+
+
+rule compare_starts:
+    input:
+        stability=runs(summary_path("stability.json")),
+        pair_stats=runs(summary_path("pair_stats.json")),
+    output:
+        table=f"{COMPARISON_DIR}/starts_comparison.csv",
+        fig=report(
+            f"{COMPARISON_DIR}/fig_starts.png",
+            caption="../workflow/report/fig_starts.rst",
+            category="comparison",
+            labels={"figure": "random vs probe start"},
+        ),
+    log:
+        log_path("compare_starts", "all"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        runs=runs("{model}/{task}/{start}"),
+    script:
+        "../workflow/scripts/compare_starts.py"

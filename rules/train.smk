@@ -25,10 +25,43 @@ rule init_checkpoint:
         "../workflow/scripts/init_checkpoint.py"
 
 
+# theta0 of the `probe` start: the same seed's random theta0 with its head (pooler and classifier)
+# fitted on the frozen encoder's features (LP-FT); only the `probe:` block's values are params,
+# so changing them reruns the probe start alone.
+rule probe_checkpoint:
+    input:
+        init_model=ckpt("init", start="random")["model"],
+        init_config=ckpt("init", start="random")["config"],
+        train=data_path("train.jsonl"),
+        validation=data_path("validation.jsonl"),
+    output:
+        **ckpt("init", start="probe"),
+        record=seed_path("probe.json", start="probe"),
+    log:
+        log_path("probe_checkpoint", "{model}/{task}/probe/seed{seed}"),
+    benchmark:
+        bench_path("probe_checkpoint", "{model}/{task}/probe/seed{seed}")
+    conda:
+        "../envs/headplast.yaml"
+    threads: get_resource("init", "threads")
+    resources:
+        gpu=1,
+        mem_mb=get_resource("init", "mem_mb"),
+        runtime=get_resource("init", "runtime"),
+    params:
+        hparams=get_probe_params,
+        seed=get_seed,
+        max_length=config["max_length"],
+        tokens_per_batch=config["measure"]["tokens_per_batch"],
+    script:
+        "../workflow/scripts/probe_checkpoint.py"
+
+
 # trainer_out/ (resumable Trainer checkpoints) lives in the seed folder but is not declared, so
 # Snakemake does not delete it before a rerun and an interrupted job resumes.
 rule finetune:
     input:
+        unpack(get_start_inputs),
         init_model=ckpt("init")["model"],
         init_config=ckpt("init")["config"],
         train=data_path("train.jsonl"),

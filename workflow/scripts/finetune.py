@@ -13,7 +13,7 @@ sys.stdout = sys.stderr  # the Trainer prints its logs to stdout
 import logging  # noqa: E402
 import os  # noqa: E402
 
-from headplast.io import write_json  # noqa: E402
+from headplast.io import read_json, write_json  # noqa: E402
 from headplast.training import finetune, install_sigterm_handler  # noqa: E402
 
 logging.basicConfig(
@@ -37,5 +37,7 @@ run_config = finetune(
     max_length=int(sm.params.max_length),
     precision=str(sm.params.get("precision", "auto")),
 )
+if "probe" in sm.input.keys():  # the probe start: how its theta0 was fitted
+    run_config["probe"] = read_json(sm.input.probe)
 write_json(sm.output.run_config, run_config)
 logging.getLogger("finetune").info("theta1 validation: %s", run_config["validation"]["theta1"])
