@@ -3,6 +3,8 @@ jobs a config change reruns, the HTML report, and the agreement of pip and conda
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import subprocess
 import sys
@@ -16,16 +18,16 @@ from tests.workflow_utils import REPO, make_workdir, run_snakemake, tiny_config,
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-MEASURES = {"importance_pre", "importance_post", "gradfisher_pre"}
-TRAINING = {"init_checkpoint", "finetune"}
+MEASURES = {"theta0_sweep", "importance_pre_shared", "importance_post", "gradfisher_pre"}
+TRAINING = {"init_checkpoint", "probe_checkpoint", "finetune"}
 DATA = {"synthetic_nli", "prepare_data", "eval_subset"}
 ANALYSIS = {"stats", "cases", "fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps"}
-SUMMARY = {"summary_seeds", "fig_summary", "compare_tasks", "all"}
+SUMMARY = {"summary_seeds", "fig_summary", "compare_tasks", "compare_starts", "all"}
 
 
-def planned_jobs(workdir: Path) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a dry run would execute."""
-    out = run_snakemake(workdir, "--dry-run").stdout
+def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run (with ``args``) would execute."""
+    out = run_snakemake(workdir, "--dry-run", *args).stdout
     jobs, rule = [], None
     for line in out.splitlines():
         m = re.match(r"^(?:local)?rule (\w+):", line.strip())
@@ -89,7 +91,8 @@ def test_reference_config_plans_the_full_experiment():
     )
     assert proc.returncode == 0, proc.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
-    assert counts["finetune"] == "10" and counts["importance_pre"] == "10"
+    assert counts["finetune"] == "20" and counts["importance_pre_shared"] == "20"
+    assert counts["probe_checkpoint"] == "10" and counts["theta0_sweep"] == "2"
     assert counts["eval_subset"] == "2" and counts["compare_tasks"] == "1"
 
 
@@ -98,8 +101,9 @@ def test_tiny_dag_produces_every_artifact(finished):
     (model,) = cfg["models"]
     for task in cfg["tasks"]:
         assert (finished / f"results/data/{task}/eval_subset.json").exists()
-        run = finished / "results" / model / task / "random"
-        for seed in cfg["seeds"]:
+        assert (finished / "results" / model / task / "theta0_sweep.safetensors").exists()
+        for start, seed in itertools.product(cfg["starts"], cfg["seeds"]):
+            run = finished / "results" / model / task / start
             d = run / f"seed{seed}"
             for name in (
                 "importance_pre.jsonl",
@@ -121,12 +125,23 @@ def test_tiny_dag_produces_every_artifact(finished):
             for fig in ("fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps"):
                 png = (d / f"{fig}.png").read_bytes()
                 assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, fig
-        for fig in ("fig_heatmaps_mean", "fig_rank_stability", "fig_I_vs_U_mean"):
-            png = (run / "summary" / f"{fig}.png").read_bytes()
-            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+            run_config = json.loads((d / "run_config.json").read_text())
+            assert ("probe" in run_config) == (start == "probe")
+            if (
+                start == "probe"
+            ):  # the probe's record, and its theta0 is what fine-tuning started from
+                assert run_config["probe"]["validation"]["probe"]["accuracy"] >= 0
+                assert run_config["probe"]["seed"] == seed
+            for fig in ("fig_heatmaps_mean", "fig_rank_stability", "fig_I_vs_U_mean"):
+                png = (run / "summary" / f"{fig}.png").read_bytes()
+                assert png[:8] == b"\x89PNG\r\n\x1a\n"
     comparison = pd.read_csv(finished / "results/comparison/tasks_comparison.csv")
     assert set(comparison["measure"]) >= {"I_pre", "Urel"}
-    assert set(comparison["model"]) == {model} and set(comparison["start"]) == {"random"}
+    assert set(comparison["model"]) == {model} and set(comparison["start"]) == set(cfg["starts"])
+    starts = pd.read_csv(finished / "results/comparison/starts_comparison.csv")
+    assert set(starts["start"]) == {"random", "probe"} and set(starts["task"]) == set(cfg["tasks"])
+    assert {"I_pre", "Urel", "I_pre~Urel"} <= set(starts["item"])
+    assert (finished / "results/comparison/fig_starts.png").read_bytes()[:4] == b"\x89PNG"
     assert planned_jobs(finished) == []  # nothing stale after a complete run
 
 
@@ -156,10 +171,33 @@ def test_eval_subset_size_reruns_measures_not_training(finished):
 def test_training_hyperparameter_reruns_only_that_task(finished):
     jobs = _rerun_plan(finished, {"tasks": {"nli_a": {"train": {"learning_rate": 5.0e-4}}}})
     assert {"finetune", "importance_post", "update", "heads"} <= rules_of(jobs)
-    assert not rules_of(jobs) & ({"init_checkpoint", "importance_pre", "gradfisher_pre"} | DATA)
+    theta0 = {"init_checkpoint", "probe_checkpoint", "theta0_sweep", "importance_pre_shared"}
+    assert not rules_of(jobs) & (theta0 | {"gradfisher_pre"} | DATA)
     touched = {w.get("task") for rule, w in jobs if "task" in w}
     assert touched == {"nli_a"}
-    assert {rule for rule, w in jobs if not w} <= {"compare_tasks", "all"}
+    assert {rule for rule, w in jobs if not w} <= {"compare_tasks", "compare_starts", "all"}
+
+
+def _job_key(job: tuple[str, dict[str, str]]) -> tuple[str, tuple]:
+    return job[0], tuple(sorted(job[1].items()))
+
+
+def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
+    """Changing a `probe:` value reruns every job of the probe start (probing, fine-tuning, every
+    measure, statistic and summary) and the comparisons across starts: nothing of the random
+    start, no data job and not the shared theta0 sweep."""
+    everything = planned_jobs(finished, "--forceall")
+    expected = [
+        job
+        for job in everything
+        if job[1].get("start") == "probe" or job[0] in {"compare_tasks", "compare_starts", "all"}
+    ]
+    for change in ({"learning_rate": 5.0e-3}, {"epochs": 2}, {"batch_size": 8}):
+        jobs = _rerun_plan(finished, {"probe": change})
+        assert sorted(map(_job_key, jobs)) == sorted(map(_job_key, expected)), change
+    assert {"probe_checkpoint", "finetune", "importance_pre_shared", "update"} <= rules_of(jobs)
+    assert not [job for job in jobs if job[1].get("start") == "random"]
+    assert not rules_of(jobs) & ({"init_checkpoint", "theta0_sweep"} | DATA)
 
 
 def test_report_has_every_figure(finished):
