@@ -40,6 +40,8 @@ def test_bench_tiny_smoke(tmp_path, capsys):
         for variant in ("cached_k1", "cached_stacked"):
             assert s[variant]["matches_naive"] is True
             assert s[variant]["seconds"] > 0 and s[variant]["ablated_tokens_per_s"] > 0
+        t = r["shared_theta0"]  # one hidden-state sweep for 4 checkpoints gives their I exactly
+        assert t["n_theta0"] == 4 and t["max_abs_diff_I"] <= 1e-6 and t["shared_vs_full"] > 0
         g = r["gradfisher"]
         assert g["batch_size"] == 4 and g["max_rel_diff_G_F"] <= 1e-5
         p = r["padding_bench_examples"]

@@ -398,6 +398,31 @@ def bench_sweep(model, batches, device, precision, stack_tokens: int) -> dict:
     return out
 
 
+def bench_shared_theta0(model, batches, device, precision, stack_tokens: int, n: int = 4) -> dict:
+    """The theta0 sweep shared by ``n`` checkpoints of one encoder (the demo: 2 seeds x 2 starts)
+    vs a full cached sweep each, timed side by side on the same batches: one full sweep, the
+    shared hidden-state sweep (once) and one head application (once per checkpoint)."""
+    from .shared_sweep import importance_from_theta0_sweep, theta0_hidden_sweep
+
+    full_s, full = timed(
+        lambda: ablation_sweep(model, batches, precision=precision, sweep_tokens=stack_tokens),
+        device,
+    )
+    hidden_s, sweep = timed(
+        lambda: theta0_hidden_sweep(model, batches, precision, sweep_tokens=stack_tokens), device
+    )
+    apply_s, shared = timed(lambda: importance_from_theta0_sweep(model, sweep), device)
+    return {
+        "n_theta0": n,
+        "full_sweep_s": round(full_s, 3),
+        "hidden_sweep_s": round(hidden_s, 3),
+        "head_apply_s": round(apply_s, 4),
+        # n full sweeps vs one hidden-state sweep plus n head applications
+        "shared_vs_full": round((hidden_s + n * apply_s) / (n * full_s), 4),
+        "max_abs_diff_I": float(np.abs(shared.importance - full.importance).max()),
+    }
+
+
 def bench_gradfisher(model, batch, device, precision, repeats: int) -> dict:
     """Per-example forward+backward loop vs one backward of the whole batch (min of repeats)."""
     t_loop, t_one = [], []
@@ -448,6 +473,7 @@ def bench_model(spec: ModelSpec, args, device, precision) -> dict:
         "mean_length": round(statistics.mean(lengths), 1),
         "sweep": bench_sweep(model, batches, device, precision, args.stack_tokens),
         "gradfisher": bench_gradfisher(model, grad_batch, device, precision, args.grad_repeats),
+        "shared_theta0": bench_shared_theta0(model, batches, device, precision, args.stack_tokens),
         "padding_bench_examples": padding_stats(
             lengths, args.tokens_per_batch, GRAD_BATCH, args.max_length
         ),
@@ -615,6 +641,12 @@ def _print_model(r: dict) -> None:
         f"one backward {g['one_backward_s']:.3f}s -> {g['speedup']:.1f}x (max rel diff "
         f"{g['max_rel_diff_G_F']:.1e})"
     )
+    t = r["shared_theta0"]
+    print(
+        f"   theta0 sweep shared by {t['n_theta0']} checkpoints: {t['hidden_sweep_s']:.2f}s once + "
+        f"{t['head_apply_s']:.3f}s per head vs {t['full_sweep_s']:.2f}s per full sweep -> "
+        f"{t['shared_vs_full']:.3f}x (max |dI| {t['max_abs_diff_I']:.1e})"
+    )
     p = r["padding_bench_examples"]
     print(
         f"   tokens: real {p['real_tokens']}, length-bucketed padded "
@@ -708,6 +740,9 @@ def _run(args: argparse.Namespace, threads: int) -> dict:
             "sweep_vs_naive_L12": 0.60,
             "sweep_vs_naive_L6": 0.65,
             "gradfisher_speedup": 10.0,
+        },
+        "shared_theta0_vs_full": {
+            n: r["shared_theta0"]["shared_vs_full"] for n, r in per_model.items()
         },
         "all_cached_match_naive": all(
             r["sweep"][k]["matches_naive"]
