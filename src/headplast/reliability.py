@@ -265,3 +265,35 @@ def pair_ceiling(
     """``{noise_ceiling, rho_disattenuated}`` of a pair with reliabilities ``r_xx``, ``r_yy``."""
     ceiling = noise_ceiling(r_xx, r_yy)
     return {"noise_ceiling": ceiling, "rho_disattenuated": disattenuated(rho, ceiling)}
+
+
+def subset_advice(reliabilities: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per example-dependent measure: the eval-subset size at which its split-half reliability
+    would reach the target (Spearman-Brown prophecy), beside the size and reliability measured.
+    ``n_for_target`` None: no positive reliability, so no subset size can be advised."""
+    out: dict[str, Any] = {}
+    for m, r in reliabilities.items():
+        if "n_examples" not in r:
+            continue
+        out[m] = {
+            "target": r["target"],
+            "n_for_target": r["n_for_target"],
+            "n_examples": r["n_examples"],
+            "reliability": r["reliability"],
+        }
+    return out
+
+
+#: Sidecar names the stats rule may give (``input`` keys of the rule).
+SIDECARS: tuple[str, ...] = ("importance_pre", "importance_post", "gradfisher_pre")
+
+
+def reliability_report(
+    sidecars: Mapping[str, str | os.PathLike],
+    measures: Sequence[str],
+    n_repeats: int = 100,
+    seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(reliability per measure, subset-size advice) for ``stats.json``."""
+    rel = measure_reliabilities(sidecars, measures, n_repeats, seed)
+    return rel, subset_advice(rel)

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from headplast.io import ArtifactError
+from headplast.degenerate import split_degenerate
+from headplast.io import ArtifactError, read_json
 from headplast.reliability import pair_ceiling, spearman_brown
-from headplast.statistics import topk_overlap, validate_heads
+from headplast.statistics import read_heads, topk_overlap, validate_heads
 
 KEY = ["layer", "head"]
 
@@ -313,3 +314,61 @@ def compare_tasks(
                 }
             )
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+
+
+# --------------------------------------------------------------------------- one task's seeds
+
+
+def summarise_seeds(
+    seeds: Sequence[int],
+    heads_files: Sequence[str | os.PathLike],
+    stats_files: Sequence[str | os.PathLike],
+    cases_files: Sequence[str | os.PathLike],
+    run_config_files: Sequence[str | os.PathLike] = (),
+    keep_degenerate: bool = False,
+) -> dict[str, Any]:
+    """Everything ``summary/`` holds for one task: ``heads_mean`` (frame), ``stability``,
+    ``pair_stats`` (dicts) and ``case_counts`` (frame), over the healthy seeds.
+
+    Seeds whose ``run_config.json`` flags them degenerate (:mod:`headplast.degenerate`) are left
+    out unless ``keep_degenerate``; ``pair_stats`` names them (``degenerate_seeds``) and the
+    seeds summarised (``seeds``). Without run configs every seed counts. The label-free
+    importances are summarised where every seed has them.
+    """
+    seeds = [int(s) for s in seeds]
+    for name, files in (("heads", heads_files), ("stats", stats_files), ("cases", cases_files)):
+        if len(files) != len(seeds):
+            raise ArtifactError(f"{len(files)} {name} files for {len(seeds)} seeds {seeds}")
+    if run_config_files and len(run_config_files) != len(seeds):
+        raise ArtifactError(f"{len(run_config_files)} run_config files for seeds {seeds}")
+    run_configs = {s: read_json(f) for s, f in zip(seeds, run_config_files, strict=False)}
+    kept, degenerate = split_degenerate(run_configs, keep_degenerate)
+    kept = kept if run_configs else seeds
+    if not kept:
+        raise ArtifactError(
+            f"every seed {degenerate} is degenerate (theta1 does not beat the majority class; "
+            "see their run_config.json); set config key analysis.keep_degenerate: true to "
+            "summarise them anyway"
+        )
+
+    def load(files, reader):
+        return {s: reader(f) for s, f in zip(seeds, files, strict=True) if s in kept}
+
+    heads_by_seed = load(heads_files, read_heads)
+    columns = set.intersection(*(set(df.columns) for df in heads_by_seed.values()))
+    measures = [m for m in (*DEFAULT_MEASURES, *LABEL_FREE_MEASURES) if m in columns]
+    stability = rank_stability(heads_by_seed, measures)
+    pair_stats = pair_stats_across_seeds(load(stats_files, read_json), stability=stability)
+    pair_stats.update(
+        {
+            "seeds": kept,
+            "degenerate_seeds": degenerate,
+            "degenerate_excluded": [s for s in degenerate if s not in kept],
+        }
+    )
+    return {
+        "heads_mean": seed_mean(heads_by_seed),
+        "stability": stability,
+        "pair_stats": pair_stats,
+        "case_counts": case_counts(load(cases_files, read_json)),
+    }
