@@ -20,6 +20,9 @@ rule heads:
 rule stats:
     input:
         heads=seed_path("heads.csv"),
+        importance_pre=seed_path("importance_pre.npz"),
+        importance_post=seed_path("importance_post.npz"),
+        gradfisher_pre=seed_path("gradfisher_pre.npz"),
     output:
         stats=seed_path("stats.json"),
     log:
@@ -31,6 +34,7 @@ rule stats:
         n_permutations=config["analysis"]["n_permutations"],
         n_bootstrap=config["analysis"]["n_bootstrap"],
         seed=config["analysis"]["seed"],
+        split_half_repeats=config["analysis"]["split_half_repeats"],
     script:
         "../workflow/scripts/stats.py"
 

@@ -1,5 +1,7 @@
 # Per-head measures. The eval subset is shared by all seeds of a task; the measures read only
-# the hyper-parameters they use, so changing the subset reruns them but not training.
+# the hyper-parameters they use, so changing the subset reruns them but not training. They run in
+# measure.precision (fp32, TF32 off, by default), not in training's precision. Each also writes
+# its per-example values (.npz), from which `stats` computes the split-half reliabilities.
 
 
 rule importance_pre:
@@ -9,6 +11,7 @@ rule importance_pre:
         subset=data_path("eval_subset.json"),
     output:
         jsonl=seed_path("importance_pre.jsonl"),
+        per_example=seed_path("importance_pre.npz"),
     log:
         log_path("importance_pre"),
     benchmark:
@@ -24,7 +27,7 @@ rule importance_pre:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
         sweep_tokens=config["measure"]["sweep_tokens"],
-        precision=config["precision"],
+        precision=config["measure"]["precision"],
     script:
         "../workflow/scripts/importance.py"
 
@@ -36,6 +39,7 @@ use rule importance_pre as importance_post with:
         subset=data_path("eval_subset.json"),
     output:
         jsonl=seed_path("importance_post.jsonl"),
+        per_example=seed_path("importance_post.npz"),
     log:
         log_path("importance_post"),
     benchmark:
@@ -49,6 +53,7 @@ rule gradfisher_pre:
         subset=data_path("eval_subset.json"),
     output:
         jsonl=seed_path("gradfisher_pre.jsonl"),
+        per_example=seed_path("gradfisher_pre.npz"),
     log:
         log_path("gradfisher_pre"),
     benchmark:
@@ -63,7 +68,7 @@ rule gradfisher_pre:
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
-        precision=config["precision"],
+        precision=config["measure"]["precision"],
         eps=config["measure"]["fisher_eps"],
     script:
         "../workflow/scripts/gradfisher.py"

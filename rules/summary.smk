@@ -6,6 +6,7 @@ rule summary_seeds:
         heads=per_seed("heads.csv"),
         stats=per_seed("stats.json"),
         cases=per_seed("cases.json"),
+        run_config=per_seed("run_config.json"),
     output:
         heads_mean=summary_path("heads_mean.csv"),
         stability=summary_path("stability.json"),
@@ -17,6 +18,7 @@ rule summary_seeds:
         "../envs/headplast.yaml"
     params:
         seeds=SEEDS,
+        keep_degenerate=config["analysis"]["keep_degenerate"],
     script:
         "../workflow/scripts/summary_seeds.py"
 
@@ -25,6 +27,7 @@ rule fig_summary:
     input:
         heads_mean=summary_path("heads_mean.csv"),
         stability=summary_path("stability.json"),
+        pair_stats=summary_path("pair_stats.json"),
     output:
         heatmaps=report(
             summary_path("fig_heatmaps_mean.png"),

@@ -85,5 +85,6 @@ rule finetune:
         seed=get_seed,
         max_length=config["max_length"],
         precision=config["precision"],
+        min_accuracy_gain=config["analysis"]["min_accuracy_gain"],
     script:
         "../workflow/scripts/finetune.py"

@@ -259,3 +259,11 @@ def test_eval_subset_errors(size: int) -> None:
         DataError, match=rf"eval_subset\.size = {size}: .*validation split size \(100\)"
     ):
         make_eval_subset(100, size, seed=0)
+
+
+def test_eval_subset_all_is_the_whole_split():
+    from headplast.data import make_eval_subset
+
+    assert make_eval_subset(7, "all", 999) == list(range(7))
+    with pytest.raises(DataError, match="eval_subset.size = every"):
+        make_eval_subset(7, "every", 999)

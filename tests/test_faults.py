@@ -19,7 +19,7 @@ import yaml
 
 from headplast.adapters import UnsupportedModelError
 from headplast.data import make_eval_subset, prepare_task_data
-from headplast.heads import join_heads
+from headplast.heads import GRADFISHER_FIELDS, IMPORTANCE_FIELDS, UPDATE_FIELDS, join_heads
 from headplast.importance import NonFiniteError
 from headplast.io import ArtifactError, read_head_jsonl, write_json
 from tests.script_runner import SCRIPTS, run_script
@@ -93,7 +93,10 @@ def run_importance(ckpt, eval_data, out_dir):
         "importance",
         out_dir,
         measure_inputs(ckpt, eval_data),
-        {"jsonl": str(out_dir / "importance_pre.jsonl")},
+        {
+            "jsonl": str(out_dir / "importance_pre.jsonl"),
+            "per_example": str(out_dir / "importance_pre.npz"),
+        },
         MEASURE_PARAMS,
     )
 
@@ -104,7 +107,10 @@ def run_gradfisher(ckpt, eval_data, out_dir):
         "gradfisher",
         out_dir,
         measure_inputs(ckpt, eval_data),
-        {"jsonl": str(out_dir / "gradfisher_pre.jsonl")},
+        {
+            "jsonl": str(out_dir / "gradfisher_pre.jsonl"),
+            "per_example": str(out_dir / "gradfisher_pre.npz"),
+        },
         {**params, "eps": 1e-20},
     )
 
@@ -455,7 +461,7 @@ def test_non_finite_for_one_head_names_head_and_batch(
     assert visible_files(out_dir) == [f"{script}.log"]
     monkeypatch.setattr(measures, "load_checkpoint", real)  # the same checkpoint is fine
     runner(ckpt, eval_data, out_dir)
-    assert f"{script}.log" in visible_files(out_dir) and len(visible_files(out_dir)) == 2
+    assert f"{script}.log" in visible_files(out_dir) and len(visible_files(out_dir)) == 3
 
 
 # ----------------------------------------------------------------------------------- outputs
@@ -510,7 +516,10 @@ def test_measure_killed_mid_way_leaves_nothing_then_reruns(tiny_src, eval_data, 
     progress = tmp_path / "progress"
     smk = {
         "input": measure_inputs(ckpt, eval_data),
-        "output": {"jsonl": str(out_dir / "importance_pre.jsonl")},
+        "output": {
+            "jsonl": str(out_dir / "importance_pre.jsonl"),
+            "per_example": str(out_dir / "importance_pre.npz"),
+        },
         "params": MEASURE_PARAMS,
         "log": [str(out_dir / "importance.log")],
     }
@@ -554,10 +563,10 @@ runpy.run_path({str(SCRIPTS / "importance.py")!r}, init_globals={{"snakemake": s
 # --------------------------------------------------------------------------------- aggregation
 
 FIELDS = {
-    "importance_pre": ("I", "loss_base", "loss_ablate", "acc_base", "acc_ablate"),
-    "importance_post": ("I", "loss_base", "loss_ablate", "acc_base", "acc_ablate"),
-    "gradfisher_pre": ("G", "F", "Ppred", "G_signed"),
-    "update": ("U", "Urel", "Uq", "Uk", "Uv", "Uo"),
+    "importance_pre": IMPORTANCE_FIELDS,
+    "importance_post": IMPORTANCE_FIELDS,
+    "gradfisher_pre": GRADFISHER_FIELDS,
+    "update": UPDATE_FIELDS,
 }
 
 

@@ -146,6 +146,7 @@ def test_fig_summary_script(tmp_path, monkeypatch):
     (tmp_path / "stability.json").write_text(
         json.dumps(rank_stability(by_seed, ["I_pre", "G", "Urel"]))
     )
+    (tmp_path / "pair_stats.json").write_text(json.dumps({"degenerate_excluded": [3]}))
     outs = {
         k: str(tmp_path / f"{k}.png")
         for k in ("heatmaps", "stability_fig", "scatter_I_vs_U", "scatter_I_vs_G")
@@ -156,6 +157,7 @@ def test_fig_summary_script(tmp_path, monkeypatch):
         {
             "heads_mean": str(tmp_path / "heads_mean.csv"),
             "stability": str(tmp_path / "stability.json"),
+            "pair_stats": str(tmp_path / "pair_stats.json"),
         },
         outs,
         wildcards={"task": "mnli"},

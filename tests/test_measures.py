@@ -195,3 +195,87 @@ def test_cached_sweep_runs_only_layers_at_and_above_the_ablation(tiny_model):
         for h in hooks:
             h.remove()
     assert calls == [2 * (1 + 4 * (i + 1)) for i in range(3)]
+
+
+# ------------------------------------------------------------ per-example uncertainty (issue 14)
+
+
+def test_from_logits_se_and_ci_equal_direct_computation_on_known_losses():
+    """Logits built so that every per-example loss is known in closed form: logits (log w, 0)
+    and label 0 give L = log(1 + 1/w), and the label is predicted iff w > 1 (no ties here)."""
+    import math
+    import statistics
+
+    from scipy.stats import t
+
+    from headplast.importance import SweepResult
+
+    w_base = [0.9, 2.0, 3.0, 4.0, 5.0]
+    w_abl = [[0.5, 1.1, 3.0, 0.7, 0.25], [2.0, 2.0, 2.0, 2.0, 2.0]]  # two "heads" (L=1, H=2)
+    base = torch.tensor([[math.log(w), 0.0] for w in w_base])
+    abl = torch.tensor([[[[math.log(w), 0.0] for w in row] for row in w_abl]])
+    res = SweepResult.from_logits(base, abl, torch.zeros(5, dtype=torch.long))
+    for h, row in enumerate(w_abl):
+        d = [
+            math.log(1 + 1 / wa) - math.log(1 + 1 / wb) for wa, wb in zip(row, w_base, strict=True)
+        ]
+        se = statistics.stdev(d) / math.sqrt(5)
+        assert res.importance[0, h] == pytest.approx(statistics.fmean(d), abs=1e-7)
+        assert res.importance_se[0, h] == pytest.approx(se, abs=1e-7)
+        lo, hi = res.importance_ci
+        assert hi[0, h] - res.importance[0, h] == pytest.approx(t.ppf(0.975, 4) * se, abs=1e-7)
+        assert lo[0, h] == pytest.approx(2 * res.importance[0, h] - hi[0, h])
+    hits_base = [w > 1 for w in w_base]
+    dacc = [float(wa > 1) - float(b) for wa, b in zip(w_abl[0], hits_base, strict=True)]
+    assert res.acc_delta[0, 0] == pytest.approx(statistics.fmean(dacc))
+    assert res.acc_delta_se[0, 0] == pytest.approx(statistics.stdev(dacc) / math.sqrt(5))
+    row = res.rows()[0]
+    assert row["acc_delta"] == pytest.approx(row["acc_ablate"] - row["acc_base"])
+    assert {"I_se", "I_ci_low", "I_ci_high", "acc_delta_se", "I_kl", "I_kl_se"} <= set(row)
+
+
+def test_sweep_I_se_and_I_kl_equal_zeroed_columns_model():
+    """Per-example losses and softmaxes of the unhooked model and of a copy with head (1, 2)'s
+    output-projection columns zeroed, in plain torch: I, I_se and I_kl of the cached sweep."""
+    model = tiny_bert()
+    batches = random_batches(2, batch=4)
+    fast = ablation_sweep(model, batches, sweep_tokens=10_000)
+    d = resolve_layout(model).head_dim
+    zeroed = copy.deepcopy(model)
+    with torch.no_grad():
+        resolve_layout(zeroed).layers[1].output.weight[:, 2 * d : 3 * d] = 0
+    labels = torch.cat([b["labels"] for b in batches])
+    p_logits = torch.cat([_logits(model, b) for b in batches]).double()
+    q_logits = torch.cat([_logits(zeroed, b) for b in batches]).double()
+    ce = torch.nn.functional.cross_entropy
+    diff = ce(q_logits, labels, reduction="none") - ce(p_logits, labels, reduction="none")
+    p, q = p_logits.softmax(-1), q_logits.softmax(-1)
+    kl = (p * (p / q).log()).sum(-1)
+    assert fast.importance_se[1, 2] == pytest.approx(float(diff.std() / 8**0.5), abs=1e-6)
+    assert fast.importance_kl[1, 2] == pytest.approx(float(kl.mean()), abs=1e-6)
+    assert fast.importance_kl_se[1, 2] == pytest.approx(float(kl.std() / 8**0.5), abs=1e-6)
+    assert (fast.kl_i >= 0).all() and fast.importance_kl.min() > 0
+
+
+def test_I_kl_is_exactly_zero_for_all_ones_gates(tiny_model):
+    from headplast.importance import SweepResult
+
+    batch = random_batches(1)[0]
+    layout = resolve_layout(tiny_model)
+    base = _logits(tiny_model, batch)
+    with head_gates(tiny_model, layout) as ctrl:
+        ctrl.set(torch.ones(batch["labels"].shape[0], 3, 4))
+        gated = _logits(tiny_model, batch)
+    res = SweepResult.from_logits(base, gated.expand(3, 4, *gated.shape), batch["labels"])
+    assert (res.importance_kl == 0).all() and (res.importance == 0).all()
+
+
+def test_gradient_standard_errors_equal_per_example_autograd():
+    model = tiny_bert()
+    batches = random_batches(2, batch=4)
+    fast = gate_gradients(model, batches)
+    ref = per_example_loop(model, batches).double()
+    n = ref.shape[0]
+    assert abs(fast.G_se - (ref.abs().std(0) / n**0.5).numpy()).max() <= 1e-6
+    assert abs(fast.F_se - ((ref**2).std(0) / n**0.5).numpy()).max() <= 1e-6
+    assert {"G_se", "F_se"} <= set(fast.rows()[0])

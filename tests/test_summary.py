@@ -80,7 +80,14 @@ def test_rank_stability(heads_by_seed):
     assert blk["mean"] == pytest.approx(np.mean(rhos))
     assert blk["min"] == min(rhos) and blk["max"] == max(rhos)
     single = rank_stability({1: heads_by_seed[1]}, ["I_pre"])
-    assert single["I_pre"] == {"mean": None, "min": None, "max": None, "n_pairs": 0, "pairs": []}
+    assert single["I_pre"] == {
+        "mean": None,
+        "min": None,
+        "max": None,
+        "n_pairs": 0,
+        "pairs": [],
+        "reliability_of_seed_mean": None,
+    }
     json.dumps(out, allow_nan=False)
 
 

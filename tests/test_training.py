@@ -148,6 +148,7 @@ def test_finetune_writes_theta1_and_run_config(reference):
     v0, v1 = rc["validation"]["theta0"], rc["validation"]["theta1"]
     assert v1["accuracy"] >= v0["accuracy"]
     assert v1["accuracy"] == rc["best_metric"] > 0.9  # the keyword task is learnt
+    assert rc["degenerate"] is False and rc["accuracy_margin"] > rc["min_accuracy_gain"]
     json.dumps(rc, allow_nan=False)
     # theta1's metrics (taken from the evaluation that selected it) are those of the saved model
     from headplast.batching import encode_pairs, make_batches

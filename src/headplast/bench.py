@@ -300,19 +300,8 @@ def timed(fn: Callable, device: torch.device):
 
 
 def merge_sweeps(parts: Sequence[SweepResult]) -> SweepResult:
-    """One SweepResult from per-batch ones (means weighted by their example counts)."""
-    n = sum(p.n_examples for p in parts)
-
-    def mean(get):
-        return sum(get(p) * p.n_examples for p in parts) / n
-
-    return SweepResult(
-        loss_base=float(mean(lambda p: p.loss_base)),
-        acc_base=float(mean(lambda p: p.acc_base)),
-        loss_ablate=mean(lambda p: p.loss_ablate),
-        acc_ablate=mean(lambda p: p.acc_ablate),
-        n_examples=n,
-    )
+    """One SweepResult from per-batch ones (their examples concatenated)."""
+    return SweepResult.concat(parts)
 
 
 def layer_count_ratio(L: int, H: int) -> float:

@@ -121,6 +121,20 @@ def _annotate_rho(ax, xv: np.ndarray, yv: np.ndarray) -> None:
     )
 
 
+def _se_column(col: str) -> str:
+    """heads.csv name of a measure's standard error: I_pre -> I_pre_se, G -> G_se."""
+    return f"{col}_se"
+
+
+def _half_interval(df: pd.DataFrame, col: str) -> np.ndarray | None:
+    """1.96 * SE over eval examples of ``col`` where heads.csv has it, else None."""
+    se = _se_column(col)
+    if se not in df.columns:
+        return None
+    v = df[se].to_numpy(float)
+    return None if not np.isfinite(v).any() else 1.96 * np.nan_to_num(v)
+
+
 def fig_scatter(
     df: pd.DataFrame,
     x: str,
@@ -135,7 +149,9 @@ def fig_scatter(
     Heads in the counter-example sets of ``cases`` (``cases.json`` content; ``None`` for none)
     are drawn again with their own marker and labelled ``L<layer>H<head>``. ``log``: ``"auto"``
     (log axis where values span > 2 decades), ``True``/``"xy"``, ``"x"``, ``"y"``, ``False``;
-    axes with non-positive values get a symmetric-log scale instead.
+    axes with non-positive values get a symmetric-log scale instead. Where heads.csv has a
+    measure's standard error over eval examples (``<measure>_se``), gray bars show its 95%
+    interval (±1.96 SE).
     """
     xv, yv = df[x].to_numpy(float), df[y].to_numpy(float)
     layer = df["layer"].to_numpy()
@@ -157,6 +173,20 @@ def fig_scatter(
     cb.set_label("layer")
     if n_layers <= 24:
         cb.set_ticks(range(0, n_layers, 1 if n_layers <= 12 else 2))
+    xerr, yerr = _half_interval(df, x), _half_interval(df, y)
+    if xerr is not None or yerr is not None:
+        ax.errorbar(
+            xv,
+            yv,
+            xerr=xerr,
+            yerr=yerr,
+            fmt="none",
+            ecolor="gray",
+            elinewidth=0.6,
+            alpha=0.5,
+            zorder=1,
+            label="95% interval over eval examples (±1.96 SE)",
+        )
 
     key = df.set_index(["layer", "head"])
     for set_name, style in CASE_STYLE.items():
@@ -197,10 +227,35 @@ def fig_scatter(
     ax.set_ylabel(_label(y))
     ax.set_title(title or f"{_label(y).split(' $')[0]} vs {_label(x).split(' $')[0]}", fontsize=11)
     _annotate_rho(ax, xv, yv)
-    if cases is not None:
+    if cases is not None or xerr is not None or yerr is not None:
         ax.legend(loc="best", fontsize=8, framealpha=0.9)
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def _draw_ceilings(ax, pairs: Mapping[str, Any], names: Sequence[str], pos, w: float) -> None:
+    """Beside the raw rho (never instead): the noise ceiling sqrt(r_xx r_yy) of each pair as a
+    black bracket at +-ceiling, and the disattenuated rho / ceiling as a hollow diamond (clipped
+    to the axis at +-1.05, where it can land when a reliability is small)."""
+    ceil = np.array([_nan(pairs[p].get("noise_ceiling")) for p in names])
+    dis = np.array([_nan(pairs[p].get("rho_disattenuated")) for p in names])
+    if not np.isfinite(ceil).any():
+        return
+    y = pos - w / 2
+    ax.scatter(
+        ceil, y, marker="|", s=160, color="black", zorder=4, label="noise ceiling ±√(rxx·ryy)"
+    )
+    ax.scatter(-ceil, y, marker="|", s=160, color="black", zorder=4)
+    ax.scatter(
+        np.clip(dis, -1.05, 1.05),
+        y,
+        marker="D",
+        s=30,
+        facecolors="none",
+        edgecolors="tab:red",
+        zorder=5,
+        label="disattenuated ρ / ceiling (not a measurement)",
+    )
 
 
 def _p_stars(p: float | None) -> str:
@@ -215,7 +270,8 @@ def _nan(v) -> float:
 
 def fig_stats(stats: Mapping[str, Any], path: str | os.PathLike, title: str | None = None) -> None:
     """Bar chart of ``stats.json``: left, Spearman rho per pair (bootstrap CI as error bars) with
-    the layer-controlled rho beside it, stars for permutation p < .05/.01/.001; right, top-K
+    the layer-controlled rho beside it, stars for permutation p < .05/.01/.001, and, where the
+    stats carry them, the noise ceiling and the disattenuated rho, labelled as such; right, top-K
     overlap per pair against the chance level ``k*k/n``, with the hypergeometric p."""
     pairs = stats["pairs"]
     names = list(pairs)
@@ -235,6 +291,7 @@ def fig_stats(stats: Mapping[str, Any], path: str | os.PathLike, title: str | No
         pos - w / 2, rho, w, xerr=err, color="tab:blue", capsize=3, label="Spearman ρ (95% CI)"
     )
     ax1.barh(pos + w / 2, rho_l, w, color="tab:gray", label="ρ within layers")
+    _draw_ceilings(ax1, pairs, names, pos, w)
     for i, p in enumerate(names):
         for val, pv, off in (
             (rho[i], pairs[p]["p_perm"], -w / 2),

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .adapters import ModelLayout, resolve_layout
 from .gating import head_gates
-from .importance import check_finite, model_device, split_batch
+from .importance import check_finite, json_float, model_device, split_batch, standard_error
 from .precision import autocast_context
 
 DEFAULT_EPS = 1e-20
@@ -31,13 +31,40 @@ DEFAULT_EPS = 1e-20
 
 @dataclass(frozen=True)
 class GradFisher:
-    """Per-head sums over ``n_examples`` examples; all arrays [L, H]."""
+    """Per-example gate gradients g_i = dL_i/dxi[l, h] at xi = 1 of ``n`` examples, [n, L, H]
+    (float64), and the per-head means over examples with their standard errors, each [L, H]."""
 
-    G: np.ndarray
-    F: np.ndarray
-    G_signed: np.ndarray
-    n_examples: int
-    eps: float
+    g_i: np.ndarray  # [n, L, H]
+    eps: float = DEFAULT_EPS
+
+    @property
+    def n_examples(self) -> int:
+        return int(self.g_i.shape[0])
+
+    @property
+    def G(self) -> np.ndarray:
+        """G = mean_i |g_i|."""
+        return np.abs(self.g_i).mean(0)
+
+    @property
+    def F(self) -> np.ndarray:
+        """F = mean_i g_i^2."""
+        return (self.g_i**2).mean(0)
+
+    @property
+    def G_signed(self) -> np.ndarray:
+        """mean_i g_i (the gradient of the mean loss)."""
+        return self.g_i.mean(0)
+
+    @property
+    def G_se(self) -> np.ndarray:
+        """Standard error over examples of G: sd_i(|g_i|) / sqrt(n)."""
+        return standard_error(np.abs(self.g_i))
+
+    @property
+    def F_se(self) -> np.ndarray:
+        """Standard error over examples of F: sd_i(g_i^2) / sqrt(n)."""
+        return standard_error(self.g_i**2)
 
     @property
     def Ppred(self) -> np.ndarray:
@@ -45,16 +72,19 @@ class GradFisher:
 
     def rows(self) -> list[dict]:
         """One dict per head in (layer, head) order with the SPEC field names."""
-        L, H = self.G.shape
-        P = self.Ppred
+        L, H = self.g_i.shape[1:]
+        G, F_, P, S = self.G, self.F, self.Ppred, self.G_signed
+        G_se, F_se = self.G_se, self.F_se
         return [
             {
                 "layer": layer,
                 "head": head,
-                "G": float(self.G[layer, head]),
-                "F": float(self.F[layer, head]),
+                "G": float(G[layer, head]),
+                "F": float(F_[layer, head]),
                 "Ppred": float(P[layer, head]),
-                "G_signed": float(self.G_signed[layer, head]),
+                "G_signed": float(S[layer, head]),
+                "G_se": json_float(G_se[layer, head]),
+                "F_se": json_float(F_se[layer, head]),
             }
             for layer in range(L)
             for head in range(H)
@@ -106,32 +136,19 @@ def gate_gradients(
     L, H = layout.n_layers, layout.n_heads
     device = model_device(model)
     model.eval()
-    abs_sum = torch.zeros(L, H, dtype=torch.float64, device=device)
-    sq_sum = torch.zeros(L, H, dtype=torch.float64, device=device)
-    sum_ = torch.zeros(L, H, dtype=torch.float64, device=device)
+    grads: list[torch.Tensor] = []
     bad = torch.zeros(len(batches), L, H, dtype=torch.bool, device=device)
     loss_bad = torch.zeros(len(batches), dtype=torch.bool, device=device)
-    n = 0
     with _frozen(model), head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, batch in enumerate(tqdm(batches, desc="gate gradients", disable=not progress)):
             inputs, labels = split_batch(batch, device)
             grad, ce = per_example_gate_grads(model, inputs, labels, layout, ctrl)
-            g = grad.double()
-            abs_sum += g.abs().sum(0)
-            sq_sum += (g * g).sum(0)
-            sum_ += g.sum(0)
-            bad[bi] = ~torch.isfinite(g).all(0)
+            grads.append(grad.float())
+            bad[bi] = ~torch.isfinite(grad).all(0)
             loss_bad[bi] = ~torch.isfinite(ce).all()
-            n += labels.shape[0]
     check_finite(loss_bad, "loss with all gates 1")  # then every gradient is non-finite too
     check_finite(bad, "gate gradient")
-    return GradFisher(
-        G=(abs_sum / n).cpu().numpy(),
-        F=(sq_sum / n).cpu().numpy(),
-        G_signed=(sum_ / n).cpu().numpy(),
-        n_examples=n,
-        eps=eps,
-    )
+    return GradFisher(g_i=torch.cat(grads).to("cpu", torch.float64).numpy(), eps=eps)
 
 
 def per_example_loop(

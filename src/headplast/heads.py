@@ -8,8 +8,21 @@ import pandas as pd
 
 from .io import ArtifactError, read_head_jsonl
 
-IMPORTANCE_FIELDS = ("I", "loss_base", "loss_ablate", "acc_base", "acc_ablate")
-GRADFISHER_FIELDS = ("G", "F", "Ppred", "G_signed")
+IMPORTANCE_FIELDS = (
+    "I",
+    "loss_base",
+    "loss_ablate",
+    "acc_base",
+    "acc_ablate",
+    "I_se",
+    "I_ci_low",
+    "I_ci_high",
+    "acc_delta",
+    "acc_delta_se",
+    "I_kl",
+    "I_kl_se",
+)
+GRADFISHER_FIELDS = ("G", "F", "Ppred", "G_signed", "G_se", "F_se")
 UPDATE_FIELDS = ("U", "Urel", "Uq", "Uk", "Uv", "Uo")
 
 #: The columns every heads.csv has (SPEC, "Artifacts"), first and in this order.
@@ -23,6 +36,33 @@ HEADS_COLUMNS: tuple[str, ...] = (
     "Ppred",
     *UPDATE_FIELDS,
 )
+
+#: Per-head uncertainty and the label-free importance (issue 14), after G_signed in heads.csv.
+#: Not in HEADS_COLUMNS, which stays SPEC's required minimum.
+UNCERTAINTY_COLUMNS: tuple[str, ...] = (
+    "I_pre_se",
+    "I_pre_ci_low",
+    "I_pre_ci_high",
+    "I_post_se",
+    "I_post_ci_low",
+    "I_post_ci_high",
+    "I_kl_pre",
+    "I_kl_pre_se",
+    "I_kl_post",
+    "I_kl_post_se",
+    "G_se",
+    "F_se",
+)
+
+
+def _importance_names(f: str, when: str) -> str:
+    """heads.csv name of importance field ``f`` at ``when`` (pre/post): I -> I_pre,
+    I_se -> I_pre_se, I_kl -> I_kl_pre, I_kl_se -> I_kl_pre_se, loss_base -> loss_base_pre."""
+    if f.startswith("I_kl"):
+        return f"I_kl_{when}{f[len('I_kl') :]}"
+    if f == "I" or f.startswith("I_"):
+        return f"I_{when}{f[1:]}"
+    return f"{f}_{when}"
 
 
 def _grid(df: pd.DataFrame, path) -> tuple[int, int]:
@@ -49,7 +89,7 @@ def join_heads(
         (
             importance_post,
             IMPORTANCE_FIELDS,
-            {"I": "I_post", **{f: f"{f}_post" for f in IMPORTANCE_FIELDS[1:]}},
+            {f: _importance_names(f, "post") for f in IMPORTANCE_FIELDS},
         ),
         (gradfisher_pre, GRADFISHER_FIELDS, {}),
         (update, UPDATE_FIELDS, {}),
@@ -69,14 +109,15 @@ def join_heads(
         )
     shape = shapes[0]
     pre = frames[0]
-    parts = [pre.rename(columns={"I": "I_pre", **{f: f"{f}_pre" for f in IMPORTANCE_FIELDS[1:]}})]
+    pre_names = [_importance_names(f, "pre") for f in IMPORTANCE_FIELDS]
+    parts = [pre.rename(columns=dict(zip(IMPORTANCE_FIELDS, pre_names, strict=True)))]
     for df, (_, fields, rename) in zip(frames[1:], inputs[1:], strict=True):
         parts.append(df[["layer", "head", *fields]].rename(columns=rename))
-    out = parts[0][["layer", "head", "I_pre", *[f"{f}_pre" for f in IMPORTANCE_FIELDS[1:]]]]
+    out = parts[0][["layer", "head", *pre_names]]
     for df in parts[1:]:
         out = out.merge(df, on=["layer", "head"], how="inner", validate="one_to_one")
     if len(out) != shape[0] * shape[1]:
         raise ArtifactError("the per-head files do not cover the same heads; rerun the measures")
-    cols = [*HEADS_COLUMNS, "G_signed"]
+    cols = [*HEADS_COLUMNS, "G_signed", *UNCERTAINTY_COLUMNS]
     rest = [c for c in out.columns if c not in cols]
     return out[cols + rest].astype({"layer": int, "head": int})

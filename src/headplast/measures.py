@@ -2,7 +2,8 @@
 
 Loads a saved checkpoint (safetensors only), tokenises the fixed eval subset, builds
 length-sorted token-budget batches and runs the ablation sweep or the gate gradients on the GPU
-when there is one (bf16 autocast where supported, TF32 matmuls), else on the CPU in fp32.
+when there is one, else on the CPU, in the precision of ``measure.precision`` (default fp32 with
+TF32 off: the differences between heads are small, see the README on what bf16 costs).
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .batching import encode_pairs, make_batches
+from .batching import encode_pairs, length_batches, make_batches
 from .data import read_split
 from .gradients import DEFAULT_EPS, gate_gradients
 from .importance import ablation_sweep
 from .io import ArtifactError, read_json
-from .precision import enable_tf32, pick_device, resolve_precision
+from .precision import pick_device, resolve_measure_precision, set_tf32
+from .reliability import write_per_example
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +54,36 @@ def eval_records(validation_path: str | os.PathLike, subset_path: str | os.PathL
 
 
 def _prepare(ckpt_dir, validation_path, subset_path, max_length, tokens_per_batch, precision):
+    """(device, precision used, TF32 on, model, batches, order): ``order[j]`` is the eval-subset
+    position of the j-th example the batches hold (they are length-sorted)."""
     device = pick_device()
-    used = resolve_precision(precision)
+    used, tf32 = resolve_measure_precision(precision)
     if device.type == "cuda":
-        enable_tf32()
+        set_tf32(tf32)
         torch.cuda.reset_peak_memory_stats(device)
+    else:
+        tf32 = False
     model, tokenizer = load_checkpoint(ckpt_dir, device)
     records = eval_records(validation_path, subset_path)
-    batches = make_batches(encode_pairs(tokenizer, records, max_length), tokens_per_batch)
+    enc = encode_pairs(tokenizer, records, max_length)
+    batches = make_batches(enc, tokens_per_batch)
+    lengths = [len(x) for x in enc.input_ids]
+    order = np.array([i for b in length_batches(lengths, tokens_per_batch) for i in b])
     log.info("%d eval examples in %d batches on %s (%s)", len(records), len(batches), device, used)
-    return device, used, model, batches
+    return device, used, tf32, model, batches, order
 
 
-def _info(device, used, batches, start) -> dict:
+def _write_per_example(path, arrays: dict[str, np.ndarray], order: np.ndarray) -> None:
+    """The per-example arrays ([n, L, H], in batch order) in eval-subset order, as an .npz."""
+    out = {}
+    for k, v in arrays.items():
+        in_subset_order = np.empty_like(v)
+        in_subset_order[order] = v
+        out[k] = in_subset_order
+    write_per_example(path, out)
+
+
+def _info(device, used, tf32, batches, start) -> dict:
     info = {
         "device": str(device),
         "precision": used,
@@ -83,13 +103,17 @@ def measure_importance(
     *,
     max_length: int,
     tokens_per_batch: int,
-    precision: str = "auto",
+    precision: str = "fp32",
     sweep_tokens: int | None = None,
     progress: bool = True,
+    per_example_path: str | os.PathLike | None = None,
 ) -> tuple[list[dict], dict]:
-    """Rows ``layer, head, I, loss_base, loss_ablate, acc_base, acc_ablate`` and run info."""
+    """Rows ``layer, head, I, loss_base, loss_ablate, acc_base, acc_ablate, I_se, I_ci_low,
+    I_ci_high, acc_delta, acc_delta_se, I_kl, I_kl_se`` and run info. With ``per_example_path``
+    also the per-example ``d``, ``kl`` and ``acc_d`` [n, L, H] (eval-subset order) as an .npz,
+    which the split-half reliability reads."""
     start = time.perf_counter()
-    device, used, model, batches = _prepare(
+    device, used, tf32, model, batches, order = _prepare(
         ckpt_dir, validation_path, subset_path, max_length, tokens_per_batch, precision
     )
     result = ablation_sweep(
@@ -99,7 +123,9 @@ def measure_importance(
         sweep_tokens=sweep_tokens or tokens_per_batch,
         progress=progress,
     )
-    return result.rows(), _info(device, used, batches, start)
+    if per_example_path is not None:
+        _write_per_example(per_example_path, result.per_example(), order)
+    return result.rows(), _info(device, used, tf32, batches, start)
 
 
 def measure_gradfisher(
@@ -109,14 +135,19 @@ def measure_gradfisher(
     *,
     max_length: int,
     tokens_per_batch: int,
-    precision: str = "auto",
+    precision: str = "fp32",
     eps: float = DEFAULT_EPS,
     progress: bool = True,
+    per_example_path: str | os.PathLike | None = None,
 ) -> tuple[list[dict], dict]:
-    """Rows ``layer, head, G, F, Ppred, G_signed`` at the checkpoint, and run info."""
+    """Rows ``layer, head, G, F, Ppred, G_signed, G_se, F_se`` at the checkpoint, and run info.
+    With ``per_example_path`` also the per-example gate gradients ``g`` [n, L, H] (eval-subset
+    order) as an .npz."""
     start = time.perf_counter()
-    device, used, model, batches = _prepare(
+    device, used, tf32, model, batches, order = _prepare(
         ckpt_dir, validation_path, subset_path, max_length, tokens_per_batch, precision
     )
     result = gate_gradients(model, batches, precision=used, eps=eps, progress=progress)
-    return result.rows(), _info(device, used, batches, start)
+    if per_example_path is not None:
+        _write_per_example(per_example_path, {"g": result.g_i}, order)
+    return result.rows(), _info(device, used, tf32, batches, start)

@@ -55,6 +55,46 @@ def autocast_context(device: torch.device | str, precision: str) -> Any:
     return contextlib.nullcontext()
 
 
+#: Values of the measuring rules' own key ``measure.precision``: ``fp32`` (TF32 off: exact fp32
+#: matmuls, the default), ``tf32`` (fp32 with TF32 matmuls on a GPU), and the training values.
+MEASURE_PRECISIONS = ("fp32", "tf32", "auto", "bf16", "fp16")
+
+
+def resolve_measure_precision(requested: str) -> tuple[str, bool]:
+    """(autocast precision ``fp32``/``bf16``/``fp16``, TF32 on?) for ``measure.precision``.
+
+    ``fp32`` -> (fp32, TF32 off); ``tf32`` -> (fp32, TF32 on); ``auto``/``bf16``/``fp16`` as
+    :func:`resolve_precision`, with TF32 on (what training uses). TF32 only matters on CUDA."""
+    req = str(requested).strip().lower()
+    if req not in MEASURE_PRECISIONS:
+        raise ValueError(
+            f"config key `measure.precision` is {requested!r}; "
+            f"allowed values: {', '.join(MEASURE_PRECISIONS)}"
+        )
+    if req == "fp32":
+        return "fp32", False
+    if req == "tf32":
+        return "fp32", True
+    return resolve_precision(req), True
+
+
+def set_tf32(on: bool) -> bool:
+    """Switch TF32 matmuls and convolutions on CUDA on or off (off: exact fp32). Returns whether
+    a GPU was there to set."""
+    if not torch.cuda.is_available():
+        return False
+    value = "tf32" if on else "ieee"
+    matmul = torch.backends.cuda.matmul
+    cudnn = torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "fp32_precision"):
+        matmul.fp32_precision = value
+        cudnn.fp32_precision = value
+    else:  # pragma: no cover - older torch
+        matmul.allow_tf32 = on
+        cudnn.allow_tf32 = on
+    return True
+
+
 def enable_tf32() -> bool:
     """Allow TF32 matmuls and convolutions on CUDA (Ampere and later). Returns whether it was set.
 

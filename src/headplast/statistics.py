@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from scipy import stats as sps
 
 from headplast.heads import HEADS_COLUMNS
 from headplast.io import ArtifactError
+from headplast.reliability import pair_ceiling
 
 #: The (x, y) pairs that answer the question (SPEC, "Statistics").
 PAIRS: tuple[tuple[str, str], ...] = (
@@ -36,6 +37,17 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("Ppred", "Urel"),
     ("I_pre", "I_post"),
     ("I_post", "Urel"),
+)
+
+#: Pairs with the label-free importance I_kl (issue 14): the same questions asked of "does the
+#: output change" instead of "does the loss get worse", and how the two importances agree.
+LABEL_FREE_PAIRS: tuple[tuple[str, str], ...] = (
+    ("I_kl_pre", "Urel"),
+    ("I_kl_pre", "G"),
+    ("I_kl_pre", "I_kl_post"),
+    ("I_kl_post", "Urel"),
+    ("I_pre", "I_kl_pre"),
+    ("I_post", "I_kl_post"),
 )
 
 #: Columns heads.csv must have (SPEC, "Artifacts"): the measures the statistics and figures read.
@@ -376,6 +388,7 @@ def pair_statistics(
     n_bootstrap: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    reliabilities: Mapping[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """The content of ``stats.json``: for every pair, keyed ``"x~y"``:
 
@@ -383,6 +396,10 @@ def pair_statistics(
     (:func:`layer_controlled_spearman`), ``ci = [lo, hi]`` (:func:`bootstrap_ci`) and ``topk``
     (:func:`topk_overlap`); plus ``n_heads`` and the ``parameters``. All numbers are plain floats
     or ints; undefined ones are ``None``. Every pair uses the same ``seed``.
+
+    With ``reliabilities`` (measure -> split-half reliability, :mod:`headplast.reliability`)
+    each pair also gets ``r_xx, r_yy``, ``noise_ceiling = sqrt(r_xx r_yy)`` and
+    ``rho_disattenuated = rho / noise_ceiling``, beside (never instead of) the raw ``rho``.
     """
     cols = sorted({c for p in pairs for c in p})
     df = validate_heads(df, required=("layer", "head", *cols))
@@ -409,6 +426,11 @@ def pair_statistics(
             "ci": [_finite_or_none(lo), _finite_or_none(hi)],
             "topk": topk_overlap(x, y, k),
         }
+        if reliabilities is not None:
+            r_xx, r_yy = reliabilities.get(x_name), reliabilities.get(y_name)
+            out_pairs[pair_name(x_name, y_name)].update(
+                {"r_xx": r_xx, "r_yy": r_yy, **pair_ceiling(_finite_or_none(rho), r_xx, r_yy)}
+            )
     return {
         "n_heads": len(df),
         "n_layers": int(np.unique(layer).size),

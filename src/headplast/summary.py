@@ -19,13 +19,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from headplast.io import ArtifactError
-from headplast.statistics import topk_overlap, validate_heads
+from headplast.degenerate import split_degenerate
+from headplast.io import ArtifactError, read_json
+from headplast.reliability import pair_ceiling, spearman_brown
+from headplast.statistics import read_heads, topk_overlap, validate_heads
 
 KEY = ["layer", "head"]
 
 #: Measures whose head rankings are summarised by default.
 DEFAULT_MEASURES: tuple[str, ...] = ("I_pre", "I_post", "G", "F", "Ppred", "U", "Urel")
+
+#: The label-free importances, summarised too where heads.csv has them.
+LABEL_FREE_MEASURES: tuple[str, ...] = ("I_kl_pre", "I_kl_post")
 
 #: The counter-example sets of ``cases.json``.
 CASE_SETS: tuple[str, ...] = ("important_but_static", "plastic_but_unimportant")
@@ -89,9 +94,11 @@ def rank_stability(
 
     For every measure and every pair of seeds (a < b in the given order), Spearman rho between
     the two seeds' values over the same heads (aligned on (layer, head)). Per measure:
-    ``mean, min, max, n_pairs`` and ``pairs = [{seed_a, seed_b, rho}, ...]``. With one seed there
-    are no pairs and the summaries are ``None``. Undefined rhos (a constant column) are ``None``
-    and left out of the summaries.
+    ``mean, min, max, n_pairs`` and ``pairs = [{seed_a, seed_b, rho}, ...]``; ``mean`` is the
+    seed-to-seed reliability of one seed's ranking (SPEC, "Reliability") and
+    ``reliability_of_seed_mean`` its Spearman-Brown step-up to the mean over all seeds. With one
+    seed there are no pairs and the summaries are ``None``. Undefined rhos (a constant column)
+    are ``None`` and left out of the summaries.
     """
     frames = {
         s: validate_heads(df, f"seed {s}", required=(*KEY, *measures))
@@ -111,12 +118,17 @@ def rank_stability(
             pairs.append({"seed_a": int(a), "seed_b": int(b), "rho": _none_if_nan(rho)})
             if math.isfinite(rho):
                 values.append(rho)
+        mean = float(np.mean(values)) if values else None
         out[m] = {
-            "mean": float(np.mean(values)) if values else None,
+            "mean": mean,
             "min": float(np.min(values)) if values else None,
             "max": float(np.max(values)) if values else None,
             "n_pairs": len(pairs),
             "pairs": pairs,
+            # seed-to-seed reliability of one seed's ranking is `mean`; of the seed mean:
+            "reliability_of_seed_mean": (
+                spearman_brown(mean, len(indexed)) if mean is not None and mean > -1 else None
+            ),
         }
     return out
 
@@ -135,7 +147,9 @@ def _spread(values: Sequence[float | None], level: float = 0.95) -> dict[str, An
 
 
 def pair_stats_across_seeds(
-    stats_by_seed: Mapping[int, Mapping[str, Any]], level: float = 0.95
+    stats_by_seed: Mapping[int, Mapping[str, Any]],
+    level: float = 0.95,
+    stability: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Each pair's statistics over seeds, from the per-seed ``stats.json`` contents.
 
@@ -145,6 +159,12 @@ def pair_stats_across_seeds(
     ``values`` maps seed -> per-seed value; ``overlap`` as ``{mean, sd, ci, n, values, k,
     expected}`` (``expected`` the chance overlap ``k*k/n``); and ``n_seeds``. Pairs are those of
     the first seed; a seed lacking a pair raises :class:`ArtifactError`.
+
+    Noise ceilings, labelled as such and beside the raw rho: where the per-seed stats carry them,
+    ``noise_ceiling`` and ``rho_disattenuated`` (split-half, per seed) as spreads like ``rho``;
+    with ``stability`` (:func:`rank_stability`), ``seed_to_seed = {r_xx, r_yy, noise_ceiling,
+    rho_mean_disattenuated}``: the ceiling from the seed-to-seed reliabilities and the mean rho
+    over seeds divided by it.
     """
     if not stats_by_seed:
         raise ValueError("no seeds given")
@@ -158,9 +178,21 @@ def pair_stats_across_seeds(
                 raise ArtifactError(f"stats of seed {seed} lack the pair {name}")
             per_seed[seed] = st["pairs"][name]
         block: dict[str, Any] = {"x": ref.get("x"), "y": ref.get("y"), "n_seeds": len(per_seed)}
-        for stat in ("rho", "rho_layer"):
+        for stat in ("rho", "rho_layer", "noise_ceiling", "rho_disattenuated"):
+            if stat not in ref:
+                continue
             vals = {s: _none_if_nan(p.get(stat)) for s, p in per_seed.items()}
             block[stat] = {**_spread(list(vals.values()), level), "values": _str_keys(vals)}
+        if stability is not None:
+            r_xx = (stability.get(block["x"]) or {}).get("mean")
+            r_yy = (stability.get(block["y"]) or {}).get("mean")
+            ceiling = pair_ceiling(block["rho"]["mean"], r_xx, r_yy)
+            block["seed_to_seed"] = {
+                "r_xx": r_xx,
+                "r_yy": r_yy,
+                "noise_ceiling": ceiling["noise_ceiling"],
+                "rho_mean_disattenuated": ceiling["rho_disattenuated"],
+            }
         ov = {s: p["topk"]["overlap"] for s, p in per_seed.items()}
         block["overlap"] = {
             **_spread(list(ov.values()), level),
@@ -305,3 +337,61 @@ def compare_runs(
     if not frames:
         return pd.DataFrame(columns=cols)
     return pd.concat(frames, ignore_index=True)[cols]
+
+
+# --------------------------------------------------------------------------- one task's seeds
+
+
+def summarise_seeds(
+    seeds: Sequence[int],
+    heads_files: Sequence[str | os.PathLike],
+    stats_files: Sequence[str | os.PathLike],
+    cases_files: Sequence[str | os.PathLike],
+    run_config_files: Sequence[str | os.PathLike] = (),
+    keep_degenerate: bool = False,
+) -> dict[str, Any]:
+    """Everything ``summary/`` holds for one task: ``heads_mean`` (frame), ``stability``,
+    ``pair_stats`` (dicts) and ``case_counts`` (frame), over the healthy seeds.
+
+    Seeds whose ``run_config.json`` flags them degenerate (:mod:`headplast.degenerate`) are left
+    out unless ``keep_degenerate``; ``pair_stats`` names them (``degenerate_seeds``) and the
+    seeds summarised (``seeds``). Without run configs every seed counts. The label-free
+    importances are summarised where every seed has them.
+    """
+    seeds = [int(s) for s in seeds]
+    for name, files in (("heads", heads_files), ("stats", stats_files), ("cases", cases_files)):
+        if len(files) != len(seeds):
+            raise ArtifactError(f"{len(files)} {name} files for {len(seeds)} seeds {seeds}")
+    if run_config_files and len(run_config_files) != len(seeds):
+        raise ArtifactError(f"{len(run_config_files)} run_config files for seeds {seeds}")
+    run_configs = {s: read_json(f) for s, f in zip(seeds, run_config_files, strict=False)}
+    kept, degenerate = split_degenerate(run_configs, keep_degenerate)
+    kept = kept if run_configs else seeds
+    if not kept:
+        raise ArtifactError(
+            f"every seed {degenerate} is degenerate (theta1 does not beat the majority class; "
+            "see their run_config.json); set config key analysis.keep_degenerate: true to "
+            "summarise them anyway"
+        )
+
+    def load(files, reader):
+        return {s: reader(f) for s, f in zip(seeds, files, strict=True) if s in kept}
+
+    heads_by_seed = load(heads_files, read_heads)
+    columns = set.intersection(*(set(df.columns) for df in heads_by_seed.values()))
+    measures = [m for m in (*DEFAULT_MEASURES, *LABEL_FREE_MEASURES) if m in columns]
+    stability = rank_stability(heads_by_seed, measures)
+    pair_stats = pair_stats_across_seeds(load(stats_files, read_json), stability=stability)
+    pair_stats.update(
+        {
+            "seeds": kept,
+            "degenerate_seeds": degenerate,
+            "degenerate_excluded": [s for s in degenerate if s not in kept],
+        }
+    )
+    return {
+        "heads_mean": seed_mean(heads_by_seed),
+        "stability": stability,
+        "pair_stats": pair_stats,
+        "case_counts": case_counts(load(cases_files, read_json)),
+    }

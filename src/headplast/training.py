@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from headplast.data import file_fingerprint, read_split
+from headplast.degenerate import DEFAULT_MIN_ACCURACY_GAIN, degeneracy
 from headplast.io import atomic_dir, read_json, write_json
 from headplast.precision import enable_tf32, pick_device, resolve_precision
 
@@ -374,6 +375,7 @@ def finetune(
     *,
     callbacks: Sequence[Any] = (),
     keep_checkpoints: bool = False,
+    min_accuracy_gain: float = DEFAULT_MIN_ACCURACY_GAIN,
 ) -> dict[str, Any]:
     """Fine-tune theta0 in ``init_dir`` and save the best checkpoint by validation accuracy (theta1)
     to ``out_dir``, atomically. Returns the run configuration (see the module docs).
@@ -382,7 +384,8 @@ def finetune(
     interrupted run of the same configuration (same hyper-parameters, seed, data and theta0),
     training resumes from the last one. After success they are deleted unless
     ``keep_checkpoints``; the Trainer state (the log history) stays in
-    ``trainer_dir/trainer_state.json``.
+    ``trainer_dir/trainer_state.json``. The record flags a degenerate run (theta1 not beating the
+    validation split's majority-class rate by ``min_accuracy_gain``; :mod:`headplast.degenerate`).
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
@@ -553,5 +556,6 @@ def finetune(
         "train_loss": float(result.training_loss),
         "resumed": resume_from is not None,
         "resumed_from_step": (_checkpoint_step(resume_from) if resume_from is not None else None),
+        **degeneracy(theta1["accuracy"], [int(r["label"]) for r in val_rows], min_accuracy_gain),
         "wall_time_s": round(time.time() - t_start, 3),
     }

@@ -19,7 +19,9 @@ mean = read_heads_mean(sm.input.heads_mean, measures)
 stability = read_json(sm.input.stability)
 task = dict(sm.wildcards.items()).get("task")
 n_seeds = int(mean["n_seeds"].max())
-suffix = f" ({task}, {n_seeds} seeds)" if task else f" ({n_seeds} seeds)"
+left_out = read_json(sm.input.pair_stats).get("degenerate_excluded", [])
+note = f"; degenerate seed(s) {', '.join(map(str, left_out))} left out" if left_out else ""
+suffix = f" ({task}, {n_seeds} seeds{note})" if task else f" ({n_seeds} seeds{note})"
 
 fig_heatmaps(mean, [f"{m}_mean" for m in measures], sm.output.heatmaps, title=f"Seed means{suffix}")
 fig_rank_stability(

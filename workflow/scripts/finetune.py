@@ -13,6 +13,7 @@ sys.stdout = sys.stderr  # the Trainer prints its logs to stdout
 import logging  # noqa: E402
 import os  # noqa: E402
 
+from headplast.degenerate import warning_text  # noqa: E402
 from headplast.io import read_json, write_json  # noqa: E402
 from headplast.training import finetune, install_sigterm_handler  # noqa: E402
 
@@ -36,8 +37,11 @@ run_config = finetune(
     seed=int(sm.params.seed),
     max_length=int(sm.params.max_length),
     precision=str(sm.params.get("precision", "auto")),
+    min_accuracy_gain=float(sm.params.min_accuracy_gain),
 )
 if "probe" in sm.input.keys():  # the probe start: how its theta0 was fitted
     run_config["probe"] = read_json(sm.input.probe)
 write_json(sm.output.run_config, run_config)
 logging.getLogger("finetune").info("theta1 validation: %s", run_config["validation"]["theta1"])
+if warning := warning_text(run_config):
+    logging.getLogger("finetune").warning(warning)

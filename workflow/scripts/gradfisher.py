@@ -19,6 +19,7 @@ rows, info = measure_gradfisher(
     max_length=snakemake.params.max_length,
     tokens_per_batch=snakemake.params.tokens_per_batch,
     precision=snakemake.params.precision,
+    per_example_path=snakemake.output.per_example,
     eps=snakemake.params.eps,
 )
 write_head_jsonl(snakemake.output.jsonl, rows)

@@ -20,5 +20,6 @@ rows, info = measure_importance(
     tokens_per_batch=snakemake.params.tokens_per_batch,
     sweep_tokens=snakemake.params.sweep_tokens,
     precision=snakemake.params.precision,
+    per_example_path=snakemake.output.per_example,
 )
 write_head_jsonl(snakemake.output.jsonl, rows)

@@ -1,5 +1,6 @@
 """stats.json: Spearman (permutation p), layer-controlled Spearman, bootstrap CI and top-K overlap
-for every pair of measures in headplast.statistics.PAIRS."""
+for every pair of measures, each with its noise ceiling and disattenuated rho (from the split-half
+reliabilities of the per-example sidecars); the reliabilities and the subset-size advice."""
 
 import sys
 
@@ -7,19 +8,29 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 
 from headplast.io import write_json  # noqa: E402
-from headplast.statistics import PAIRS, pair_statistics, read_heads  # noqa: E402
+from headplast.reliability import SIDECARS, reliability_report  # noqa: E402
+from headplast.statistics import LABEL_FREE_PAIRS, PAIRS, pair_statistics, read_heads  # noqa: E402
 
 sm = snakemake  # noqa: F821
 heads = read_heads(sm.input.heads)
+pairs = PAIRS + tuple(p for p in LABEL_FREE_PAIRS if set(p) <= set(heads.columns))
+sidecars = {k: sm.input.get(k) for k in SIDECARS if sm.input.get(k)}
+reliability, advice = reliability_report(
+    sidecars,
+    sorted({c for p in pairs for c in p}),
+    n_repeats=int(sm.params.get("split_half_repeats", 100)),
+    seed=int(sm.params.seed),
+)
 stats = pair_statistics(
     heads,
-    PAIRS,
+    pairs,
     top_k=int(sm.params.top_k),
     n_permutations=int(sm.params.n_permutations),
     n_bootstrap=int(sm.params.n_bootstrap),
     seed=int(sm.params.seed),
+    reliabilities={m: r["reliability"] for m, r in reliability.items()},
 )
-write_json(sm.output.stats, stats)
+write_json(sm.output.stats, {**stats, "reliability": reliability, "subset_advice": advice})
 print(
     f"{sm.output.stats}: {len(stats['pairs'])} pairs over {stats['n_heads']} heads", file=sys.stderr
 )

@@ -1,0 +1,162 @@
+"""Degenerate runs: flagged in run_config.json, warned about in the finetune log, left out of the
+across-seed summary (and named there) unless the config keeps them."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from headplast.degenerate import degeneracy, majority_class_rate, split_degenerate
+from headplast.io import read_json, write_json
+from headplast.statistics import PAIRS, counter_examples, pair_statistics
+from headplast.training import init_checkpoint
+from tests.make_tiny_model import make_tiny_model
+from tests.script_runner import run_script
+from tests.test_summary import make_heads
+
+HP = {
+    "learning_rate": 0.0,
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 8,
+    "per_device_eval_batch_size": 32,
+    "warmup_ratio": 0.0,
+    "weight_decay": 0.0,
+    "eval_steps": 4,
+    "max_train_samples": None,
+    "gradient_accumulation_steps": 1,
+    "save_total_limit": 1,
+}
+
+
+def test_majority_rate_and_flag():
+    assert majority_class_rate([0, 1, 1, 2]) == (0.5, 1)
+    assert degeneracy(0.51, [0, 1, 1, 2], 0.02)["degenerate"] is True
+    d = degeneracy(0.6, [0, 1, 1, 2], 0.02)
+    assert d["degenerate"] is False and d["accuracy_margin"] == pytest.approx(0.1)
+    cfgs = {1: {"degenerate": False}, 2: {"degenerate": True}, 3: {}}
+    assert split_degenerate(cfgs) == ([1, 3], [2])
+    assert split_degenerate(cfgs, keep_degenerate=True) == ([1, 2, 3], [2])
+
+
+@pytest.fixture(scope="module")
+def lr0_run(tmp_path_factory):
+    """A real fine-tuning run with learning rate 0 on a tiny BERT: theta1 = theta0, a random
+    classifier, which cannot beat the majority class of a 3:1 validation split."""
+    root = tmp_path_factory.mktemp("degenerate")
+    src = Path(make_tiny_model(str(root / "src_model")))
+    rng = random.Random(2)
+    for name, n in (("train", 16), ("validation", 32)):
+        with open(root / f"{name}.jsonl", "w") as fh:
+            for i in range(n):
+                label = int(i % 4 == 0)  # 3:1, majority rate 0.75
+                words = " ".join(rng.choice("a b c d e f".split()) for _ in range(5))
+                fh.write(json.dumps({"premise": words, "hypothesis": words, "label": label}))
+                fh.write("\n")
+    init_checkpoint(src, 2, 0, root / "ckpt_init")
+    out = {
+        "model": str(root / "ckpt_final" / "model.safetensors"),
+        "config": str(root / "ckpt_final" / "config.json"),
+        "run_config": str(root / "run_config.json"),
+    }
+    log = run_script(
+        "finetune",
+        root,
+        input={
+            "init_model": str(root / "ckpt_init" / "model.safetensors"),
+            "init_config": str(root / "ckpt_init" / "config.json"),
+            "train": str(root / "train.jsonl"),
+            "validation": str(root / "validation.jsonl"),
+        },
+        output=out,
+        params={
+            "hparams": HP,
+            "seed": 0,
+            "max_length": 32,
+            "precision": "fp32",
+            "min_accuracy_gain": 0.02,
+        },
+    )
+    return read_json(out["run_config"]), log
+
+
+def test_learning_rate_zero_is_flagged_and_warned(lr0_run):
+    rc, log = lr0_run
+    v0, v1 = rc["validation"]["theta0"], rc["validation"]["theta1"]
+    assert v1["accuracy"] == pytest.approx(v0["accuracy"])  # nothing was learnt
+    assert rc["majority_class_rate"] == 0.75 and rc["majority_label"] == 0
+    assert rc["degenerate"] is True
+    assert rc["accuracy_margin"] == pytest.approx(v1["accuracy"] - 0.75)
+    last = [line for line in log.splitlines() if line.strip()][-1]
+    assert "DEGENERATE RUN (seed 0)" in last and "analysis.min_accuracy_gain" in last
+
+
+def _seed_files(tmp_path, run_configs):
+    files = {"heads": [], "stats": [], "cases": [], "run_config": []}
+    for s, rc in run_configs.items():
+        df = make_heads(s)
+        df.to_csv(tmp_path / f"heads{s}.csv", index=False)
+        write_json(tmp_path / f"stats{s}.json", pair_statistics(df, PAIRS, 3, 99, 99, 0))
+        write_json(tmp_path / f"cases{s}.json", counter_examples(df, 0.25, 0.5))
+        write_json(tmp_path / f"rc{s}.json", rc)
+        for k, name in (("heads", "heads{}.csv"), ("stats", "stats{}.json")):
+            files[k].append(str(tmp_path / name.format(s)))
+        files["cases"].append(str(tmp_path / f"cases{s}.json"))
+        files["run_config"].append(str(tmp_path / f"rc{s}.json"))
+    return files
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_degenerate_seed_left_out_of_summary(lr0_run, tmp_path, keep):
+    healthy = {"degenerate": False, "validation": {"theta1": {"accuracy": 0.9}}}
+    run_configs = {1: healthy, 2: lr0_run[0], 3: healthy}
+    files = _seed_files(tmp_path, run_configs)
+    out = {
+        k: str(tmp_path / f"{k}.{ext}")
+        for k, ext in (
+            ("heads_mean", "csv"),
+            ("stability", "json"),
+            ("pair_stats", "json"),
+            ("case_counts", "csv"),
+        )
+    }
+    log = run_script(
+        "summary_seeds",
+        tmp_path,
+        input=files,
+        output=out,
+        params={"seeds": [1, 2, 3], "keep_degenerate": keep},
+    )
+    ps = read_json(out["pair_stats"])
+    mean = pd.read_csv(out["heads_mean"])
+    assert ps["degenerate_seeds"] == [2]
+    if keep:
+        assert ps["seeds"] == [1, 2, 3] and ps["degenerate_excluded"] == []
+        assert ps["n_seeds"] == 3 and (mean["n_seeds"] == 3).all()
+    else:
+        assert ps["seeds"] == [1, 3] and ps["degenerate_excluded"] == [2]
+        assert ps["n_seeds"] == 2 and (mean["n_seeds"] == 2).all()
+        assert set(ps["pairs"]["I_pre~Urel"]["rho"]["values"]) == {"1", "3"}
+        expect = (make_heads(1).I_pre + make_heads(3).I_pre) / 2
+        assert np.allclose(mean.sort_values(["layer", "head"]).I_pre_mean, expect)
+        assert read_json(out["stability"])["I_pre"]["n_pairs"] == 1
+        assert "left out: [2]" in log
+
+
+def test_all_seeds_degenerate_is_a_clear_error(lr0_run, tmp_path):
+    files = _seed_files(tmp_path, {1: lr0_run[0], 2: lr0_run[0]})
+    with pytest.raises(ValueError, match="analysis.keep_degenerate"):
+        run_script(
+            "summary_seeds",
+            tmp_path,
+            input=files,
+            output={
+                k: str(tmp_path / k)
+                for k in ("heads_mean", "stability", "pair_stats", "case_counts")
+            },
+            params={"seeds": [1, 2]},
+        )
