@@ -95,8 +95,9 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
     64, ``"1e-5"`` -> 1e-05, ``"true"`` -> True, ``"null"`` -> None), a whole float where an
     integer is wanted becomes that integer (2000.0 -> 2000); a scalar where a list of scalars
     is wanted becomes a one-item list, a comma-separated string its items (``"1,2"`` -> [1, 2]);
-    lists and mappings are walked (``properties``, ``additionalProperties``, ``items``, ``allOf`` and
-    ``if``/``then``/``else``). Anything else is returned unchanged, so validation still names it.
+    lists and mappings are walked (``properties``, ``additionalProperties``, ``items``,
+    ``allOf`` and ``if``/``then``/``else``). Anything else is returned unchanged, so that
+    validation still names it.
     """
     if not isinstance(schema, dict):
         return value
