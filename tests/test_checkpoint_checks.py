@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, DebertaV2Config, ElectraConfig, RobertaConfig
+from transformers import BertConfig, BertModel, DebertaV2Config, ElectraConfig, RobertaConfig
 
 from headplast.adapters import MaxLengthError, check_max_length, max_input_length
-from headplast.training import finetune, init_checkpoint
+from headplast.training import ModelLoadError, finetune, init_checkpoint
 from tests.make_tiny_model import make_tiny_model
 
 torch.set_num_threads(1)
@@ -113,3 +113,29 @@ def test_two_classes_no_warning(models, tmp_path, caplog):
 def test_label_names_must_match_the_label_count(models, tmp_path):
     with pytest.raises(ValueError, match="do not name the 3 labels"):
         init_checkpoint(models["bert"], 3, 0, tmp_path / "x", label_names=LABELS)
+
+
+def test_model_folder_without_tokenizer_files_is_named(models, tmp_path):
+    folder = tmp_path / "weights_only"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_bytes((models["bert"] / name).read_bytes())
+    with pytest.raises(ModelLoadError, match=r"weights_only: no tokenizer files \(one of"):
+        init_checkpoint(folder, 2, 0, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_tokenizer_of_another_model_is_named(models, tmp_path):
+    folder = tmp_path / "small_vocab"
+    config = BertConfig(
+        vocab_size=1000,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # MiniLM's: 30522 tokens
+        (folder / name).write_bytes((models["bert"] / name).read_bytes())
+    with pytest.raises(ModelLoadError, match="tokenizer has 30522 tokens but the model embeds"):
+        init_checkpoint(folder, 2, 0, tmp_path / "out")

@@ -127,3 +127,11 @@ def test_missing_required_and_conditional_branch_errors():
     assert "config key `seeds`: missing (required)" in lines
     assert "config key `tasks.t.data.n_validation`: missing (required)" in lines
     assert "config key `tasks.t.train.learning_rate`: missing (required)" in lines
+
+
+def test_task_names_that_would_break_paths_and_wildcards():
+    cfg = dict(BASE, tasks={"rte-small": BASE["tasks"]["nli_a"], "ok_1": BASE["tasks"]["nli_b"]})
+    assert config_errors(cfg, SCHEMA) == [
+        "config key `tasks.rte-small`: the name 'rte-small' is not allowed here ('rte-small' "
+        "does not match '^[A-Za-z0-9_]+$'; names become folder names and wildcard values)"
+    ]

@@ -201,6 +201,12 @@ def explain(err: Any) -> list[str]:
             for k in err.validator_value
             if k not in err.instance
         ]
+    if "propertyNames" in err.absolute_schema_path:
+        return [
+            f"config key `{config_key(path + [err.instance])}`: the name {err.instance!r} is not "
+            f"allowed here ({err.message}; names become folder names and wildcard values)"
+            + (f": {err.schema['description']}" if "description" in err.schema else "")
+        ]
     if err.validator == "enum":
         return [
             f"config key `{key}`: {err.instance!r} is not a known value "

@@ -52,6 +52,17 @@ HPARAM_DEFAULTS: dict[str, Any] = {
 
 _FINGERPRINT_NAME = "headplast_fingerprint.json"
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spm.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+)
+"""Files of which a local model folder must hold one: the vocabulary of its tokenizer."""
+
 
 class ModelLoadError(RuntimeError):
     """A model or tokenizer could not be loaded (hub offline, no such folder, no safetensors)."""
@@ -156,6 +167,13 @@ def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = Fa
     from transformers import AutoTokenizer
 
     src, local = _resolve_source(name_or_path)
+    if local and not any((Path(src) / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{src}: no tokenizer files (one of {', '.join(TOKENIZER_FILES)}); without them "
+            "transformers builds an empty tokenizer that maps every word to [UNK]. Save the "
+            "model's tokenizer into the folder: AutoTokenizer.from_pretrained(<hub id>)"
+            f".save_pretrained({src!r})"
+        )
     try:
         return AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
     except Exception as exc:
@@ -384,6 +402,12 @@ def init_checkpoint(
         **labels,
     )
     resolve_layout(model)  # an unknown attention layout fails here, not after fine-tuning
+    vocab = getattr(model.config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > int(vocab):
+        raise ModelLoadError(
+            f"{name_or_path}: the tokenizer has {len(tokenizer)} tokens but the model embeds only "
+            f"{vocab} (config.json vocab_size); the tokenizer files belong to another model"
+        )
     if max_length is not None:
         check_max_length(model.config, max_length)  # not at a long input mid-training
     new_keys = sorted(info.get("missing_keys", []))
