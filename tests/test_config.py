@@ -89,6 +89,16 @@ def test_strings_stay_strings_where_the_schema_wants_strings():
     assert coerce({"name": "123", "names": "1,b"}, schema) == {"name": "123", "names": ["1", "b"]}
 
 
+def test_numbers_where_strings_are_wanted():
+    data = {"source": "local", "train": 1, "validation": "v.tsv", "label_names": [0, 1]}
+    data["columns"] = {"premise": "p", "hypothesis": "h", "label": 3}
+    cfg = dict(BASE, tasks={"t": {"data": data, "train": BASE["tasks"]["nli_a"]["train"]}})
+    out = coerce_config(cfg, SCHEMA)["tasks"]["t"]["data"]
+    assert out["label_names"] == ["0", "1"] and out["train"] == "1"
+    assert out["columns"]["label"] == "3"
+    assert config_errors(coerce_config(cfg, SCHEMA), SCHEMA) == []
+
+
 def test_what_does_not_parse_is_left_for_validation_to_name():
     cfg = with_cli("seeds=[1, x]", 'eval_subset={"size": "lots"}', "max_length=12.5")
     assert cfg["seeds"] == [1, "x"]

@@ -86,6 +86,15 @@ def test_whole_float_labels(tmp_path: Path) -> None:
     assert load_local(csv_path, csv_path, cols, ["no", "yes"])[0][0]["label"] == 1
 
 
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl"])
+def test_byte_order_mark_and_crlf(tmp_path: Path, fmt: str) -> None:
+    """Files saved by Windows tools ("UTF-8 with BOM", CRLF line ends) read like any other."""
+    path = _write(tmp_path / f"train.{fmt}", ROWS, fmt)
+    text = path.read_text().replace("\n", "\r\n")
+    path.write_bytes(text.encode("utf-8-sig"))
+    assert load_local(path, path, COLS, NAMES)[0] == EXPECTED
+
+
 def test_missing_file_names_path_and_key(tmp_path: Path) -> None:
     train = _write(tmp_path / "train.jsonl", ROWS, "jsonl")
     missing = tmp_path / "nope.jsonl"

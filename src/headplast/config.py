@@ -93,7 +93,8 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
 
     Strings that parse as the wanted integer, number, boolean or null are converted (``"64"`` ->
     64, ``"1e-5"`` -> 1e-05, ``"true"`` -> True, ``"null"`` -> None), a whole float where an
-    integer is wanted becomes that integer (2000.0 -> 2000); a scalar where a list of scalars
+    integer is wanted becomes that integer (2000.0 -> 2000), a number where only a string is
+    wanted its text (``label_names: [0, 1]`` -> ["0", "1"]); a scalar where a list of scalars
     is wanted becomes a one-item list, a comma-separated string its items (``"1,2"`` -> [1, 2]);
     lists and mappings are walked (``properties``, ``additionalProperties``, ``items``,
     ``allOf`` and ``if``/``then``/``else``). Anything else is returned unchanged, so that
@@ -125,6 +126,8 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
         return [coerce(v, items) for v in value] if items else value
     if isinstance(value, str) and "string" not in types and types:
         return _parse_scalar(value, types)
+    if types == ["string"] and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # `label_names: [0, 1]`: the names of labels written as 0 and 1
     if isinstance(value, float) and value.is_integer() and "integer" in types:
         return int(value)  # `max_length=2e3` reaches the config as 2000.0
     return value
@@ -132,7 +135,7 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
 
 def coerce_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``config`` with command-line strings typed as the schema asks (see
-    :func:`coerce`); values of the config file, already typed by YAML, stay as they are."""
+    :func:`coerce`); values that already have the wanted type stay as they are."""
     return coerce(config, schema)
 
 
