@@ -36,20 +36,72 @@ _WHOLE = None  # symbol of a target that is a whole module
 _IMPORT_TIME = "<import>"
 
 
-class _DropDocstrings(ast.NodeTransformer):
-    def visit_Expr(self, node: ast.Expr) -> ast.AST | None:
-        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            return None
-        return node
+def _drop_docstrings(tree: ast.Module) -> ast.Module:
+    """``tree`` without bare string statements (docstrings), in place."""
+    for node in ast.walk(tree):
+        for attr in ("body", "orelse", "finalbody"):
+            stmts = getattr(node, attr, None)
+            if isinstance(stmts, list) and stmts and isinstance(stmts[0], ast.stmt):
+                stmts[:] = [
+                    st
+                    for st in stmts
+                    if not (
+                        isinstance(st, ast.Expr)
+                        and isinstance(st.value, ast.Constant)
+                        and isinstance(st.value.value, str)
+                    )
+                ]
+    return tree
 
 
 @dataclass
 class _Module:
+    """One parsed package module; what each of its definitions dumps to and reaches is worked
+    out once, when first asked."""
+
     name: str  # dotted, e.g. headplast.gradients
+    src: Path
     is_package: bool
     tree: ast.Module
     defs: dict[str, list[ast.stmt]] = field(default_factory=dict)
     import_time: list[ast.stmt] = field(default_factory=list)
+    imported: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    done: dict[str | None, tuple[str, list[tuple[str, str | None]]]] = field(default_factory=dict)
+
+    def symbol(self, symbol: str | None) -> tuple[str, list[tuple[str, str | None]]]:
+        """(dump, targets reached) of a definition, the import-time statements or the whole
+        module (None)."""
+        if symbol not in self.done:
+            if symbol is _WHOLE:
+                nodes = list(self.tree.body)
+            elif symbol == _IMPORT_TIME:
+                nodes = self.import_time
+            else:
+                nodes = self.defs.get(symbol, [])
+            targets = self._referenced(nodes)
+            if symbol not in self.defs and symbol not in (_WHOLE, _IMPORT_TIME):
+                if symbol in self.imported:  # a name the module re-exports
+                    targets.append(self.imported[symbol])
+            self.done[symbol] = ("\n".join(ast.dump(n) for n in nodes), targets)
+        return self.done[symbol]
+
+    def _referenced(self, nodes: list[ast.stmt]) -> list[tuple[str, str | None]]:
+        """Targets reached from ``nodes``: names of the module's own definitions, names it
+        imported from the package, and what a package import inside a function body imports."""
+        out = []
+        for node in nodes:
+            if isinstance(node, ast.Import | ast.ImportFrom):  # import time: the names it binds
+                out += [(m, _IMPORT_TIME) for m, _ in _import_targets(node, self).values()]
+                continue  # reach a definition only where a reached statement names it
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Import | ast.ImportFrom):  # in a body: runs when called
+                    out += list(_import_targets(sub, self).values())
+                elif isinstance(sub, ast.Name):
+                    if sub.id in self.defs:
+                        out.append((self.name, sub.id))
+                    elif sub.id in self.imported:
+                        out.append(self.imported[sub.id])
+        return out
 
 
 def _module_file(name: str, src: Path) -> Path | None:
@@ -61,19 +113,10 @@ def _module_file(name: str, src: Path) -> Path | None:
 
 
 @lru_cache(maxsize=256)
-def _parse(path: str, mtime_ns: int, size: int) -> ast.Module:
-    del mtime_ns, size  # cache keys: a changed file is parsed again
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
-    return ast.fix_missing_locations(_DropDocstrings().visit(tree))
-
-
-def _load(name: str, src: Path) -> _Module | None:
-    path = _module_file(name, src)
-    if path is None:
-        return None
-    stat = path.stat()
-    tree = _parse(os.fspath(path), stat.st_mtime_ns, stat.st_size)
-    mod = _Module(name=name, is_package=path.name == "__init__.py", tree=tree)
+def _analyse(name: str, src: Path, path: str, mtime_ns: int, size: int) -> _Module:
+    del mtime_ns, size  # cache keys: a changed file is analysed again
+    tree = _drop_docstrings(ast.parse(Path(path).read_text(encoding="utf-8"), filename=path))
+    mod = _Module(name=name, src=src, is_package=Path(path).name == "__init__.py", tree=tree)
     for stmt in tree.body:
         names: list[str] = []
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -86,7 +129,17 @@ def _load(name: str, src: Path) -> _Module | None:
                 mod.defs.setdefault(n, []).append(stmt)
         else:
             mod.import_time.append(stmt)
+            if isinstance(stmt, ast.Import | ast.ImportFrom):
+                mod.imported.update(_import_targets(stmt, mod))
     return mod
+
+
+def _load(name: str, src: Path) -> _Module | None:
+    path = _module_file(name, src)
+    if path is None:
+        return None
+    stat = path.stat()
+    return _analyse(name, src, os.fspath(path), stat.st_mtime_ns, stat.st_size)
 
 
 def _absolute(mod: _Module, node: ast.ImportFrom) -> str:
@@ -99,10 +152,11 @@ def _absolute(mod: _Module, node: ast.ImportFrom) -> str:
 
 
 def _import_targets(
-    node: ast.Import | ast.ImportFrom, mod: _Module | None, src: Path
+    node: ast.Import | ast.ImportFrom, mod: _Module | None, src: Path | None = None
 ) -> dict[str, tuple[str, str | None]]:
     """Local name -> (package module, imported symbol or None for the whole module) of one
-    import statement; names from outside the package are left out."""
+    import statement in ``mod`` (None: in the script); names from outside the package are
+    left out."""
     out: dict[str, tuple[str, str | None]] = {}
     if isinstance(node, ast.Import):
         for alias in node.names:
@@ -112,6 +166,7 @@ def _import_targets(
     source = _absolute(mod, node) if mod is not None else (node.module or "")
     if not (source == PACKAGE or source.startswith(PACKAGE + ".")):
         return out
+    src = mod.src if mod is not None else src
     for alias in node.names:
         local = alias.asname or alias.name
         if alias.name == "*":
@@ -123,29 +178,6 @@ def _import_targets(
     return out
 
 
-def _referenced(nodes: list[ast.stmt], mod: _Module, src: Path) -> list[tuple[str, str | None]]:
-    """Targets reached from ``nodes`` of ``mod``: names of the module's own definitions, names
-    it imported from the package, and what a package import inside a function body imports."""
-    imported: dict[str, tuple[str, str | None]] = {}
-    for stmt in mod.tree.body:
-        if isinstance(stmt, ast.Import | ast.ImportFrom):
-            imported.update(_import_targets(stmt, mod, src))
-    out = []
-    for node in nodes:
-        if isinstance(node, ast.Import | ast.ImportFrom):  # import time: the names it binds
-            out += [(m, _IMPORT_TIME) for m, _ in _import_targets(node, mod, src).values()]
-            continue  # reach a definition only where a reached statement names it
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Import | ast.ImportFrom):  # inside a body: runs when called
-                out += list(_import_targets(sub, mod, src).values())
-            elif isinstance(sub, ast.Name):
-                if sub.id in mod.defs:
-                    out.append((mod.name, sub.id))
-                elif sub.id in imported:
-                    out.append(imported[sub.id])
-    return out
-
-
 def code_symbols(
     script: str | os.PathLike, src: str | os.PathLike | None = None
 ) -> dict[tuple[str, str], str]:
@@ -154,7 +186,7 @@ def code_symbols(
 
     ``src`` is the folder that holds the ``headplast`` package (default: this package's).
     """
-    src = Path(src) if src is not None else DEFAULT_SRC
+    src = Path(src).resolve() if src is not None else DEFAULT_SRC
     script_tree = ast.parse(Path(script).read_text(encoding="utf-8"), filename=os.fspath(script))
     todo: list[tuple[str, str | None]] = [(PACKAGE, _IMPORT_TIME)]
     for node in ast.walk(script_tree):
@@ -162,16 +194,13 @@ def code_symbols(
             todo += list(_import_targets(node, None, src).values())
     seen: set[tuple[str, str | None]] = set()
     out: dict[tuple[str, str], str] = {}
-    modules: dict[str, _Module | None] = {}
     while todo:
         target = todo.pop()
         if target in seen:
             continue
         seen.add(target)
         name, symbol = target
-        if name not in modules:
-            modules[name] = _load(name, src)
-        mod = modules[name]
+        mod = _load(name, src)
         if mod is None:
             raise FileNotFoundError(
                 f"{script} imports {name}, which is not a module under {src}/{PACKAGE}"
@@ -182,22 +211,9 @@ def code_symbols(
             todo.append((parent, _IMPORT_TIME))
         if symbol != _IMPORT_TIME:
             todo.append((name, _IMPORT_TIME))
-        if symbol is _WHOLE:
-            nodes = list(mod.tree.body)
-        elif symbol == _IMPORT_TIME:
-            nodes = mod.import_time
-        elif symbol in mod.defs:
-            nodes = mod.defs[symbol]
-        else:
-            nodes = []  # defined in an import-time statement (if/try), hashed with those
-            for stmt in mod.tree.body:
-                if isinstance(stmt, ast.Import | ast.ImportFrom):
-                    hit = _import_targets(stmt, mod, src).get(symbol)
-                    if hit is not None:  # a name the module re-exports
-                        todo.append(hit)
-        key = (name, "*" if symbol is _WHOLE else symbol)
-        out[key] = "\n".join(ast.dump(n) for n in nodes)
-        todo += _referenced(nodes, mod, src)
+        dump, targets = mod.symbol(symbol)
+        out[(name, "*" if symbol is _WHOLE else symbol)] = dump
+        todo += targets
     return out
 
 
