@@ -13,6 +13,8 @@ rule heads:
         log_path("heads"),
     conda:
         "../envs/headplast.yaml"
+    params:
+        code=package_code("heads.py"),
     script:
         "../workflow/scripts/heads.py"
 
@@ -31,6 +33,7 @@ rule stats:
         n_permutations=config["analysis"]["n_permutations"],
         n_bootstrap=config["analysis"]["n_bootstrap"],
         seed=config["analysis"]["seed"],
+        code=package_code("stats.py"),
     script:
         "../workflow/scripts/stats.py"
 
@@ -47,6 +50,7 @@ rule cases:
     params:
         top_quantile=config["analysis"]["top_quantile"],
         bottom_quantile=config["analysis"]["bottom_quantile"],
+        code=package_code("cases.py"),
     script:
         "../workflow/scripts/cases.py"
 
@@ -70,6 +74,7 @@ rule fig_I_vs_U:
     params:
         x="I_pre",
         y="Urel",
+        code=package_code("fig_scatter.py"),
     script:
         "../workflow/scripts/fig_scatter.py"
 
@@ -93,6 +98,7 @@ rule fig_I_vs_G:
     params:
         x="I_pre",
         y="G",
+        code=package_code("fig_scatter.py"),
     script:
         "../workflow/scripts/fig_scatter.py"
 
@@ -112,6 +118,8 @@ rule fig_stats:
         log_path("fig_stats"),
     conda:
         "../envs/headplast.yaml"
+    params:
+        code=package_code("fig_stats.py"),
     script:
         "../workflow/scripts/fig_stats.py"
 
@@ -131,5 +139,7 @@ rule fig_heatmaps:
         log_path("fig_heatmaps"),
     conda:
         "../envs/headplast.yaml"
+    params:
+        code=package_code("fig_heatmaps.py"),
     script:
         "../workflow/scripts/fig_heatmaps.py"

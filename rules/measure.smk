@@ -25,6 +25,7 @@ rule importance_pre:
         tokens_per_batch=config["measure"]["tokens_per_batch"],
         sweep_tokens=config["measure"]["sweep_tokens"],
         precision=config["precision"],
+        code=package_code("importance.py"),
     script:
         "../workflow/scripts/importance.py"
 
@@ -65,6 +66,7 @@ rule gradfisher_pre:
         tokens_per_batch=config["measure"]["tokens_per_batch"],
         precision=config["precision"],
         eps=config["measure"]["fisher_eps"],
+        code=package_code("gradfisher.py"),
     script:
         "../workflow/scripts/gradfisher.py"
 
@@ -85,5 +87,7 @@ rule update:
         "../envs/headplast.yaml"
     resources:
         mem_mb=get_resource("measure", "mem_mb"),
+    params:
+        code=package_code("update.py"),
     script:
         "../workflow/scripts/update.py"

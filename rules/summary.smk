@@ -17,6 +17,7 @@ rule summary_seeds:
         "../envs/headplast.yaml"
     params:
         seeds=SEEDS,
+        code=package_code("summary_seeds.py"),
     script:
         "../workflow/scripts/summary_seeds.py"
 
@@ -58,6 +59,8 @@ rule fig_summary:
         log_path("fig_summary", "{model}/{task}/{start}"),
     conda:
         "../envs/headplast.yaml"
+    params:
+        code=package_code("fig_summary.py"),
     script:
         "../workflow/scripts/fig_summary.py"
 
@@ -74,5 +77,6 @@ rule compare_tasks:
     params:
         runs=runs("{model}/{task}/{start}"),
         top_k=config["analysis"]["top_k"],
+        code=package_code("compare_tasks.py"),
     script:
         "../workflow/scripts/compare_tasks.py"

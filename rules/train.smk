@@ -3,6 +3,7 @@
 rule init_checkpoint:
     input:
         get_model_files,
+        meta=data_path("meta.json"),
     output:
         **ckpt("init", start="random"),
     log:
@@ -21,6 +22,8 @@ rule init_checkpoint:
         num_labels=get_num_labels,
         seed=get_seed,
         trust_remote_code=get_trust_remote_code,
+        max_length=config["max_length"],
+        code=package_code("init_checkpoint.py"),
     script:
         "../workflow/scripts/init_checkpoint.py"
 
@@ -52,5 +55,6 @@ rule finetune:
         seed=get_seed,
         max_length=config["max_length"],
         precision=config["precision"],
+        code=package_code("finetune.py"),
     script:
         "../workflow/scripts/finetune.py"
