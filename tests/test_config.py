@@ -65,7 +65,7 @@ def test_nested_task_keys_and_conditional_branches():
         '"seed": "0"}, "train": {"learning_rate": 3e-5, "num_train_epochs": 2, '
         '"per_device_train_batch_size": "8", "eval_steps": null}}}'
     )
-    cfg = with_cli(tasks, 'model={"name_or_path": "m", "trust_remote_code": true}')
+    cfg = with_cli(tasks, 'models={"bert-tiny": {"name_or_path": "m", "trust_remote_code": true}}')
     t1 = cfg["tasks"]["t1"]
     assert t1["data"] == {"source": "synthetic", "n_train": 100, "n_validation": 50, "seed": 0}
     assert t1["train"] == {
@@ -74,8 +74,13 @@ def test_nested_task_keys_and_conditional_branches():
         "per_device_train_batch_size": 8,
         "eval_steps": None,
     }
-    assert cfg["model"] == {"name_or_path": "m", "trust_remote_code": True}
+    assert cfg["models"] == {"bert-tiny": {"name_or_path": "m", "trust_remote_code": True}}
     assert config_errors(cfg, SCHEMA) == []
+
+
+def test_starts_as_text():
+    assert with_cli("starts=random")["starts"] == ["random"]
+    assert with_cli("starts=[random]")["starts"] == ["random"]
 
 
 def test_strings_stay_strings_where_the_schema_wants_strings():
