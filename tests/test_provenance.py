@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -104,3 +105,21 @@ def test_missing_module_is_named(tmp_path):
     script.write_text("from headplast.nowhere import x\n")
     with pytest.raises(FileNotFoundError, match="headplast.nowhere"):
         code_fingerprint(script, tmp_path)
+
+
+def test_every_rule_that_runs_a_package_script_carries_its_code():
+    """rules/*.smk: each rule whose script imports headplast declares
+    `code=package_code("<that script>")` in its params (a rule added without it would keep
+    results of older code)."""
+    missing = []
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=(?:rule|use rule) )", smk.read_text()):
+            script = re.search(r'script:\s+"\.\./workflow/scripts/(\w+\.py)"', block)
+            if not block.startswith("rule ") or script is None:
+                continue
+            name = script.group(1)
+            if "headplast" not in (SCRIPTS / name).read_text():
+                continue
+            if f'code=package_code("{name}")' not in block:
+                missing.append(f"{smk.name}: {block.split(':', 1)[0]}")
+    assert missing == []
