@@ -13,6 +13,8 @@ rule heads:
         log_path("heads"),
     conda:
         "../envs/headplast.yaml"
+    params:
+        code=package_code("heads.py"),
     script:
         "../workflow/scripts/heads.py"
 
@@ -35,6 +37,7 @@ rule stats:
         n_bootstrap=config["analysis"]["n_bootstrap"],
         seed=config["analysis"]["seed"],
         split_half_repeats=config["analysis"]["split_half_repeats"],
+        code=package_code("stats.py"),
     script:
         "../workflow/scripts/stats.py"
 
@@ -51,6 +54,7 @@ rule cases:
     params:
         top_quantile=config["analysis"]["top_quantile"],
         bottom_quantile=config["analysis"]["bottom_quantile"],
+        code=package_code("cases.py"),
     script:
         "../workflow/scripts/cases.py"
 
@@ -74,6 +78,7 @@ rule fig_I_vs_U:
     params:
         x="I_pre",
         y="Urel",
+        code=package_code("fig_scatter.py"),
     script:
         "../workflow/scripts/fig_scatter.py"
 
@@ -97,6 +102,7 @@ rule fig_I_vs_G:
     params:
         x="I_pre",
         y="G",
+        code=package_code("fig_scatter.py"),
     script:
         "../workflow/scripts/fig_scatter.py"
 
@@ -116,6 +122,8 @@ rule fig_stats:
         log_path("fig_stats"),
     conda:
         "../envs/headplast.yaml"
+    params:
+        code=package_code("fig_stats.py"),
     script:
         "../workflow/scripts/fig_stats.py"
 
@@ -135,5 +143,7 @@ rule fig_heatmaps:
         log_path("fig_heatmaps"),
     conda:
         "../envs/headplast.yaml"
+    params:
+        code=package_code("fig_heatmaps.py"),
     script:
         "../workflow/scripts/fig_heatmaps.py"

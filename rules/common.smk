@@ -1,126 +1,51 @@
 # The one place that knows the config: validation, derived lists, wildcard constraints, and the
 # named input/param functions the rules call.
-import difflib
 import importlib.util
 import os
 import re
+import sys
 from pathlib import Path
 
-import yaml
-from jsonschema import Draft202012Validator
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(
+    0, str(SRC)
+)  # the package beside this workflow, as the scripts import it
+
+from headplast.config import (
+    ConfigError,
+    coerce_config,
+    explain_config_errors,
+    load_schema,
+)
+from headplast.provenance import code_fingerprint
+
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
-
-_TYPE_WORDS = {
-    "integer": "an integer",
-    "number": "a number",
-    "string": "a string",
-    "boolean": "true or false",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "null",
-}
-
-
-def _config_key(path):
-    """`a.b[0].c` for a jsonschema absolute path."""
-    key = ""
-    for p in path:
-        key += f"[{p}]" if isinstance(p, int) else (f".{p}" if key else str(p))
-    return key or "(top level)"
-
-
-def _allowed(schema):
-    """What a (sub)schema admits, in words: 'an integer >= 1', 'one of a, b', 'a list of ...'."""
-    if not isinstance(schema, dict):
-        return ""
-    if "enum" in schema:
-        return "one of " + ", ".join(map(str, schema["enum"]))
-    types = schema.get("type")
-    types = [types] if isinstance(types, str) else list(types or [])
-    words = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
-    bounds = [
-        f"{op} {schema[k]}"
-        for k, op in (
-            ("minimum", ">="),
-            ("exclusiveMinimum", ">"),
-            ("maximum", "<="),
-            ("exclusiveMaximum", "<"),
-        )
-        if k in schema
-    ]
-    if bounds:
-        words = f"{words or 'a number'} {' and '.join(bounds)}"
-    if "array" in types:
-        if _allowed(schema.get("items")):
-            words += f" of {_allowed(schema['items'])}"
-        if schema.get("minItems"):
-            words += f", at least {schema['minItems']} item(s)"
-        if schema.get("uniqueItems"):
-            words += ", no duplicates"
-    return words
-
-
-def _explain(err):
-    """Lines 'config key `a.b`: problem (allowed: ...)' for one jsonschema error: the key, the
-    bad value and what the schema admits there."""
-    path = list(err.absolute_path)
-    key = _config_key(path)
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        known = list(err.schema.get("properties", {}))
-        lines = []
-        for extra in [k for k in err.instance if k not in known]:
-            hint = difflib.get_close_matches(str(extra), known, n=1)
-            lines.append(
-                f"config key `{_config_key(path + [extra])}`: unknown key"
-                + (f", did you mean `{hint[0]}`?" if hint else "")
-                + (f" (allowed keys here: {', '.join(known)})" if known else "")
-            )
-        return lines
-    if err.validator == "required" and isinstance(err.instance, dict):
-        return [
-            f"config key `{_config_key(path + [k])}`: missing (required)"
-            for k in err.validator_value
-            if k not in err.instance
-        ]
-    if err.validator == "enum":
-        return [
-            f"config key `{key}`: {err.instance!r} is not a known value "
-            f"(allowed: {', '.join(map(str, err.validator_value))})"
-        ]
-    line = f"config key `{key}`: {err.message}"
-    allowed = _allowed(err.schema)
-    if allowed and err.validator not in ("uniqueItems", "minItems", "minProperties"):
-        line += f" (allowed: {allowed})"
-    return [line]
-
-
-def explain_config_errors(cfg, schema_path):
-    """Every schema violation as 'config key `a.b`: problem (allowed: ...)', before Snakemake's
-    own validation (which then fills in the defaults). Unknown keys (typos) are named, with the
-    closest known key."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    errors = sorted(
-        Draft202012Validator(schema).iter_errors(cfg),
-        key=lambda e: [str(p) for p in e.absolute_path],
-    )
-    lines = []
-    for err in errors:
-        if err.validator in ("if", "allOf") and err.context:
-            err = min(err.context, key=lambda e: len(e.absolute_path))
-        lines += [f"  {line}" for line in _explain(err)]
-    if lines:
-        raise WorkflowError(
-            "invalid configuration (see workflow/schemas/config.schema.yaml):\n"
-            + "\n".join(dict.fromkeys(lines))
-        )
-
-
-explain_config_errors(config, SCHEMA)
+# `--config seeds=[1]` or `eval_subset={"size": 64}` hands over strings: type them as the schema
+# asks, then name every violation by its config key before Snakemake's own validation (which
+# fills in the defaults).
+_SCHEMA = load_schema(SCHEMA)
+config.update(coerce_config(config, _SCHEMA))
+try:
+    explain_config_errors(config, _SCHEMA, "workflow/schemas/config.schema.yaml")
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 validate(config, str(SCHEMA))
+
+
+def package_code(script):
+    """The param `code=package_code("x.py")`, to be declared by EVERY rule that runs a script
+    importing headplast (new rules too): a fingerprint of the package code workflow/scripts/x.py
+    reaches, from syntax trees (comments, formatting and docstrings do not count). Snakemake
+    tracks a rule's script but not the modules it imports; with this param, a change to that
+    code reruns the rule and its dependants (rerun trigger `params`)."""
+    return code_fingerprint(
+        Path(workflow.basedir) / "workflow" / "scripts" / script, SRC
+    )
+
 
 TASKS = list(config["tasks"])
 SEEDS = [int(s) for s in config["seeds"]]

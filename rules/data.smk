@@ -8,6 +8,7 @@ rule synthetic_nli:
         "../envs/headplast.yaml"
     params:
         spec=get_synthetic_params,
+        code=package_code("synthetic_nli.py"),
     script:
         "../workflow/scripts/synthetic_nli.py"
 
@@ -25,6 +26,7 @@ rule prepare_data:
         "../envs/headplast.yaml"
     params:
         spec=get_data_spec,
+        code=package_code("prepare_data.py"),
     script:
         "../workflow/scripts/prepare_data.py"
 
@@ -41,5 +43,6 @@ rule eval_subset:
     params:
         size=config["eval_subset"]["size"],
         seed=config["eval_subset"]["seed"],
+        code=package_code("eval_subset.py"),
     script:
         "../workflow/scripts/eval_subset.py"

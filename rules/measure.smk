@@ -28,6 +28,7 @@ rule importance_pre:
         tokens_per_batch=config["measure"]["tokens_per_batch"],
         sweep_tokens=config["measure"]["sweep_tokens"],
         precision=config["measure"]["precision"],
+        code=package_code("importance.py"),
     script:
         "../workflow/scripts/importance.py"
 
@@ -70,6 +71,7 @@ rule gradfisher_pre:
         tokens_per_batch=config["measure"]["tokens_per_batch"],
         precision=config["measure"]["precision"],
         eps=config["measure"]["fisher_eps"],
+        code=package_code("gradfisher.py"),
     script:
         "../workflow/scripts/gradfisher.py"
 
@@ -90,6 +92,8 @@ rule update:
         "../envs/headplast.yaml"
     resources:
         mem_mb=get_resource("measure", "mem_mb"),
+    params:
+        code=package_code("update.py"),
     script:
         "../workflow/scripts/update.py"
 
@@ -124,7 +128,8 @@ if SHARED_THETA0_SWEEP:
             max_length=config["max_length"],
             tokens_per_batch=config["measure"]["tokens_per_batch"],
             sweep_tokens=config["measure"]["sweep_tokens"],
-            precision=config["precision"],
+            precision=config["measure"]["precision"],
+            code=package_code("theta0_sweep.py"),
         script:
             "../workflow/scripts/theta0_sweep.py"
 
@@ -134,6 +139,7 @@ if SHARED_THETA0_SWEEP:
             sweep=run_path("theta0_sweep.safetensors"),
         output:
             jsonl=seed_path("importance_pre.jsonl"),
+            per_example=seed_path("importance_pre.npz"),
         log:
             log_path("importance_pre_shared"),
         benchmark:
@@ -143,5 +149,7 @@ if SHARED_THETA0_SWEEP:
         threads: get_resource("measure", "threads")
         resources:
             mem_mb=get_resource("measure", "mem_mb"),
+        params:
+            code=package_code("importance_shared.py"),
         script:
             "../workflow/scripts/importance_shared.py"

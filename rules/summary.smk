@@ -19,6 +19,7 @@ rule summary_seeds:
     params:
         seeds=SEEDS,
         keep_degenerate=config["analysis"]["keep_degenerate"],
+        code=package_code("summary_seeds.py"),
     script:
         "../workflow/scripts/summary_seeds.py"
 
@@ -61,6 +62,8 @@ rule fig_summary:
         log_path("fig_summary", "{model}/{task}/{start}"),
     conda:
         "../envs/headplast.yaml"
+    params:
+        code=package_code("fig_summary.py"),
     script:
         "../workflow/scripts/fig_summary.py"
 
@@ -77,6 +80,7 @@ rule compare_tasks:
     params:
         runs=runs("{model}/{task}/{start}"),
         top_k=config["analysis"]["top_k"],
+        code=package_code("compare_tasks.py"),
     script:
         "../workflow/scripts/compare_tasks.py"
 
@@ -99,5 +103,6 @@ rule compare_starts:
         "../envs/headplast.yaml"
     params:
         runs=runs("{model}/{task}/{start}"),
+        code=package_code("compare_starts.py"),
     script:
         "../workflow/scripts/compare_starts.py"

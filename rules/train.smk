@@ -3,6 +3,7 @@
 rule init_checkpoint:
     input:
         get_model_files,
+        meta=data_path("meta.json"),
     output:
         **ckpt("init", start="random"),
     log:
@@ -21,6 +22,8 @@ rule init_checkpoint:
         num_labels=get_num_labels,
         seed=get_seed,
         trust_remote_code=get_trust_remote_code,
+        max_length=config["max_length"],
+        code=package_code("init_checkpoint.py"),
     script:
         "../workflow/scripts/init_checkpoint.py"
 
@@ -53,6 +56,7 @@ rule probe_checkpoint:
         seed=get_seed,
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
+        code=package_code("probe_checkpoint.py"),
     script:
         "../workflow/scripts/probe_checkpoint.py"
 
@@ -86,5 +90,6 @@ rule finetune:
         max_length=config["max_length"],
         precision=config["precision"],
         min_accuracy_gain=config["analysis"]["min_accuracy_gain"],
+        code=package_code("finetune.py"),
     script:
         "../workflow/scripts/finetune.py"

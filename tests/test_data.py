@@ -76,6 +76,25 @@ def test_int_labels_and_default_columns(tmp_path: Path) -> None:
     ]
 
 
+def test_whole_float_labels(tmp_path: Path) -> None:
+    """A label column written as floats (pandas with a missing value, spreadsheets) is read."""
+    rows = [{"premise": "a", "hypothesis": "b", "label": y} for y in (2.0, 0.0, "1.0", " 1 ")]
+    path = _write(tmp_path / "t.jsonl", rows, "jsonl")
+    assert [r["label"] for r in load_local(path, path, None, NAMES)[0]] == [2, 0, 1, 1]
+    csv_path = _write(tmp_path / "t.csv", [{"p": "a", "h": "b", "y": "1.0"}], "csv")
+    cols = {"premise": "p", "hypothesis": "h", "label": "y"}
+    assert load_local(csv_path, csv_path, cols, ["no", "yes"])[0][0]["label"] == 1
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl"])
+def test_byte_order_mark_and_crlf(tmp_path: Path, fmt: str) -> None:
+    """Files saved by Windows tools ("UTF-8 with BOM", CRLF line ends) read like any other."""
+    path = _write(tmp_path / f"train.{fmt}", ROWS, fmt)
+    text = path.read_text().replace("\n", "\r\n")
+    path.write_bytes(text.encode("utf-8-sig"))
+    assert load_local(path, path, COLS, NAMES)[0] == EXPECTED
+
+
 def test_missing_file_names_path_and_key(tmp_path: Path) -> None:
     train = _write(tmp_path / "train.jsonl", ROWS, "jsonl")
     missing = tmp_path / "nope.jsonl"
@@ -115,7 +134,7 @@ def test_label_outside_set(tmp_path: Path, fmt: str, line: int) -> None:
     assert "['entailment', 'neutral', 'contradiction']" in msg and "0..2" in msg
 
 
-@pytest.mark.parametrize("bad", [3, -1, "7", True, 1.5])
+@pytest.mark.parametrize("bad", [3, -1, "7", True, 1.5, "1.5", 2.0000001, ""])
 def test_int_label_out_of_range(tmp_path: Path, bad) -> None:
     path = _write(
         tmp_path / "t.jsonl", [{"premise": "a", "hypothesis": "b", "label": bad}], "jsonl"

@@ -6,8 +6,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -198,6 +200,49 @@ def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
     assert {"probe_checkpoint", "finetune", "importance_pre_shared", "update"} <= rules_of(jobs)
     assert not [job for job in jobs if job[1].get("start") == "random"]
     assert not rules_of(jobs) & ({"init_checkpoint", "theta0_sweep"} | DATA)
+
+
+def _multiset(jobs) -> Counter:
+    return Counter((rule, tuple(sorted(w.items()))) for rule, w in jobs)
+
+
+def test_changed_package_code_reruns_exactly_its_rules(finished):
+    """A real change to the gradients code reruns gradfisher_pre and what depends on it, the
+    same jobs as forcing gradfisher_pre; training and the other measures stay. A comment or
+    docstring edit reruns nothing."""
+    link = finished / "src"
+    package = link.resolve()
+    link.unlink()
+    shutil.copytree(package, link)  # the workdir's own copy of the same code
+    try:
+        grad = link / "headplast" / "gradients.py"
+        original = grad.read_text()
+        assert planned_jobs(finished) == []
+        docs = original.replace('"""G, F, Ppred', '"""Gradient statistics: G, F, Ppred', 1)
+        grad.write_text(docs.replace("DEFAULT_EPS = 1e-20", "DEFAULT_EPS = 1e-20  # eps") + "#\n")
+        assert docs != original and planned_jobs(finished) == []
+        forced = planned_jobs(finished, "--forcerun", "gradfisher_pre")  # the reference
+        grad.write_text(original.replace("DEFAULT_EPS = 1e-20", "DEFAULT_EPS = 1e-12"))
+        jobs = planned_jobs(finished)
+        assert _multiset(jobs) == _multiset(forced)
+        assert Counter(rule for rule, _ in jobs)["gradfisher_pre"] == 4  # 2 tasks x 2 seeds
+        assert not rules_of(jobs) & (TRAINING | DATA | {"importance_pre", "importance_post"})
+    finally:
+        shutil.rmtree(link)
+        link.symlink_to(package, target_is_directory=True)
+    assert planned_jobs(finished) == []  # the original code: up to date again
+
+
+def test_checkpoints_name_the_task_labels(finished):
+    """theta0 and theta1 carry the task's label names (results/data/<task>/meta.json)."""
+    import json
+
+    for ckpt in sorted(finished.glob("results/*/*/random/seed*/ckpt_*/config.json")):
+        cfg = json.loads(ckpt.read_text())
+        meta = json.loads((finished / "results/data" / ckpt.parts[-5] / "meta.json").read_text())
+        assert list(cfg["id2label"].values()) == meta["label_names"], ckpt
+        assert cfg["label2id"] == {n: i for i, n in enumerate(meta["label_names"])}
+    assert len(sorted(finished.glob("results/*/*/random/seed*/ckpt_*/config.json"))) == 8
 
 
 def test_report_has_every_figure(finished):

@@ -231,3 +231,47 @@ def resolve_head(model: nn.Module) -> HeadLayout:
         head_parameters=tuple(head),
         head_modules=tuple(modules),
     )
+
+
+# Model types whose position ids start after the padding index (RoBERTa's
+# create_position_ids_from_input_ids): pad_token_id + 1 of max_position_embeddings never hold a
+# token.
+PADDING_OFFSET_MODEL_TYPES = ("roberta", "xlm-roberta", "camembert", "data2vec-text")
+
+
+class MaxLengthError(ValueError):
+    """``max_length`` exceeds the longest input the model can embed."""
+
+
+def max_input_length(config: object) -> int | None:
+    """The most tokens (special tokens included) one input of the model can have, from its
+    config: ``max_position_embeddings`` for absolute positions (BERT, ELECTRA), less
+    ``pad_token_id + 1`` for RoBERTa-style position ids; None when the model adds no absolute
+    position embeddings (DeBERTa-v2/v3 with ``position_biased_input: false``: relative
+    positions only, any length) or its config states no limit."""
+    if getattr(config, "position_biased_input", True) is False:
+        return None
+    n = getattr(config, "max_position_embeddings", None)
+    if n is None:
+        return None
+    if getattr(config, "model_type", None) in PADDING_OFFSET_MODEL_TYPES:
+        n -= int(getattr(config, "pad_token_id", None) or 0) + 1
+    return int(n)
+
+
+def check_max_length(config: object, max_length: int) -> None:
+    """Raise :class:`MaxLengthError` naming the config key ``max_length``, its value and the
+    model's limit when inputs of ``max_length`` tokens cannot be embedded."""
+    limit = max_input_length(config)
+    if limit is not None and int(max_length) > limit:
+        model_type = getattr(config, "model_type", "?")
+        offset = (
+            f" = max_position_embeddings {config.max_position_embeddings} - (pad_token_id + 1)"
+            if model_type in PADDING_OFFSET_MODEL_TYPES
+            else " (max_position_embeddings)"
+        )
+        raise MaxLengthError(
+            f"config key `max_length` is {int(max_length)}, but the model ({model_type}, absolute "
+            f"position embeddings) takes at most {limit} tokens per input{offset}; set "
+            f"`max_length` to {limit} or less"
+        )

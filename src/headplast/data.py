@@ -214,10 +214,12 @@ def _label_index(value: Any, label_names: Sequence[str]) -> int | None:
         text = value.strip()
         if text in label_names:
             return list(label_names).index(text)
-        if text.lstrip("-").isdigit():
-            value = int(text)
-        else:
+        try:
+            value = float(text) if text else None
+        except ValueError:
             return None
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        value = int(value)  # 1.0: a label column that pandas or a spreadsheet wrote as floats
     if isinstance(value, int | np.integer) and 0 <= int(value) < len(label_names):
         return int(value)
     return None

@@ -108,7 +108,7 @@ def iter_jsonl(
     path = Path(path)
     if not path.exists():
         raise error(f"{path}: file not found; run the rule that makes it")
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue

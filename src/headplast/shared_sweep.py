@@ -16,6 +16,7 @@ whose encoder differs (another model, a retrained encoder) is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -52,11 +53,13 @@ class EncoderMismatchError(ArtifactError):
 @dataclass(frozen=True)
 class Theta0Sweep:
     """First-token last hidden states of the eval subset (batch order), float32:
-    ``base`` [n, D] with all gates 1, ``ablate`` [L, H, n, D] with xi[l, h] = 0; ``labels`` [n]."""
+    ``base`` [n, D] with all gates 1, ``ablate`` [L, H, n, D] with xi[l, h] = 0; ``labels`` [n];
+    ``order`` [n]: the eval-subset position of each example (the batches are length-sorted)."""
 
     base: torch.Tensor
     ablate: torch.Tensor
     labels: torch.Tensor
+    order: torch.Tensor
     encoder_sha256: str
     precision: str
 
@@ -64,7 +67,12 @@ class Theta0Sweep:
         """One safetensors file (written atomically), fingerprint and precision as metadata."""
         from safetensors.torch import save_file
 
-        tensors = {"base": self.base, "ablate": self.ablate, "labels": self.labels}
+        tensors = {
+            "base": self.base,
+            "ablate": self.ablate,
+            "labels": self.labels,
+            "order": self.order,
+        }
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         meta = {"encoder_sha256": self.encoder_sha256, "precision": self.precision}
         with atomic_path(path) as tmp:
@@ -80,13 +88,18 @@ class Theta0Sweep:
         try:
             with safe_open(os.fspath(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                t = {k: f.get_tensor(k) for k in ("base", "ablate", "labels")}
+                t = {k: f.get_tensor(k) for k in ("base", "ablate", "labels", "order")}
         except Exception as exc:
             raise ArtifactError(f"{path}: not a theta0 sweep ({exc}); delete it and rerun") from exc
         if "encoder_sha256" not in meta:
             raise ArtifactError(f"{path}: no encoder fingerprint; delete it and rerun")
         n, d = t["base"].shape
-        if t["ablate"].dim() != 4 or t["ablate"].shape[2:] != (n, d) or t["labels"].shape != (n,):
+        if (
+            t["ablate"].dim() != 4
+            or t["ablate"].shape[2:] != (n, d)
+            or t["labels"].shape != (n,)
+            or t["order"].shape != (n,)
+        ):
             raise ArtifactError(f"{path}: inconsistent shapes; delete it and rerun")
         return cls(**t, encoder_sha256=meta["encoder_sha256"], precision=meta.get("precision", ""))
 
@@ -174,7 +187,8 @@ def theta0_hidden_sweep(
     check_finite(torch.stack(bad), "hidden state with the head ablated")
     base, ablate = torch.cat(bases), torch.cat(ablates, dim=2)
     labels = torch.cat([lab for _, lab in data])
-    return Theta0Sweep(base, ablate, labels, encoder_fingerprint(model, head), precision)
+    order = torch.arange(len(labels))  # batch order; measure_theta0_sweep maps it to the subset
+    return Theta0Sweep(base, ablate, labels, order, encoder_fingerprint(model, head), precision)
 
 
 @torch.no_grad()
@@ -221,25 +235,32 @@ def measure_theta0_sweep(
     from .measures import _info, _prepare
 
     start = time.perf_counter()
-    device, used, model, batches = _prepare(
+    device, used, tf32, model, batches, order = _prepare(
         ckpt_dir, validation_path, subset_path, max_length, tokens_per_batch, precision
     )
     sweep = theta0_hidden_sweep(
         model, batches, used, sweep_tokens=sweep_tokens or tokens_per_batch, progress=progress
     )
+    sweep = dataclasses.replace(sweep, order=torch.as_tensor(order, dtype=torch.long))
     sweep.save(out_path)
-    return _info(device, used, batches, start)
+    return _info(device, used, tf32, batches, start)
 
 
-def measure_importance_shared(ckpt_dir, sweep_path) -> tuple[list[dict], dict]:
-    """Rows ``layer, head, I, loss_base, loss_ablate, acc_base, acc_ablate`` of the checkpoint
-    from the shared theta0 sweep, and run info."""
-    from .measures import load_checkpoint
+def measure_importance_shared(
+    ckpt_dir, sweep_path, per_example_path: str | os.PathLike | None = None
+) -> tuple[list[dict], dict]:
+    """The rows of :func:`headplast.measures.measure_importance` for the checkpoint, from the
+    shared theta0 sweep, and run info; with ``per_example_path`` also its per-example ``d``,
+    ``kl`` and ``acc_d`` [n, L, H] in eval-subset order (.npz), as the full sweep writes them."""
+    from .measures import _write_per_example, load_checkpoint
     from .precision import pick_device
 
     start = time.perf_counter()
     device = pick_device()
     model, _ = load_checkpoint(ckpt_dir, device)
-    result = importance_from_theta0_sweep(model, Theta0Sweep.load(sweep_path))
+    sweep = Theta0Sweep.load(sweep_path)
+    result = importance_from_theta0_sweep(model, sweep)
+    if per_example_path is not None:
+        _write_per_example(per_example_path, result.per_example(), sweep.order.numpy())
     info = {"device": str(device), "seconds": round(time.perf_counter() - start, 3)}
     return result.rows(), info

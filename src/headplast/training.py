@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -51,6 +52,17 @@ HPARAM_DEFAULTS: dict[str, Any] = {
 }
 
 _FINGERPRINT_NAME = "headplast_fingerprint.json"
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spm.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+)
+"""Files of which a local model folder must hold one: the vocabulary of its tokenizer."""
 
 
 class ModelLoadError(RuntimeError):
@@ -118,9 +130,11 @@ def load_model(
     num_labels: int | None = None,
     trust_remote_code: bool = False,
     output_loading_info: bool = False,
+    **config_kwargs: Any,
 ) -> Any:
     """A sequence-classification model from a hub id or a local save_pretrained folder, in fp32,
-    from safetensors only. ``num_labels=None`` keeps the checkpoint's own number of labels."""
+    from safetensors only. ``num_labels=None`` keeps the checkpoint's own number of labels;
+    ``config_kwargs`` (e.g. ``id2label``) override the model config."""
     from transformers import AutoModelForSequenceClassification
 
     src, local = _resolve_source(name_or_path)
@@ -131,6 +145,7 @@ def load_model(
     }
     if num_labels is not None:
         kwargs["num_labels"] = int(num_labels)
+    kwargs.update(config_kwargs)
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             src, output_loading_info=output_loading_info, **kwargs
@@ -153,6 +168,13 @@ def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = Fa
     from transformers import AutoTokenizer
 
     src, local = _resolve_source(name_or_path)
+    if local and not any((Path(src) / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{src}: no tokenizer files (one of {', '.join(TOKENIZER_FILES)}); without them "
+            "transformers builds an empty tokenizer that maps every word to [UNK]. Save the "
+            "model's tokenizer into the folder: AutoTokenizer.from_pretrained(<hub id>)"
+            f".save_pretrained({src!r})"
+        )
     try:
         return AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
     except Exception as exc:
@@ -193,6 +215,25 @@ def _check_labels(rows: Sequence[dict[str, Any]], num_labels: int, path: str | o
                 f"{path}: example {i} has label {lab!r}; the model has {num_labels} labels "
                 f"(integers 0..{num_labels - 1})"
             )
+
+
+def _warn_one_class(
+    rows: Sequence[dict[str, Any]], id2label: dict[int, str], path: str | os.PathLike
+) -> dict[str, int]:
+    """Examples per label name of the training rows; a warning in the log when they hold one
+    class only (the classifier can only learn to predict it; accuracy says nothing)."""
+    counts = Counter(int(r["label"]) for r in rows)
+    named = {str(id2label.get(k, k)): n for k, n in sorted(counts.items())}
+    if len(counts) == 1:
+        log.warning(
+            "%s: all %d training examples (after max_train_samples) have the label %s; the "
+            "classifier can only learn to predict that class. Check the data, "
+            "data.columns.label and max_train_samples",
+            path,
+            len(rows),
+            next(iter(named)),
+        )
+    return named
 
 
 def _merge_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
@@ -314,25 +355,62 @@ def _metrics(raw: dict[str, float]) -> dict[str, float]:
 # theta0
 
 
+def _label_maps(num_labels: int, label_names: Sequence[str] | None) -> dict[str, dict]:
+    """id2label/label2id for the model config: the task's label names, in label-index order."""
+    if label_names is None:
+        return {}
+    names = [str(n) for n in label_names]
+    if len(names) != int(num_labels) or len(set(names)) != len(names):
+        raise ValueError(
+            f"label names {names} do not name the {num_labels} labels of the task once each "
+            "(data.label_names in the config, label_names in the task's meta.json)"
+        )
+    return {
+        "id2label": dict(enumerate(names)),
+        "label2id": {name: i for i, name in enumerate(names)},
+    }
+
+
 def init_checkpoint(
     name_or_path: str | os.PathLike,
     num_labels: int,
     seed: int,
     out_dir: str | os.PathLike,
     trust_remote_code: bool = False,
+    *,
+    label_names: Sequence[str] | None = None,
+    max_length: int | None = None,
 ) -> dict[str, Any]:
     """Save theta0 (pre-trained encoder + classifier head initialised from ``seed``) and the
-    tokenizer to ``out_dir``, atomically. Returns a summary of the model."""
+    tokenizer to ``out_dir``, atomically. Returns a summary of the model.
+
+    ``label_names`` (label index order) become the config's id2label/label2id, so theta0 and
+    the theta1 trained from it name their labels. ``max_length`` (the config key) is checked
+    against the longest input the model can embed, before anything is written.
+    """
     from transformers import set_seed
 
+    from .adapters import check_max_length, max_input_length, resolve_layout
+
+    labels = _label_maps(num_labels, label_names)
     tokenizer = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
     set_seed(int(seed))
     model, info = load_model(
-        name_or_path, num_labels, trust_remote_code=trust_remote_code, output_loading_info=True
+        name_or_path,
+        num_labels,
+        trust_remote_code=trust_remote_code,
+        output_loading_info=True,
+        **labels,
     )
-    from .adapters import resolve_layout
-
     resolve_layout(model)  # an unknown attention layout fails here, not after fine-tuning
+    vocab = getattr(model.config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > int(vocab):
+        raise ModelLoadError(
+            f"{name_or_path}: the tokenizer has {len(tokenizer)} tokens but the model embeds only "
+            f"{vocab} (config.json vocab_size); the tokenizer files belong to another model"
+        )
+    if max_length is not None:
+        check_max_length(model.config, max_length)  # not at a long input mid-training
     new_keys = sorted(info.get("missing_keys", []))
     log.info("freshly initialised from seed %d: %s", seed, new_keys)
     cfg = model.config
@@ -340,6 +418,8 @@ def init_checkpoint(
         "source": os.fspath(name_or_path),
         "seed": int(seed),
         "num_labels": int(num_labels),
+        "id2label": {int(k): v for k, v in cfg.id2label.items()},
+        "max_input_length": max_input_length(cfg),
         "model_type": cfg.model_type,
         "architecture": type(model).__name__,
         "num_parameters": int(sum(p.numel() for p in model.parameters())),
@@ -412,6 +492,7 @@ def finetune(
             random.Random(SUBSAMPLE_SEED).sample(range(n_train_all), hp["max_train_samples"])
         )
         train_rows = [train_rows[i] for i in idx]
+    label_counts = _warn_one_class(train_rows, model.config.id2label, train_path)
     train_ds = _tokenize(tokenizer, train_rows, max_length)
     val_ds = _tokenize(tokenizer, val_rows, max_length)
 
@@ -547,6 +628,7 @@ def finetune(
         "num_parameters": int(sum(p.numel() for p in trainer.model.parameters())),
         "data": data_fp,
         "n_train_examples": len(train_rows),
+        "train_label_counts": label_counts,
         "max_train_samples_seed": SUBSAMPLE_SEED,
         "validation": {"theta0": theta0, "theta1": theta1},
         "best_checkpoint_step": (_checkpoint_step(Path(best_ckpt)) if best_ckpt else None),

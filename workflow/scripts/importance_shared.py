@@ -15,6 +15,8 @@ from headplast.shared_sweep import measure_importance_shared  # noqa: E402
 
 sm = snakemake  # noqa: F821
 torch.set_num_threads(sm.threads)
-rows, info = measure_importance_shared(os.path.dirname(sm.input.model), sm.input.sweep)
+rows, info = measure_importance_shared(
+    os.path.dirname(sm.input.model), sm.input.sweep, per_example_path=sm.output.per_example
+)
 write_head_jsonl(sm.output.jsonl, rows)
 logging.getLogger("importance_shared").info("measure info: %s", info)

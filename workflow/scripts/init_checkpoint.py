@@ -9,6 +9,7 @@ sys.stdout = sys.stderr
 import logging  # noqa: E402
 import os  # noqa: E402
 
+from headplast.io import read_json  # noqa: E402
 from headplast.training import init_checkpoint  # noqa: E402
 
 logging.basicConfig(
@@ -26,5 +27,7 @@ info = init_checkpoint(
     int(sm.params.seed),
     out_dir,
     trust_remote_code=bool(sm.params.get("trust_remote_code", False)),
+    label_names=read_json(sm.input.meta)["label_names"],  # theta0/theta1 name their labels
+    max_length=int(sm.params.max_length),  # checked against the model's position limit
 )
 logging.getLogger("init_checkpoint").info("theta0 written to %s: %s", out_dir, info)
