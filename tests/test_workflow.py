@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +18,6 @@ from tests.workflow_utils import REPO, make_workdir, run_snakemake, tiny_config,
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 MEASURES = {"importance_pre", "importance_post", "gradfisher_pre"}
-TRAINING = {"init_checkpoint", "finetune"}
-DATA = {"synthetic_nli", "prepare_data", "eval_subset"}
-ANALYSIS = {"stats", "cases", "fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps"}
-SUMMARY = {"summary_seeds", "fig_summary", "compare_tasks", "all"}
 
 
 def planned_jobs(workdir: Path) -> list[tuple[str, dict[str, str]]]:
@@ -37,10 +34,6 @@ def planned_jobs(workdir: Path) -> list[tuple[str, dict[str, str]]]:
         if m and jobs:
             jobs[-1][1].update(dict(kv.split("=", 1) for kv in m.group(1).split(", ")))
     return jobs
-
-
-def rules_of(jobs) -> set[str]:
-    return {rule for rule, _ in jobs}
 
 
 @pytest.fixture(scope="module")
@@ -138,28 +131,79 @@ def _rerun_plan(finished: Path, overrides: dict) -> list[tuple[str, dict[str, st
         write_config(finished, tiny_config())
 
 
+# The tiny DAG's wildcards (.test/config.yaml), spelled out: the reference for the rerun plans.
+MODEL, START, TASKS, SEEDS = "tiny_bert", "random", ("nli_a", "nli_b"), ("1", "2")
+PER_SEED_ANALYSIS = ("stats", "cases", "fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps")
+
+
+def job_multiset(jobs) -> Counter:
+    """Counter of (rule, frozenset of wildcard items): the exact jobs of a plan, with repeats."""
+    return Counter((rule, frozenset(w.items())) for rule, w in jobs)
+
+
+def expected_jobs(
+    per_seed=(), per_task_summary=(), per_task_data=(), once=(), tasks=TASKS
+) -> Counter:
+    """The jobs of the listed rules: per (task, seed), per task summary ({model, task, start}),
+    per task data ({task}), and rules without wildcards, for ``tasks`` only."""
+    out: Counter = Counter()
+    for task in tasks:
+        for rule in per_seed:
+            for seed in SEEDS:
+                w = {"model": MODEL, "task": task, "start": START, "seed": seed}
+                out[(rule, frozenset(w.items()))] += 1
+        for rule in per_task_summary:
+            out[(rule, frozenset({"model": MODEL, "task": task, "start": START}.items()))] += 1
+        for rule in per_task_data:
+            out[(rule, frozenset({"task": task}.items()))] += 1
+    for rule in once:
+        out[(rule, frozenset())] += 1
+    return out
+
+
+SUMMARY_TAIL = {"per_task_summary": ("summary_seeds", "fig_summary")}
+
+
 def test_analysis_parameter_reruns_only_statistics_and_figures(finished):
-    jobs = _rerun_plan(finished, {"analysis": {"top_k": 2}})
-    assert "stats" in rules_of(jobs)
-    assert rules_of(jobs) <= ANALYSIS | SUMMARY
-    jobs = _rerun_plan(finished, {"analysis": {"top_quantile": 0.25}})
-    assert {"cases", "fig_I_vs_U", "fig_I_vs_G"} <= rules_of(jobs) <= ANALYSIS | SUMMARY
-    assert "stats" not in rules_of(jobs)
+    jobs = _rerun_plan(finished, {"analysis": {"top_k": 2}})  # stats and compare_tasks use it
+    assert job_multiset(jobs) == expected_jobs(
+        per_seed=("stats", "fig_stats"), **SUMMARY_TAIL, once=("compare_tasks", "all")
+    )
+    jobs = _rerun_plan(finished, {"analysis": {"top_quantile": 0.25}})  # cases only
+    assert job_multiset(jobs) == expected_jobs(
+        per_seed=("cases", "fig_I_vs_U", "fig_I_vs_G"),
+        **SUMMARY_TAIL,
+        once=("compare_tasks", "all"),
+    )
 
 
 def test_eval_subset_size_reruns_measures_not_training(finished):
     jobs = _rerun_plan(finished, {"eval_subset": {"size": 30}})
-    assert {"eval_subset", *MEASURES, "heads"} <= rules_of(jobs)
-    assert not rules_of(jobs) & (TRAINING | {"update", "prepare_data", "synthetic_nli"})
+    assert job_multiset(jobs) == expected_jobs(
+        per_seed=(*sorted(MEASURES), "heads", *PER_SEED_ANALYSIS),
+        **SUMMARY_TAIL,
+        per_task_data=("eval_subset",),
+        once=("compare_tasks", "all"),
+    )
 
 
 def test_training_hyperparameter_reruns_only_that_task(finished):
     jobs = _rerun_plan(finished, {"tasks": {"nli_a": {"train": {"learning_rate": 5.0e-4}}}})
-    assert {"finetune", "importance_post", "update", "heads"} <= rules_of(jobs)
-    assert not rules_of(jobs) & ({"init_checkpoint", "importance_pre", "gradfisher_pre"} | DATA)
-    touched = {w.get("task") for rule, w in jobs if "task" in w}
-    assert touched == {"nli_a"}
-    assert {rule for rule, w in jobs if not w} <= {"compare_tasks", "all"}
+    assert job_multiset(jobs) == expected_jobs(
+        per_seed=("finetune", "importance_post", "update", "heads", *PER_SEED_ANALYSIS),
+        **SUMMARY_TAIL,
+        once=("compare_tasks", "all"),
+        tasks=("nli_a",),
+    )
+
+
+def test_job_multiset_tells_one_seed_from_all():
+    """The comparison the rerun tests rely on: a plan for one seed is not the plan for both."""
+    one = [("stats", {"model": MODEL, "task": "nli_a", "start": START, "seed": "1"})]
+    assert job_multiset(one) != expected_jobs(per_seed=("stats",), tasks=("nli_a",))
+    assert job_multiset(one * 2) != job_multiset(one)
+    both = [("stats", {"model": MODEL, "task": "nli_a", "start": START, "seed": s}) for s in SEEDS]
+    assert job_multiset(both) == expected_jobs(per_seed=("stats",), tasks=("nli_a",))
 
 
 def test_report_has_every_figure(finished):
