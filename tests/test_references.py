@@ -27,12 +27,14 @@ from transformers import (
 )
 
 from headplast.adapters import resolve_layout
-from headplast.gradients import DEFAULT_EPS, gate_gradients
+from headplast.gradients import gate_gradients
 from headplast.heads import join_heads
 from headplast.importance import ablation_sweep, naive_sweep
 from headplast.updates import head_updates
 
 from .conftest import random_batches, tiny_bert, tiny_deberta
+
+EPS = 1e-20  # Ppred = G^2 / (F + eps), the package's default eps, spelled out
 
 SMALL = {
     "vocab_size": 128,
@@ -225,6 +227,7 @@ def test_gradients_G_F_Ppred_from_parameter_gradients(make, prefix):
     model = make(seed=4)
     batches = random_batches(2, batch=4, seed=5)
     res = gate_gradients(model, batches)
+    assert res.eps == EPS and res.n_examples == 8
     g = _gate_grads_from_parameter_grads(model, batches, prefix).numpy()
     G, Fi, S = np.abs(g).mean(0), (g**2).mean(0), g.mean(0)
     scale = np.abs(G).max()
@@ -232,13 +235,13 @@ def test_gradients_G_F_Ppred_from_parameter_gradients(make, prefix):
     assert np.abs(res.F - Fi).max() <= 1e-5 * (Fi.max())
     assert np.abs(res.G_signed - S).max() <= 1e-5 * scale
     # Ppred from the test's own G and F, and from the G and F written on the same row
-    assert res.Ppred == pytest.approx(G**2 / (Fi + DEFAULT_EPS), rel=1e-4)
+    assert res.Ppred == pytest.approx(G**2 / (Fi + EPS), rel=1e-4)
     rows = res.rows()
     for r in rows:
         i, h = r["layer"], r["head"]
         assert r["G"] == res.G[i, h] and r["F"] == res.F[i, h]
         assert r["G_signed"] == res.G_signed[i, h]
-        assert r["Ppred"] == pytest.approx(r["G"] ** 2 / (r["F"] + DEFAULT_EPS), rel=1e-12)
+        assert r["Ppred"] == pytest.approx(r["G"] ** 2 / (r["F"] + EPS), rel=1e-12)
     # not a case where G^2/F and G/sqrt(F) agree: Ppred < 1 somewhere and G != 1
     assert (np.abs(res.Ppred - res.G / np.sqrt(res.F)) > 1e-3).any()
 
