@@ -18,6 +18,7 @@ from headplast.statistics import (
     quantile_mask,
     read_heads,
     spearman_permutation,
+    top_k_indices,
     topk_overlap,
 )
 
@@ -265,6 +266,12 @@ def test_topk_overlap_chance_level_and_hypergeom_p():
     assert res["p"] == pytest.approx(sps.hypergeom.sf(true - 1, 144, 20, 20))
 
 
+def test_top_k_ties_are_broken_by_position():
+    v = np.tile([0.0, 1.0], 20)  # 20 tied maxima at the odd positions
+    assert top_k_indices(v, 5).tolist() == [1, 3, 5, 7, 9]
+    assert topk_overlap(v, np.arange(40.0)[::-1], 5)["overlap"] == 2  # {1, 3} of {0, .., 4}
+
+
 def test_topk_overlap_hand_example():
     x = [6, 5, 4, 3, 2, 1]  # top-3: indices 0, 1, 2
     y = [6, 1, 5, 2, 4, 3]  # top-3: indices 0, 2, 4
@@ -312,6 +319,12 @@ def test_counter_examples_hand_built():
     assert ibs["expected"] == pytest.approx(20 * 0.1 * 0.3)
     assert ibs["n_top"] == 2 and ibs["n_bottom"] == 6
     assert ibs["p"] == pytest.approx(sps.hypergeom.sf(0, 20, 2, 6))
+    assert ibs["expected_from_sizes"] == pytest.approx(2 * 6 / 20)
+    assert out["parameters"] == {
+        "top_quantile": 0.1,
+        "bottom_quantile": 0.3,
+        "rule": "rank (ties share the best rank) <= quantile * n_heads",
+    }
     assert out["n_heads"] == 20
 
 
@@ -333,6 +346,17 @@ def test_pair_statistics_content_and_json():
     assert blk["ci"][0] <= blk["rho"] <= blk["ci"][1]
     assert blk["topk"]["expected"] == pytest.approx(25 / 24)
     assert isinstance(blk["rho"], float) and isinstance(blk["topk"]["overlap"], int)
+    assert out["n_layers"] == 4
+    assert out["parameters"] == {
+        "top_k": 5,
+        "n_permutations": 199,
+        "n_bootstrap": 199,
+        "seed": 0,
+        "ci_level": 0.95,
+        "ci_method": "paired bootstrap, percentile interval",
+        "p_perm": "two-sided permutation test of the pairing, (1 + #extreme) / (1 + n)",
+        "rho_layer": "Pearson of within-layer centred ranks; null permutes y within layers",
+    }
     again = pair_statistics(df, PAIRS, top_k=5, n_permutations=199, n_bootstrap=199, seed=0)
     assert again == out
 
