@@ -344,6 +344,11 @@ def test_pair_statistics_content_and_json():
     assert set(blk) == {"x", "y", "rho", "p_perm", "rho_layer", "p_layer", "ci", "topk"}
     assert blk["rho"] == pytest.approx(sps.spearmanr(df.I_pre, df.Urel).statistic)
     assert blk["ci"][0] <= blk["rho"] <= blk["ci"][1]
+    x, y = df.I_pre.to_numpy(), df.Urel.to_numpy()
+    assert blk["p_perm"] == spearman_permutation(x, y, 199, 0)[1]  # the pair's own settings
+    assert blk["p_layer"] == layer_controlled_spearman(x, y, df.layer.to_numpy(), 199, 0)[1]
+    assert blk["ci"] == list(bootstrap_ci(x, y, 199, 0, 0.95))
+    assert 1 / 200 < blk["p_perm"] < 1
     assert blk["topk"]["expected"] == pytest.approx(25 / 24)
     assert isinstance(blk["rho"], float) and isinstance(blk["topk"]["overlap"], int)
     assert out["n_layers"] == 4
