@@ -104,8 +104,10 @@ def _perturbed_pair(make, tmp_path):
     m0, m1 = make(seed=0), make(seed=0)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for p in m1.parameters():  # a different random change for every tensor and head
-            p.add_(0.01 * torch.randn(p.shape, generator=g))
+        for p0, p1 in zip(m0.parameters(), m1.parameters(), strict=True):
+            base = 0.1 * torch.randn(p0.shape, generator=g)  # no zero biases at theta0
+            p0.add_(base)
+            p1.add_(base + 0.01 * torch.randn(p0.shape, generator=g))  # its own change each
     m0.save_pretrained(tmp_path / "a", safe_serialization=True)
     m1.save_pretrained(tmp_path / "b", safe_serialization=True)
     return tmp_path / "a", tmp_path / "b"
