@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from headplast.figures import _label as fig_label
 from headplast.figures import (
     fig_heatmaps,
     fig_rank_stability,
@@ -178,3 +179,73 @@ def test_stats_script_names_bad_file(heads, tmp_path, monkeypatch):
             {"top_k": 5, "n_permutations": 9, "n_bootstrap": 9, "seed": 0},
         )
     assert not (tmp_path / "stats.json").exists()
+
+
+# --------------------------------------------------------------------------- what the figures show
+
+
+def _offsets(ax, label_start: str) -> np.ndarray:
+    (coll,) = [c for c in ax.collections if str(c.get_label()).startswith(label_start)]
+    return np.asarray(coll.get_offsets(), dtype=float)
+
+
+def test_fig_scatter_scales_and_marked_heads(heads, tmp_path):
+    cases = counter_examples(heads, 0.25, 0.5)
+    ibs = [(h["layer"], h["head"]) for h in cases["important_but_static"]["heads"]]
+    pbu = [(h["layer"], h["head"]) for h in cases["plastic_but_unimportant"]["heads"]]
+    assert ibs and pbu
+    fig = fig_scatter(heads, "I_pre", "Urel", cases, tmp_path / "s.png", log="auto")
+    ax = fig.axes[0]
+    # I_pre spans decades and has negatives: symmetric log; Urel spans < 2 decades: linear
+    assert heads["I_pre"].min() < 0
+    assert (ax.get_xscale(), ax.get_yscale()) == ("symlog", "linear")
+    key = heads.set_index(["layer", "head"])
+    for label, pts in (("important but static", ibs), ("plastic but unimportant", pbu)):
+        want = np.array([[key.loc[p, "I_pre"], key.loc[p, "Urel"]] for p in pts])
+        got = _offsets(ax, label)
+        assert got.tolist() == want.tolist()
+    texts = sorted(t.get_text() for t in ax.texts if t.get_text().startswith("L"))
+    assert texts == sorted(f"L{lay}H{hd}" for lay, hd in ibs + pbu)
+    # the base layer of points is every head, in frame order
+    base = ax.collections[0]
+    assert np.asarray(base.get_offsets()).tolist() == heads[["I_pre", "Urel"]].to_numpy().tolist()
+
+    pos = heads.assign(I_pre=heads["I_pre"].abs() + 1e-6)
+    fig = fig_scatter(pos, "I_pre", "G", None, tmp_path / "g.png", log=True)
+    assert (fig.axes[0].get_xscale(), fig.axes[0].get_yscale()) == ("log", "log")
+    assert (
+        not [c for c in fig.axes[0].collections if "static" in str(c.get_label())][0]
+        .get_offsets()
+        .size
+    )
+    fig = fig_scatter(pos, "I_pre", "G", None, tmp_path / "n.png", log=False)
+    assert (fig.axes[0].get_xscale(), fig.axes[0].get_yscale()) == ("linear", "linear")
+    fig = fig_scatter(pos, "I_pre", "G", None, tmp_path / "y.png", log="y")
+    assert (fig.axes[0].get_xscale(), fig.axes[0].get_yscale()) == ("linear", "log")
+
+
+def test_fig_heatmap_has_layers_on_y_and_heads_on_x(tmp_path):
+    df = make_heads(0, n_layers=4, n_heads=6)  # not square: a transposed image has shape (6, 4)
+    df["I_pre"] = 10.0 * df["layer"] + df["head"]  # distinct value per cell
+    fig = fig_heatmaps(df, ("I_pre", "G"), tmp_path / "hm.png")
+    ax = fig.axes[0]
+    image = np.asarray(ax.images[0].get_array())
+    assert image.shape == (4, 6)
+    assert image.tolist() == [[10.0 * lay + h for h in range(6)] for lay in range(4)]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("head", "layer")
+    assert ax.get_ylim() == (3.5, -0.5)  # layer 0 at the top
+    assert ax.get_xlim() == (-0.5, 5.5)
+    maps = [a for a in fig.axes if a.images]  # the colorbars are axes too
+    assert [a.get_title() for a in maps] == [fig_label("I_pre"), fig_label("G")]
+    gi = np.asarray(maps[1].images[0].get_array())
+    assert gi[2, 5] == df.loc[(df.layer == 2) & (df["head"] == 5), "G"].item()
+
+
+def test_fig_stats_and_seed_means_return_their_figures(heads, tmp_path):
+    stats = pair_statistics(heads, PAIRS, 5, 99, 99, 0)
+    fig = fig_stats(stats, tmp_path / "st.png")
+    bars = [p.get_width() for p in fig.axes[0].patches[: len(PAIRS)]]
+    assert bars == pytest.approx([stats["pairs"][f"{x}~{y}"]["rho"] for x, y in PAIRS])
+    mean = seed_mean({s: make_heads(s) for s in (1, 2)})
+    fig = fig_seed_mean_scatter(mean, "G", "Urel", tmp_path / "m.png", log=True)
+    assert (fig.axes[0].get_xscale(), fig.axes[0].get_yscale()) == ("log", "log")

@@ -9,6 +9,9 @@ on a GPU cluster.
 
 Skipped, with the reason, only where the cluster cannot be brought up at all: not root, or the
 packages are missing and there is no apt-get.  Everything else that goes wrong is a failure.
+Under CI (the environment variable CI set to anything but "", "0" or "false", as CI services set
+CI=true) or with HEADPLAST_REQUIRE_SLURM=1, a cluster that cannot be brought up is a failure too,
+so a CI run can never pass without having run SLURM.
 """
 
 from __future__ import annotations
@@ -58,6 +61,31 @@ def _skip_reason() -> str | None:
     return None
 
 
+def _slurm_required(env=os.environ) -> bool:
+    """True under CI (CI set and not "", "0", "false") or with HEADPLAST_REQUIRE_SLURM=1."""
+    ci = env.get("CI", "").strip().lower()
+    return ci not in ("", "0", "false") or env.get("HEADPLAST_REQUIRE_SLURM", "") == "1"
+
+
+def _unavailable(reason: str, env=os.environ):
+    """Skip (a workstation without root) or, where SLURM is required, fail, naming the reason."""
+    if _slurm_required(env):
+        pytest.fail(
+            f"SLURM is required here (CI or HEADPLAST_REQUIRE_SLURM=1) but the test cluster "
+            f"cannot be started: {reason}"
+        )
+    pytest.skip(reason)
+
+
+def _planned_or_flagged_incomplete(dry_out: str, rule: str, output: str) -> bool:
+    """Whether a dry run redoes ``rule`` ("rule <rule>:" block) or refuses to go on because
+    ``output`` is listed under "Incomplete files:"; either way its partial output is not trusted."""
+    if re.search(rf"^rule {re.escape(rule)}:", dry_out, re.M):
+        return True
+    m = re.search(r"Incomplete files:\n((?:[^\n]+\n?)*)", dry_out)
+    return bool(m) and output in [line.strip() for line in m.group(1).splitlines()]
+
+
 def _env() -> dict[str, str]:
     """The environment of snakemake and, via sbatch --export=ALL, of every SLURM job."""
     env = dict(os.environ)
@@ -90,7 +118,7 @@ def _run(cmd, cwd, timeout, check=True, **kw) -> subprocess.CompletedProcess:
 def cluster(request):
     reason = _skip_reason()
     if reason:
-        pytest.skip(reason)
+        _unavailable(reason)
     # One cluster per machine: serialise with any other pytest process that wants one.
     lock = open("/tmp/headplast-slurm.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
@@ -358,7 +386,7 @@ def test_failed_and_cancelled_jobs_are_not_trusted_and_retried(cluster, tmp_path
     for rule in ("flaky", "preempted"):
         # the partial output is gone or flagged incomplete: a later run plans to redo the job
         # (or refuses to go on without --rerun-incomplete), it never takes "partial" as done
-        assert f"rule {rule}:" in dry_out or "incomplete" in dry_out.lower(), dry_out[-3000:]
+        assert _planned_or_flagged_incomplete(dry_out, rule, f"{rule}.txt"), dry_out[-3000:]
 
     # 2) the profile's --retries, sacct status (the plugin's default): `flaky` fails on
     #    attempt 1 and is resubmitted with the attempt-dependent resources (runtime 5 -> 10 min).
@@ -388,6 +416,38 @@ def test_failed_and_cancelled_jobs_are_not_trusted_and_retried(cluster, tmp_path
 
 
 # ----------------------------------------------------------------- profiles, no cluster
+@pytest.mark.parametrize(
+    "env,required",
+    [
+        ({}, False),
+        ({"CI": "true"}, True),
+        ({"CI": "1"}, True),
+        ({"CI": "false"}, False),
+        ({"CI": ""}, False),
+        ({"HEADPLAST_REQUIRE_SLURM": "1"}, True),
+        ({"HEADPLAST_REQUIRE_SLURM": "0"}, False),
+    ],
+)
+def test_no_cluster_fails_under_ci_and_skips_elsewhere(env, required):
+    outcome = pytest.fail.Exception if required else pytest.skip.Exception
+    with pytest.raises(outcome, match="needs root"):
+        _unavailable("needs root: test", env)
+    assert _slurm_required(env) is required
+
+
+def test_incomplete_check_is_per_rule():
+    flagged = (
+        "IncompleteFilesException:\nThe files below seem to be incomplete. ...\n"
+        "--rerun-incomplete flag.\nIncomplete files:\nflaky.txt\n"
+    )
+    assert _planned_or_flagged_incomplete(flagged, "flaky", "flaky.txt")
+    assert not _planned_or_flagged_incomplete(flagged, "preempted", "preempted.txt")
+    planned = "Job stats:\n...\n\nrule preempted:\n    output: preempted.txt\n"
+    assert _planned_or_flagged_incomplete(planned, "preempted", "preempted.txt")
+    assert not _planned_or_flagged_incomplete(planned, "flaky", "flaky.txt")
+    assert not _planned_or_flagged_incomplete("Nothing to be done.", "flaky", "flaky.txt")
+
+
 def test_local_profile_runs_one_gpu_job_at_a_time(tmp_path):
     """profiles/local caps `gpu` at 1: two GPU jobs never overlap, even with cores to spare."""
     (tmp_path / "Snakefile").write_text(

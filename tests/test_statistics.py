@@ -18,6 +18,7 @@ from headplast.statistics import (
     quantile_mask,
     read_heads,
     spearman_permutation,
+    top_k_indices,
     topk_overlap,
 )
 
@@ -77,13 +78,39 @@ def test_spearman_permutation_reproducible_and_seed_dependent():
     assert a[1] != c[1]
 
 
-def test_spearman_permutation_exact_small_case():
-    # n = 4: 24 pairings <= n_permutations, so scipy runs the exact test.
-    # Perfect agreement: |rho| = 1 for the identity and the reversal, 2 of 24 pairings.
+def _loop_p(rx, ry, n_permutations, seed, observed):
+    """Reference: (1 + #{|r| >= |observed|}) / (1 + n) from a plain loop of numpy permutations of
+    ``ry`` (np.corrcoef of the permuted pairing), drawn one by one from default_rng(seed)."""
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for _ in range(n_permutations):
+        r = np.corrcoef(rx, rng.permutation(ry))[0, 1]
+        extreme += abs(r) >= abs(observed) - 1e-12
+    return (1 + extreme) / (1 + n_permutations)
+
+
+@pytest.mark.parametrize("n,n_permutations,seed", [(12, 400, 0), (30, 2500, 5)])
+def test_spearman_permutation_p_is_the_documented_estimator(n, n_permutations, seed):
+    # 2500 > one chunk of 2000: the draws continue across chunks as in one sequential loop
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n)
+    y = 0.25 * x + rng.normal(size=n)
+    rho, p = spearman_permutation(x, y, n_permutations, seed)
+    ref = _loop_p(sps.rankdata(x), sps.rankdata(y), n_permutations, seed, rho)
+    assert p == ref  # the same draws, so exactly equal
+    assert 0.05 < p < 0.95  # a case where many null draws are extreme (not the trivial 1/(1+n))
+
+
+def test_spearman_permutation_p_counts_ties_with_the_observed_as_extreme():
+    # n = 4 and y ordered like x: |rho| = 1, reached by 2 of the 24 pairings (identity, reversal).
+    # Documented estimator: (1 + #extreme) / (1 + n); about 2/24 of the draws are extreme.
     x = np.array([1.0, 2.0, 3.0, 4.0])
     rho, p = spearman_permutation(x, x * 10, n_permutations=1000, seed=0)
     assert rho == pytest.approx(1.0)
-    assert p == pytest.approx(2 / 24)
+    ref = _loop_p(x, x, 1000, 0, 1.0)
+    assert p == ref
+    assert p == pytest.approx(2 / 24, abs=0.03)
+    assert p != pytest.approx(2 / 24, abs=1e-9)  # not scipy's exact enumeration
 
 
 def test_spearman_permutation_p_is_small_for_strong_and_large_for_none():
@@ -140,6 +167,52 @@ def test_layer_controlled_keeps_within_layer_agreement_and_is_reproducible():
     )
 
 
+def test_layer_controlled_null_permutes_within_layers_only():
+    """Hand-enumerated null where the within-layer and the global null differ.
+
+    Layers [0, 1, 1, 1] and y = x: the centred within-layer ranks are rx = ry = [0, -1, 0, 1]
+    (layer 0 has one head: rank 1, centred 0), rho_layer = 1.
+    Within-layer null: the 6 orders of layer 1's ranks; |rho| = 1 for 2 of them: p -> 1/3.
+    Global null (all 4 heads permuted): |rho| = 1 only when heads 1 and 3 get -1 and 1 in
+    either order, 2 * 2 of 24 permutations: p -> 1/6.
+    """
+    layer = np.array([0, 1, 1, 1])
+    x = np.array([5.0, 1.0, 2.0, 3.0])
+    n = 20_000
+    rho, p = layer_controlled_spearman(x, x, layer, n_permutations=n, seed=0)
+    assert rho == pytest.approx(1.0)
+    assert p == pytest.approx(1 / 3, abs=0.015)  # binomial sd 0.0033; the global null gives 1/6
+
+
+def test_layer_controlled_p_equals_a_per_layer_permutation_loop():
+    """Same draws as a plain loop: per layer (in order) n permutations of its centred ranks."""
+    rng = np.random.default_rng(9)
+    layer = np.repeat([0, 1, 2], [2, 5, 7])  # unequal layers
+    x = rng.normal(size=14)
+    y = 0.3 * x + rng.normal(size=14)
+    n, seed = 300, 4
+    rho, p = layer_controlled_spearman(x, y, layer, n_permutations=n, seed=seed)
+
+    def centred(v):
+        out = np.zeros(v.size)
+        for k in (0, 1, 2):
+            r = sps.rankdata(v[layer == k])
+            out[layer == k] = r - r.mean()
+        return out
+
+    rx, ry = centred(x), centred(y)
+    den = np.sqrt((rx**2).sum() * (ry**2).sum())
+    assert rho == pytest.approx((rx * ry).sum() / den, abs=1e-12)
+    draws = np.random.default_rng(seed)
+    acc = np.zeros(n)
+    for k in (0, 1, 2):
+        m = layer == k
+        for i in range(n):
+            acc[i] += rx[m] @ draws.permutation(ry[m])
+    extreme = (np.abs(acc / den) >= abs(rho) - 1e-12).sum()
+    assert p == (1 + extreme) / (1 + n)
+
+
 def test_layer_controlled_permutation_differs_by_seed():
     rng = np.random.default_rng(6)
     layer = np.repeat(np.arange(4), 6)
@@ -193,6 +266,12 @@ def test_topk_overlap_chance_level_and_hypergeom_p():
     assert res["p"] == pytest.approx(sps.hypergeom.sf(true - 1, 144, 20, 20))
 
 
+def test_top_k_ties_are_broken_by_position():
+    v = np.tile([0.0, 1.0], 20)  # 20 tied maxima at the odd positions
+    assert top_k_indices(v, 5).tolist() == [1, 3, 5, 7, 9]
+    assert topk_overlap(v, np.arange(40.0)[::-1], 5)["overlap"] == 2  # {1, 3} of {0, .., 4}
+
+
 def test_topk_overlap_hand_example():
     x = [6, 5, 4, 3, 2, 1]  # top-3: indices 0, 1, 2
     y = [6, 1, 5, 2, 4, 3]  # top-3: indices 0, 2, 4
@@ -240,6 +319,12 @@ def test_counter_examples_hand_built():
     assert ibs["expected"] == pytest.approx(20 * 0.1 * 0.3)
     assert ibs["n_top"] == 2 and ibs["n_bottom"] == 6
     assert ibs["p"] == pytest.approx(sps.hypergeom.sf(0, 20, 2, 6))
+    assert ibs["expected_from_sizes"] == pytest.approx(2 * 6 / 20)
+    assert out["parameters"] == {
+        "top_quantile": 0.1,
+        "bottom_quantile": 0.3,
+        "rule": "rank (ties share the best rank) <= quantile * n_heads",
+    }
     assert out["n_heads"] == 20
 
 
@@ -259,8 +344,24 @@ def test_pair_statistics_content_and_json():
     assert set(blk) == {"x", "y", "rho", "p_perm", "rho_layer", "p_layer", "ci", "topk"}
     assert blk["rho"] == pytest.approx(sps.spearmanr(df.I_pre, df.Urel).statistic)
     assert blk["ci"][0] <= blk["rho"] <= blk["ci"][1]
+    x, y = df.I_pre.to_numpy(), df.Urel.to_numpy()
+    assert blk["p_perm"] == spearman_permutation(x, y, 199, 0)[1]  # the pair's own settings
+    assert blk["p_layer"] == layer_controlled_spearman(x, y, df.layer.to_numpy(), 199, 0)[1]
+    assert blk["ci"] == list(bootstrap_ci(x, y, 199, 0, 0.95))
+    assert 1 / 200 < blk["p_perm"] < 1
     assert blk["topk"]["expected"] == pytest.approx(25 / 24)
     assert isinstance(blk["rho"], float) and isinstance(blk["topk"]["overlap"], int)
+    assert out["n_layers"] == 4
+    assert out["parameters"] == {
+        "top_k": 5,
+        "n_permutations": 199,
+        "n_bootstrap": 199,
+        "seed": 0,
+        "ci_level": 0.95,
+        "ci_method": "paired bootstrap, percentile interval",
+        "p_perm": "two-sided permutation test of the pairing, (1 + #extreme) / (1 + n)",
+        "rho_layer": "Pearson of within-layer centred ranks; null permutes y within layers",
+    }
     again = pair_statistics(df, PAIRS, top_k=5, n_permutations=199, n_bootstrap=199, seed=0)
     assert again == out
 

@@ -20,11 +20,8 @@ from tests.workflow_utils import REPO, make_workdir, run_snakemake, tiny_config,
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-MEASURES = {"theta0_sweep", "importance_pre_shared", "importance_post", "gradfisher_pre"}
 TRAINING = {"init_checkpoint", "probe_checkpoint", "finetune"}
 DATA = {"synthetic_nli", "prepare_data", "eval_subset"}
-ANALYSIS = {"stats", "cases", "fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps"}
-SUMMARY = {"summary_seeds", "fig_summary", "compare_tasks", "compare_starts", "all"}
 
 
 def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
@@ -155,33 +152,84 @@ def _rerun_plan(finished: Path, overrides: dict) -> list[tuple[str, dict[str, st
         write_config(finished, tiny_config())
 
 
+# The tiny DAG's wildcards (.test/config.yaml), spelled out: the reference for the rerun plans.
+MODEL, TASKS, STARTS, SEEDS = "tiny_bert", ("nli_a", "nli_b"), ("random", "probe"), ("1", "2")
+PER_SEED_ANALYSIS = ("stats", "cases", "fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps")
+SUMMARY_TAIL = {"per_run": ("summary_seeds", "fig_summary")}
+COMPARISONS = ("compare_tasks", "compare_starts", "all")
+
+
+def job_multiset(jobs) -> Counter:
+    """Counter of (rule, frozenset of wildcard items): the exact jobs of a plan, with repeats."""
+    return Counter((rule, frozenset(w.items())) for rule, w in jobs)
+
+
+def expected_jobs(
+    per_seed=(), per_run=(), per_model_task=(), per_task_data=(), once=(), tasks=TASKS
+) -> Counter:
+    """The jobs of the listed rules, for ``tasks`` only: per (start, seed), per run summary
+    ({model, task, start}), per (model, task) (the shared theta0 sweep), per task data ({task}),
+    and rules without wildcards."""
+    out: Counter = Counter()
+    for task in tasks:
+        for start in STARTS:
+            for rule in per_seed:
+                for seed in SEEDS:
+                    w = {"model": MODEL, "task": task, "start": start, "seed": seed}
+                    out[(rule, frozenset(w.items()))] += 1
+            for rule in per_run:
+                w = {"model": MODEL, "task": task, "start": start}
+                out[(rule, frozenset(w.items()))] += 1
+        for rule in per_model_task:
+            out[(rule, frozenset({"model": MODEL, "task": task}.items()))] += 1
+        for rule in per_task_data:
+            out[(rule, frozenset({"task": task}.items()))] += 1
+    for rule in once:
+        out[(rule, frozenset())] += 1
+    return out
+
+
+def test_job_multiset_tells_one_seed_from_all():
+    """The comparison the rerun tests rely on: a plan for one seed is not the plan for all."""
+    w = {"model": MODEL, "task": "nli_a", "start": "random", "seed": "1"}
+    one = [("stats", w)]
+    assert job_multiset(one) != expected_jobs(per_seed=("stats",), tasks=("nli_a",))
+    assert job_multiset(one * 2) != job_multiset(one)
+    every = [("stats", {**w, "start": start, "seed": seed}) for start in STARTS for seed in SEEDS]
+    assert job_multiset(every) == expected_jobs(per_seed=("stats",), tasks=("nli_a",))
+
+
 def test_analysis_parameter_reruns_only_statistics_and_figures(finished):
-    jobs = _rerun_plan(finished, {"analysis": {"top_k": 2}})
-    assert "stats" in rules_of(jobs)
-    assert rules_of(jobs) <= ANALYSIS | SUMMARY
-    jobs = _rerun_plan(finished, {"analysis": {"top_quantile": 0.25}})
-    assert {"cases", "fig_I_vs_U", "fig_I_vs_G"} <= rules_of(jobs) <= ANALYSIS | SUMMARY
-    assert "stats" not in rules_of(jobs)
+    jobs = _rerun_plan(finished, {"analysis": {"top_k": 2}})  # stats and compare_tasks use it
+    assert job_multiset(jobs) == expected_jobs(
+        per_seed=("stats", "fig_stats"), **SUMMARY_TAIL, once=COMPARISONS
+    )
+    jobs = _rerun_plan(finished, {"analysis": {"top_quantile": 0.25}})  # cases only
+    assert job_multiset(jobs) == expected_jobs(
+        per_seed=("cases", "fig_I_vs_U", "fig_I_vs_G"), **SUMMARY_TAIL, once=COMPARISONS
+    )
 
 
 def test_eval_subset_size_reruns_measures_not_training(finished):
     jobs = _rerun_plan(finished, {"eval_subset": {"size": 30}})
-    assert {"eval_subset", *MEASURES, "heads"} <= rules_of(jobs)
-    assert not rules_of(jobs) & (TRAINING | {"update", "prepare_data", "synthetic_nli"})
+    per_seed_measures = ("importance_pre_shared", "importance_post", "gradfisher_pre")
+    assert job_multiset(jobs) == expected_jobs(
+        per_seed=(*per_seed_measures, "heads", *PER_SEED_ANALYSIS),
+        **SUMMARY_TAIL,
+        per_model_task=("theta0_sweep",),
+        per_task_data=("eval_subset",),
+        once=COMPARISONS,
+    )
 
 
 def test_training_hyperparameter_reruns_only_that_task(finished):
     jobs = _rerun_plan(finished, {"tasks": {"nli_a": {"train": {"learning_rate": 5.0e-4}}}})
-    assert {"finetune", "importance_post", "update", "heads"} <= rules_of(jobs)
-    theta0 = {"init_checkpoint", "probe_checkpoint", "theta0_sweep", "importance_pre_shared"}
-    assert not rules_of(jobs) & (theta0 | {"gradfisher_pre"} | DATA)
-    touched = {w.get("task") for rule, w in jobs if "task" in w}
-    assert touched == {"nli_a"}
-    assert {rule for rule, w in jobs if not w} <= {"compare_tasks", "compare_starts", "all"}
-
-
-def _job_key(job: tuple[str, dict[str, str]]) -> tuple[str, tuple]:
-    return job[0], tuple(sorted(job[1].items()))
+    assert job_multiset(jobs) == expected_jobs(
+        per_seed=("finetune", "importance_post", "update", "heads", *PER_SEED_ANALYSIS),
+        **SUMMARY_TAIL,
+        once=COMPARISONS,
+        tasks=("nli_a",),
+    )
 
 
 def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
@@ -196,14 +244,10 @@ def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
     ]
     for change in ({"learning_rate": 5.0e-3}, {"epochs": 2}, {"batch_size": 8}):
         jobs = _rerun_plan(finished, {"probe": change})
-        assert sorted(map(_job_key, jobs)) == sorted(map(_job_key, expected)), change
+        assert job_multiset(jobs) == job_multiset(expected), change
     assert {"probe_checkpoint", "finetune", "importance_pre_shared", "update"} <= rules_of(jobs)
     assert not [job for job in jobs if job[1].get("start") == "random"]
     assert not rules_of(jobs) & ({"init_checkpoint", "theta0_sweep"} | DATA)
-
-
-def _multiset(jobs) -> Counter:
-    return Counter((rule, tuple(sorted(w.items()))) for rule, w in jobs)
 
 
 def test_changed_package_code_reruns_exactly_its_rules(finished):
@@ -224,7 +268,7 @@ def test_changed_package_code_reruns_exactly_its_rules(finished):
         forced = planned_jobs(finished, "--forcerun", "gradfisher_pre")  # the reference
         grad.write_text(original.replace("DEFAULT_EPS = 1e-20", "DEFAULT_EPS = 1e-12"))
         jobs = planned_jobs(finished)
-        assert _multiset(jobs) == _multiset(forced)
+        assert job_multiset(jobs) == job_multiset(forced)
         assert Counter(rule for rule, _ in jobs)["gradfisher_pre"] == 4  # 2 tasks x 2 seeds
         assert not rules_of(jobs) & (TRAINING | DATA | {"importance_pre", "importance_post"})
     finally:

@@ -1,4 +1,5 @@
-"""Figures (matplotlib, Agg backend), each written atomically to a PNG.
+"""Figures (matplotlib, Agg backend), each written atomically to a PNG; every ``fig_*`` function
+also returns its (closed) :class:`~matplotlib.figure.Figure`, so its axes can be inspected.
 
 - :func:`fig_scatter`: one measure against another per head, coloured by layer, counter-example
   heads marked with their own markers (I_pre vs Urel, I_pre vs G).
@@ -24,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
 from headplast.io import atomic_path  # noqa: E402
@@ -61,12 +63,15 @@ def _label(col: str) -> str:
     return f"{text}, seed mean" if col.endswith("_mean") else text
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def _save(fig: Figure, path: str | os.PathLike) -> Figure:
+    """Write ``fig`` as PNG (atomically), close it and return it (closed figures keep their axes,
+    so callers and tests can inspect scales, images and marked points)."""
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=DPI, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)
+    return fig
 
 
 def _set_scale(ax, axis: str, values: np.ndarray) -> None:
@@ -143,7 +148,7 @@ def fig_scatter(
     path: str | os.PathLike,
     log: bool | str = "auto",
     title: str | None = None,
-) -> None:
+) -> Figure:
     """Scatter of ``y`` against ``x``, one point per head, coloured by layer.
 
     Heads in the counter-example sets of ``cases`` (``cases.json`` content; ``None`` for none)
@@ -230,7 +235,7 @@ def fig_scatter(
     if cases is not None or xerr is not None or yerr is not None:
         ax.legend(loc="best", fontsize=8, framealpha=0.9)
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def _draw_ceilings(ax, pairs: Mapping[str, Any], names: Sequence[str], pos, w: float) -> None:
@@ -268,7 +273,9 @@ def _nan(v) -> float:
     return math.nan if v is None else float(v)
 
 
-def fig_stats(stats: Mapping[str, Any], path: str | os.PathLike, title: str | None = None) -> None:
+def fig_stats(
+    stats: Mapping[str, Any], path: str | os.PathLike, title: str | None = None
+) -> Figure:
     """Bar chart of ``stats.json``: left, Spearman rho per pair (bootstrap CI as error bars) with
     the layer-controlled rho beside it, stars for permutation p < .05/.01/.001, and, where the
     stats carry them, the noise ceiling and the disattenuated rho, labelled as such; right, top-K
@@ -334,7 +341,7 @@ def fig_stats(stats: Mapping[str, Any], path: str | os.PathLike, title: str | No
     n_heads = stats.get("n_heads")
     fig.suptitle(title or f"Rank statistics over {n_heads} heads", fontsize=12)
     fig.tight_layout()
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def _grid(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -351,7 +358,7 @@ def fig_heatmaps(
     measures: Sequence[str] = ("I_pre", "I_post", "G", "Urel"),
     path: str | os.PathLike = "heatmaps.png",
     title: str | None = None,
-) -> None:
+) -> Figure:
     """Layer x head heatmaps of ``measures`` (column names; ``*_mean`` for seed means), one
     subplot each, layer 0 at the top. Measures with both signs use a diverging map centred at 0."""
     n = len(measures)
@@ -388,12 +395,12 @@ def fig_heatmaps(
     if title:
         fig.suptitle(title, fontsize=12)
     fig.tight_layout()
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def fig_rank_stability(
     stability: Mapping[str, Any], path: str | os.PathLike, title: str | None = None
-) -> None:
+) -> Figure:
     """Mean seed-to-seed Spearman rho of each head ranking (bar), its min-max range (error bar)
     and the individual seed pairs (dots)."""
     measures = list(stability)
@@ -426,7 +433,7 @@ def fig_rank_stability(
     if any(stability[m]["pairs"] for m in measures):
         ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def fig_seed_mean_scatter(
@@ -436,7 +443,7 @@ def fig_seed_mean_scatter(
     path: str | os.PathLike,
     log: bool | str = "auto",
     title: str | None = None,
-) -> None:
+) -> Figure:
     """Seed-mean ``y`` against seed-mean ``x`` (base names, e.g. ``"I_pre"``; the frame holds
     ``<m>_mean`` and ``<m>_sd``), sd over seeds as error bars, coloured by layer."""
     xv, yv = mean_df[f"{x}_mean"].to_numpy(float), mean_df[f"{y}_mean"].to_numpy(float)
@@ -469,4 +476,4 @@ def fig_seed_mean_scatter(
     ax.set_title(title or f"Seed means ({n_seeds} seeds), error bars: sd over seeds", fontsize=11)
     _annotate_rho(ax, xv, yv)
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    return _save(fig, path)

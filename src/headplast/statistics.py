@@ -151,30 +151,55 @@ def _finite_or_none(v) -> float | None:
 def spearman_permutation(x, y, n_permutations: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """Spearman rho (``scipy.stats.spearmanr``) and its two-sided permutation p-value.
 
-    The null permutes the pairing of ``x`` and ``y`` (``scipy.stats.permutation_test``,
-    ``permutation_type="pairings"``, ``n_permutations`` random permutations from
-    ``numpy.random.default_rng(seed)``; an exact test when n! <= n_permutations).
+    The null permutes the pairing of ``x`` and ``y``: ``n_permutations`` random permutations of
+    ``y``'s ranks, drawn one after another as ``numpy.random.default_rng(seed).permutation``
+    would draw them; p = ``(1 + #{|null rho| >= |rho|}) / (1 + n_permutations)`` (the observed
+    pairing counts as one of the null, so p is never 0; always a Monte-Carlo test, never the
+    exact enumeration, so the number is the one documented even for very few heads).
     Returns ``(nan, nan)`` when a side is constant.
     """
     x, y = _as_pair(x, y)
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan, math.nan
     rho = float(sps.spearmanr(x, y).statistic)
-    rx, ry = sps.rankdata(x), sps.rankdata(y)
+    one = np.zeros(x.size, dtype=int)
+    rx, ry = _within_layer_centred_ranks(x, one), _within_layer_centred_ranks(y, one)
+    den = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
+    null = _stratified_null(rx, ry, [np.arange(x.size)], den, int(n_permutations), seed)
+    return rho, _permutation_p(null, rho)
 
-    def statistic(a, axis=-1):  # only the pairing is permuted: Pearson of fixed ranks
-        return _pearson_last_axis(np.moveaxis(a, axis, -1), ry)
 
-    res = sps.permutation_test(
-        (rx,),
-        statistic,
-        permutation_type="pairings",
-        vectorized=True,
-        n_resamples=int(n_permutations),
-        alternative="two-sided",
-        rng=np.random.default_rng(seed),
-    )
-    return rho, float(res.pvalue)
+def _stratified_null(
+    rx: np.ndarray, ry: np.ndarray, groups: Sequence[np.ndarray], den: float, n_perm: int, seed: int
+) -> np.ndarray:
+    """[n_perm] null statistics ``sum(rx * ry_permuted) / den``, ``ry`` permuted within each group.
+
+    Draws from ``numpy.random.default_rng(seed)`` in chunks of 2000 permutations; within a chunk
+    group by group, each row as ``rng.permutation`` would draw it. Groups of one element are
+    fixed points and draw nothing.
+    """
+    rng = np.random.default_rng(seed)
+    null = np.zeros(n_perm)
+    for start in range(0, n_perm, _CHUNK):
+        b = min(_CHUNK, n_perm - start)
+        acc = np.zeros(b)
+        for idx in groups:
+            if idx.size < 2:
+                continue
+            perm = rng.permuted(np.broadcast_to(ry[idx], (b, idx.size)), axis=1)
+            acc += perm @ rx[idx]
+        null[start : start + b] = acc / den
+    return null
+
+
+def _permutation_p(null: np.ndarray, observed: float) -> float:
+    """Two-sided ``(1 + #{|null| >= |observed|}) / (1 + len(null))``; a relative tolerance of
+    1e-12 makes permutations equal to the observed statistic count as extreme despite rounding."""
+    extreme = np.abs(null) >= abs(observed) * (1 - 1e-12) - 1e-15
+    return float((1.0 + extreme.sum()) / (1.0 + null.size))
+
+
+_CHUNK = 2000
 
 
 def _within_layer_centred_ranks(v: np.ndarray, layer: np.ndarray) -> np.ndarray:
@@ -214,24 +239,9 @@ def layer_controlled_spearman(
         return math.nan, math.nan
     rho = float((rx * ry).sum() / den)
 
-    rng = np.random.default_rng(seed)
-    n_perm = int(n_permutations)
     groups = [np.flatnonzero(layer == lay) for lay in np.unique(layer)]
-    null = np.zeros(n_perm)
-    chunk = 2000
-    for start in range(0, n_perm, chunk):
-        b = min(chunk, n_perm - start)
-        acc = np.zeros(b)
-        for idx in groups:
-            if idx.size < 2:
-                continue
-            perm = rng.permuted(np.broadcast_to(ry[idx], (b, idx.size)), axis=1)
-            acc += perm @ rx[idx]
-        null[start : start + b] = acc / den
-    # tolerance so that permutations equal to the observed statistic count as extreme
-    extreme = np.abs(null) >= abs(rho) * (1 - 1e-12) - 1e-15
-    p = (1.0 + extreme.sum()) / (1.0 + n_perm)
-    return rho, float(p)
+    null = _stratified_null(rx, ry, groups, den, int(n_permutations), seed)
+    return rho, _permutation_p(null, rho)
 
 
 def bootstrap_ci(
