@@ -204,17 +204,18 @@ def test_summary_and_compare_scripts(heads_by_seed, tmp_path, monkeypatch):
         tmp_path,
         input={"heads_mean": [out["heads_mean"], out["heads_mean"]]},
         output={"table": str(table)},
-        params={"tasks": ["mnli", "rte"], "top_k": 3},
+        params={"runs": ["m/mnli/random", "m/rte/random"], "top_k": 3},
     )
     t = pd.read_csv(table)
     assert len(t) == 5 and np.allclose(t["rho"], 1.0)
+    assert set(t["model"]) == {"m"} and set(t["start"]) == {"random"}
 
     run_script(
         "compare_tasks",
         tmp_path,
         input={"heads_mean": [out["heads_mean"]]},
         output={"table": str(table)},
-        params={"tasks": ["mnli"], "top_k": 3},
+        params={"runs": ["m/mnli/random"], "top_k": 3},
     )
     assert pd.read_csv(table).empty
 
