@@ -177,7 +177,21 @@ def test_top_k_larger_than_heads_fails_in_stats_script(tmp_path):
     import pandas as pd
 
     rng = np.random.default_rng(0)
-    cols = ["I_pre", "I_post", "G", "F", "Ppred", "U", "Urel", "Uq", "Uk", "Uv", "Uo"]
+    cols = [
+        "I_pre",
+        "I_post",
+        "G",
+        "F",
+        "Ppred",
+        "U",
+        "Urel",
+        "Uq",
+        "Uk",
+        "Uv",
+        "Uo",
+        "A_js",
+        "C_rel",
+    ]
     heads = pd.DataFrame({"layer": np.repeat([0, 1], 4), "head": np.tile(range(4), 2)})
     for c in cols:
         heads[c] = rng.random(8)
@@ -553,6 +567,7 @@ FIELDS = {
     "importance_post": ("I", "loss_base", "loss_ablate", "acc_base", "acc_ablate"),
     "gradfisher_pre": ("G", "F", "Ppred", "G_signed"),
     "update": ("U", "Urel", "Uq", "Uk", "Uv", "Uo"),
+    "function_change": ("A_js", "C_rel"),
 }
 
 
@@ -578,7 +593,11 @@ def head_files(tmp_path):
 
 def _join(paths):
     return join_heads(
-        paths["importance_pre"], paths["importance_post"], paths["gradfisher_pre"], paths["update"]
+        paths["importance_pre"],
+        paths["importance_post"],
+        paths["gradfisher_pre"],
+        paths["update"],
+        paths["function_change"],
     )
 
 

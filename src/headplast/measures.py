@@ -17,10 +17,13 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .batching import encode_pairs, make_batches
 from .data import read_split
+from .function_change import function_change
 from .gradients import DEFAULT_EPS, gate_gradients
+from .heads import join_heads
 from .importance import ablation_sweep
 from .io import ArtifactError, read_json
 from .precision import enable_tf32, pick_device, resolve_precision
+from .pruning import pruning_curves, removal_orders
 
 log = logging.getLogger(__name__)
 
@@ -119,4 +122,62 @@ def measure_gradfisher(
         ckpt_dir, validation_path, subset_path, max_length, tokens_per_batch, precision
     )
     result = gate_gradients(model, batches, precision=used, eps=eps, progress=progress)
+    return result.rows(), _info(device, used, batches, start)
+
+
+def measure_pruning(
+    ckpt_dir,
+    validation_path,
+    subset_path,
+    head_files: dict,
+    *,
+    step_fraction: float,
+    n_random_orders: int,
+    seed: int,
+    max_length: int,
+    tokens_per_batch: int,
+    precision: str = "auto",
+    sweep_tokens: int | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], dict]:
+    """Pruning-curve rows (see :func:`headplast.pruning.pruning_curves`) at the checkpoint, in the
+    orders of the scores of ``head_files`` (the four per-head JSONL files that
+    :func:`headplast.heads.join_heads` takes, by its argument names), and run info."""
+    start = time.perf_counter()
+    scores = join_heads(**head_files)
+    orders = removal_orders(scores, n_random_orders, seed)
+    device, used, model, batches = _prepare(
+        ckpt_dir, validation_path, subset_path, max_length, tokens_per_batch, precision
+    )
+    rows = pruning_curves(
+        model,
+        batches,
+        orders,
+        step_fraction,
+        precision=used,
+        sweep_tokens=sweep_tokens or tokens_per_batch,
+        progress=progress,
+    )
+    return rows, _info(device, used, batches, start)
+
+
+def measure_function_change(
+    init_dir,
+    final_dir,
+    validation_path,
+    subset_path,
+    *,
+    max_length: int,
+    tokens_per_batch: int,
+    precision: str = "auto",
+    progress: bool = True,
+) -> tuple[list[dict], dict]:
+    """Rows ``layer, head, A_js, C_rel`` between theta0 (``init_dir``) and theta1
+    (``final_dir``) on the eval subset (tokenised with theta0's tokenizer), and run info."""
+    start = time.perf_counter()
+    device, used, model0, batches = _prepare(
+        init_dir, validation_path, subset_path, max_length, tokens_per_batch, precision
+    )
+    model1, _ = load_checkpoint(final_dir, device)
+    result = function_change(model0, model1, batches, precision=used, progress=progress)
     return result.rows(), _info(device, used, batches, start)

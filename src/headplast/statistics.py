@@ -36,6 +36,10 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("Ppred", "Urel"),
     ("I_pre", "I_post"),
     ("I_post", "Urel"),
+    ("I_pre", "A_js"),
+    ("I_post", "A_js"),
+    ("Urel", "A_js"),
+    ("G", "A_js"),
 )
 
 #: Columns heads.csv must have (SPEC, "Artifacts"): the measures the statistics and figures read.
