@@ -226,3 +226,67 @@ def auc_summary(rows: pd.DataFrame | Sequence[Mapping]) -> dict:
             "max": float(rand.max()) if rand.size else None,
         },
     }
+
+
+# --------------------------------------------------------------------------- across seeds
+
+
+def _seed_curves(rows: pd.DataFrame | Sequence[Mapping]) -> pd.DataFrame:
+    """``order, kind, fraction, acc, loss`` of one seed with its random orders averaged into one
+    curve named ``random`` (the seed's random baseline)."""
+    df = pd.DataFrame(rows)[["order", "kind", "fraction", "acc", "loss"]]
+    named = df[df["kind"] != "random"]
+    rand = df[df["kind"] == "random"]
+    if rand.empty:
+        return named
+    rand = rand.groupby("fraction", as_index=False)[["acc", "loss"]].mean()
+    rand.insert(0, "kind", "random")
+    rand.insert(0, "order", "random")
+    return pd.concat([named, rand], ignore_index=True)
+
+
+def curves_seed_mean(
+    curves_by_seed: Mapping[int, pd.DataFrame | Sequence[Mapping]],
+) -> pd.DataFrame:
+    """Per order and removed fraction: ``n_seeds, acc_mean, acc_sd, loss_mean, loss_sd`` over
+    seeds (sd with ddof=1, NaN for one seed). Each seed's random orders count as one curve, their
+    mean (``order = random``); the other orders keep their names, in first-seen order."""
+    if not curves_by_seed:
+        raise ValueError("no seeds given")
+    long = pd.concat(
+        [_seed_curves(rows).assign(seed=s) for s, rows in curves_by_seed.items()],
+        ignore_index=True,
+    )
+    order_rank = {o: i for i, o in enumerate(dict.fromkeys(long["order"]))}
+    g = long.groupby(["order", "kind", "fraction"], sort=False)
+    out = g.agg(
+        n_seeds=("seed", "nunique"),
+        acc_mean=("acc", "mean"),
+        acc_sd=("acc", "std"),
+        loss_mean=("loss", "mean"),
+        loss_sd=("loss", "std"),
+    ).reset_index()
+    out["_o"] = out["order"].map(order_rank)
+    return out.sort_values(["_o", "fraction"]).drop(columns="_o").reset_index(drop=True)
+
+
+def auc_across_seeds(curves_by_seed: Mapping[int, pd.DataFrame | Sequence[Mapping]]) -> dict:
+    """Per order (random orders: each seed's mean random AUC): ``mean, sd`` (ddof=1; None for
+    one seed) and ``per_seed`` {seed: auc} of the area under the accuracy curve."""
+    per_order: dict[str, dict[int, float]] = {}
+    for seed, rows in curves_by_seed.items():
+        aucs = accuracy_auc(rows)
+        for r in aucs[aucs["kind"] != "random"].itertuples():
+            per_order.setdefault(r.order, {})[int(seed)] = float(r.auc)
+        rand = aucs.loc[aucs["kind"] == "random", "auc"]
+        if len(rand):
+            per_order.setdefault("random", {})[int(seed)] = float(rand.mean())
+    out = {}
+    for order, by_seed in per_order.items():
+        v = np.array(list(by_seed.values()))
+        out[order] = {
+            "mean": float(v.mean()),
+            "sd": float(v.std(ddof=1)) if v.size > 1 else None,
+            "per_seed": {str(s): a for s, a in by_seed.items()},
+        }
+    return out

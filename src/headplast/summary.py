@@ -25,7 +25,17 @@ from headplast.statistics import topk_overlap, validate_heads
 KEY = ["layer", "head"]
 
 #: Measures whose head rankings are summarised by default.
-DEFAULT_MEASURES: tuple[str, ...] = ("I_pre", "I_post", "G", "F", "Ppred", "U", "Urel")
+DEFAULT_MEASURES: tuple[str, ...] = (
+    "I_pre",
+    "I_post",
+    "G",
+    "F",
+    "Ppred",
+    "U",
+    "Urel",
+    "A_js",
+    "C_rel",
+)
 
 #: The counter-example sets of ``cases.json``.
 CASE_SETS: tuple[str, ...] = ("important_but_static", "plastic_but_unimportant")
