@@ -3,14 +3,14 @@
 
 rule heads:
     input:
-        importance_pre="results/{task}/seed{seed}/importance_pre.jsonl",
-        importance_post="results/{task}/seed{seed}/importance_post.jsonl",
-        gradfisher_pre="results/{task}/seed{seed}/gradfisher_pre.jsonl",
-        update_jsonl="results/{task}/seed{seed}/update.jsonl",
+        importance_pre=seed_path("importance_pre.jsonl"),
+        importance_post=seed_path("importance_post.jsonl"),
+        gradfisher_pre=seed_path("gradfisher_pre.jsonl"),
+        update_jsonl=seed_path("update.jsonl"),
     output:
-        heads="results/{task}/seed{seed}/heads.csv",
+        heads=seed_path("heads.csv"),
     log:
-        "logs/heads/{task}/seed{seed}.log",
+        log_path("heads"),
     conda:
         "../envs/headplast.yaml"
     script:
@@ -19,11 +19,11 @@ rule heads:
 
 rule stats:
     input:
-        heads="results/{task}/seed{seed}/heads.csv",
+        heads=seed_path("heads.csv"),
     output:
-        stats="results/{task}/seed{seed}/stats.json",
+        stats=seed_path("stats.json"),
     log:
-        "logs/stats/{task}/seed{seed}.log",
+        log_path("stats"),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -37,11 +37,11 @@ rule stats:
 
 rule cases:
     input:
-        heads="results/{task}/seed{seed}/heads.csv",
+        heads=seed_path("heads.csv"),
     output:
-        cases="results/{task}/seed{seed}/cases.json",
+        cases=seed_path("cases.json"),
     log:
-        "logs/cases/{task}/seed{seed}.log",
+        log_path("cases"),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -53,18 +53,18 @@ rule cases:
 
 rule fig_I_vs_U:
     input:
-        heads="results/{task}/seed{seed}/heads.csv",
-        cases="results/{task}/seed{seed}/cases.json",
+        heads=seed_path("heads.csv"),
+        cases=seed_path("cases.json"),
     output:
         fig=report(
-            "results/{task}/seed{seed}/fig_I_vs_U.png",
+            seed_path("fig_I_vs_U.png"),
             caption="../workflow/report/fig_I_vs_U.rst",
             category="{task}",
-            subcategory="seed {seed}",
+            subcategory="{model} {start} seed {seed}",
             labels={"figure": "I_pre vs Urel"},
         ),
     log:
-        "logs/fig_I_vs_U/{task}/seed{seed}.log",
+        log_path("fig_I_vs_U"),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -76,18 +76,18 @@ rule fig_I_vs_U:
 
 rule fig_I_vs_G:
     input:
-        heads="results/{task}/seed{seed}/heads.csv",
-        cases="results/{task}/seed{seed}/cases.json",
+        heads=seed_path("heads.csv"),
+        cases=seed_path("cases.json"),
     output:
         fig=report(
-            "results/{task}/seed{seed}/fig_I_vs_G.png",
+            seed_path("fig_I_vs_G.png"),
             caption="../workflow/report/fig_I_vs_G.rst",
             category="{task}",
-            subcategory="seed {seed}",
+            subcategory="{model} {start} seed {seed}",
             labels={"figure": "I_pre vs G"},
         ),
     log:
-        "logs/fig_I_vs_G/{task}/seed{seed}.log",
+        log_path("fig_I_vs_G"),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -99,17 +99,17 @@ rule fig_I_vs_G:
 
 rule fig_stats:
     input:
-        stats="results/{task}/seed{seed}/stats.json",
+        stats=seed_path("stats.json"),
     output:
         fig=report(
-            "results/{task}/seed{seed}/fig_stats.png",
+            seed_path("fig_stats.png"),
             caption="../workflow/report/fig_stats.rst",
             category="{task}",
-            subcategory="seed {seed}",
+            subcategory="{model} {start} seed {seed}",
             labels={"figure": "rank statistics"},
         ),
     log:
-        "logs/fig_stats/{task}/seed{seed}.log",
+        log_path("fig_stats"),
     conda:
         "../envs/headplast.yaml"
     script:
@@ -118,17 +118,17 @@ rule fig_stats:
 
 rule fig_heatmaps:
     input:
-        heads="results/{task}/seed{seed}/heads.csv",
+        heads=seed_path("heads.csv"),
     output:
         fig=report(
-            "results/{task}/seed{seed}/fig_heatmaps.png",
+            seed_path("fig_heatmaps.png"),
             caption="../workflow/report/fig_heatmaps.rst",
             category="{task}",
-            subcategory="seed {seed}",
+            subcategory="{model} {start} seed {seed}",
             labels={"figure": "layer x head heatmaps"},
         ),
     log:
-        "logs/fig_heatmaps/{task}/seed{seed}.log",
+        log_path("fig_heatmaps"),
     conda:
         "../envs/headplast.yaml"
     script:

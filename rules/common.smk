@@ -3,6 +3,7 @@
 import difflib
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -123,6 +124,7 @@ validate(config, str(SCHEMA))
 
 TASKS = list(config["tasks"])
 SEEDS = [int(s) for s in config["seeds"]]
+STARTS = list(config["starts"])
 GLUE_LABELS = {
     "mnli": 3,
     "rte": 2,
@@ -137,9 +139,47 @@ GLUE_VALIDATION = {"mnli": "validation_matched"}
 SYNTHETIC_LABELS = ["entailment", "neutral", "contradiction"]
 
 
+def _alternatives(names):
+    """A wildcard constraint that matches exactly one of ``names``."""
+    return "|".join(re.escape(n) for n in names)
+
+
 wildcard_constraints:
-    task="|".join(TASKS),
+    model=_alternatives(config["models"]),
+    task=_alternatives(TASKS),
+    start=_alternatives(STARTS),
     seed=r"\d+",
+
+
+# The results tree (SPEC.md, "Artifacts"): the one place that spells it.
+DATA_DIR = "results/data/{task}"
+SEED_DIR = "results/{model}/{task}/{start}/seed{seed}"
+SUMMARY_DIR = "results/{model}/{task}/{start}/summary"
+COMPARISON_DIR = "results/comparison"
+SEED_WILDCARDS = "{model}/{task}/{start}/seed{seed}"
+
+
+def data_path(name):
+    """A task's canonical data file, shared by every model, start and seed."""
+    return f"{DATA_DIR}/{name}"
+
+
+def seed_path(name, start="{start}"):
+    """A per-seed artifact; ``start`` fixes the start for rules that make only one of them."""
+    return f"{SEED_DIR}/{name}".replace("{start}", start)
+
+
+def summary_path(name):
+    """An across-seed artifact of one model, task and start."""
+    return f"{SUMMARY_DIR}/{name}"
+
+
+def log_path(rule, wildcards=SEED_WILDCARDS):
+    return f"logs/{rule}/{wildcards}.log"
+
+
+def bench_path(rule, wildcards=SEED_WILDCARDS):
+    return f"benchmarks/{rule}/{wildcards}.tsv"
 
 
 def resolve_model(name):
@@ -151,21 +191,33 @@ def resolve_model(name):
     spec = importlib.util.find_spec(pkg)
     if spec is None or not spec.submodule_search_locations:
         raise WorkflowError(
-            f"config key `model.name_or_path` is {name!r}, but the Python package {pkg!r} is "
-            f"not installed; `make demo` installs it (pip install {pkg.replace('_', '-')})"
+            f"config key `models.*.name_or_path` is {name!r}, but the Python package {pkg!r} "
+            f"is not installed; `make demo` installs it (pip install {pkg.replace('_', '-')})"
         )
     return str(Path(list(spec.submodule_search_locations)[0]) / sub)
 
 
-MODEL = resolve_model(config["model"]["name_or_path"])
+MODELS = {
+    m: resolve_model(spec["name_or_path"]) for m, spec in config["models"].items()
+}
+
+
+def get_model_path(wildcards):
+    """The pre-trained model this `{model}` names: hub id or local folder."""
+    return MODELS[wildcards.model]
+
+
+def get_trust_remote_code(wildcards):
+    return bool(config["models"][wildcards.model]["trust_remote_code"])
 
 
 def get_model_files(wildcards):
     """A local model folder's files are inputs (editing them reruns); hub ids have none."""
-    if os.path.isdir(MODEL):
+    path = MODELS[wildcards.model]
+    if os.path.isdir(path):
         return [
-            os.path.join(MODEL, "config.json"),
-            os.path.join(MODEL, "model.safetensors"),
+            os.path.join(path, "config.json"),
+            os.path.join(path, "model.safetensors"),
         ]
     return []
 
@@ -181,7 +233,7 @@ def get_data_inputs(wildcards):
         return [spec["train"], spec["validation"]]
     if spec["source"] == "synthetic":
         return expand(
-            "results/{task}/synthetic/{split}.jsonl",
+            data_path("synthetic/{split}.jsonl"),
             task=wildcards.task,
             split=["train", "validation"],
         )
@@ -242,9 +294,9 @@ def finetune_runtime(wildcards, attempt):
     return get_resource("finetune", "runtime") * attempt
 
 
-def ckpt(which):
+def ckpt(which, start="{start}"):
     """Declared files of a checkpoint folder (the folder itself is not an output)."""
-    d = f"results/{{task}}/seed{{seed}}/ckpt_{which}"
+    d = seed_path(f"ckpt_{which}", start)
     return {"model": f"{d}/model.safetensors", "config": f"{d}/config.json"}
 
 
@@ -261,6 +313,10 @@ SEED_ARTIFACTS = [
     "fig_stats.png",
     "fig_heatmaps.png",
     "run_config.json",
+    "ckpt_init/model.safetensors",
+    "ckpt_init/config.json",
+    "ckpt_final/model.safetensors",
+    "ckpt_final/config.json",
 ]
 SUMMARY_ARTIFACTS = [
     "heads_mean.csv",
@@ -272,37 +328,40 @@ SUMMARY_ARTIFACTS = [
     "fig_I_vs_U_mean.png",
     "fig_I_vs_G_mean.png",
 ]
+COMPARISON_ARTIFACTS = ["tasks_comparison.csv"]
+
+
+def runs(pattern, **fixed):
+    """``pattern`` expanded over every model x task x start (x seed where it has {seed}) and
+    over the values of ``fixed`` (other wildcards of the pattern, e.g. artifact=[...]).
+    """
+    dims = {"model": list(MODELS), "task": TASKS, "start": STARTS, "seed": SEEDS}
+    dims = {k: v for k, v in dims.items() if f"{{{k}}}" in pattern}
+    return expand(pattern, **dims, **fixed)
 
 
 def all_outputs():
-    """Every artifact for all tasks x seeds, the per-task summaries and the task comparison."""
+    """Every artifact for all models x tasks x starts x seeds, the across-seed summaries and
+    the comparison across models, tasks and starts."""
     return (
-        expand("results/{task}/eval_subset.json", task=TASKS)
-        + expand(
-            "results/{task}/seed{seed}/{artifact}",
-            task=TASKS,
-            seed=SEEDS,
-            artifact=SEED_ARTIFACTS,
-        )
-        + expand(
-            "results/{task}/seed{seed}/ckpt_{which}/{f}",
-            task=TASKS,
-            seed=SEEDS,
-            which=["init", "final"],
-            f=["model.safetensors", "config.json"],
-        )
-        + expand(
-            "results/{task}/summary/{artifact}", task=TASKS, artifact=SUMMARY_ARTIFACTS
-        )
-        + ["results/tasks_comparison.csv"]
+        expand(data_path("eval_subset.json"), task=TASKS)
+        + runs(f"{SEED_DIR}/{{artifact}}", artifact=SEED_ARTIFACTS)
+        + runs(f"{SUMMARY_DIR}/{{artifact}}", artifact=SUMMARY_ARTIFACTS)
+        + [f"{COMPARISON_DIR}/{a}" for a in COMPARISON_ARTIFACTS]
     )
 
 
-def per_seed(path):
-    """Input function: one file per seed of this task, in SEEDS order."""
+def per_seed(name):
+    """Input function: this run's per-seed artifact ``name``, one file per seed in SEEDS order."""
 
     def inputs(wildcards):
-        return expand(path, task=wildcards.task, seed=SEEDS)
+        return expand(
+            seed_path(name),
+            model=wildcards.model,
+            task=wildcards.task,
+            start=wildcards.start,
+            seed=SEEDS,
+        )
 
     return inputs
 

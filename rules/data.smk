@@ -1,9 +1,9 @@
 rule synthetic_nli:
     output:
-        train="results/{task}/synthetic/train.jsonl",
-        validation="results/{task}/synthetic/validation.jsonl",
+        train=data_path("synthetic/train.jsonl"),
+        validation=data_path("synthetic/validation.jsonl"),
     log:
-        "logs/synthetic_nli/{task}.log",
+        log_path("synthetic_nli", "{task}"),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -16,11 +16,11 @@ rule prepare_data:
     input:
         get_data_inputs,
     output:
-        train="results/{task}/data/train.jsonl",
-        validation="results/{task}/data/validation.jsonl",
-        meta="results/{task}/data/meta.json",
+        train=data_path("train.jsonl"),
+        validation=data_path("validation.jsonl"),
+        meta=data_path("meta.json"),
     log:
-        "logs/prepare_data/{task}.log",
+        log_path("prepare_data", "{task}"),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -31,11 +31,11 @@ rule prepare_data:
 
 rule eval_subset:
     input:
-        validation="results/{task}/data/validation.jsonl",
+        validation=data_path("validation.jsonl"),
     output:
-        subset="results/{task}/eval_subset.json",
+        subset=data_path("eval_subset.json"),
     log:
-        "logs/eval_subset/{task}.log",
+        log_path("eval_subset", "{task}"),
     conda:
         "../envs/headplast.yaml"
     params:

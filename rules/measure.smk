@@ -5,14 +5,14 @@
 rule importance_pre:
     input:
         **ckpt("init"),
-        validation="results/{task}/data/validation.jsonl",
-        subset="results/{task}/eval_subset.json",
+        validation=data_path("validation.jsonl"),
+        subset=data_path("eval_subset.json"),
     output:
-        jsonl="results/{task}/seed{seed}/importance_pre.jsonl",
+        jsonl=seed_path("importance_pre.jsonl"),
     log:
-        "logs/importance_pre/{task}/seed{seed}.log",
+        log_path("importance_pre"),
     benchmark:
-        "benchmarks/importance_pre/{task}/seed{seed}.tsv"
+        bench_path("importance_pre")
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
@@ -32,27 +32,27 @@ rule importance_pre:
 use rule importance_pre as importance_post with:
     input:
         **ckpt("final"),
-        validation="results/{task}/data/validation.jsonl",
-        subset="results/{task}/eval_subset.json",
+        validation=data_path("validation.jsonl"),
+        subset=data_path("eval_subset.json"),
     output:
-        jsonl="results/{task}/seed{seed}/importance_post.jsonl",
+        jsonl=seed_path("importance_post.jsonl"),
     log:
-        "logs/importance_post/{task}/seed{seed}.log",
+        log_path("importance_post"),
     benchmark:
-        "benchmarks/importance_post/{task}/seed{seed}.tsv"
+        bench_path("importance_post")
 
 
 rule gradfisher_pre:
     input:
         **ckpt("init"),
-        validation="results/{task}/data/validation.jsonl",
-        subset="results/{task}/eval_subset.json",
+        validation=data_path("validation.jsonl"),
+        subset=data_path("eval_subset.json"),
     output:
-        jsonl="results/{task}/seed{seed}/gradfisher_pre.jsonl",
+        jsonl=seed_path("gradfisher_pre.jsonl"),
     log:
-        "logs/gradfisher_pre/{task}/seed{seed}.log",
+        log_path("gradfisher_pre"),
     benchmark:
-        "benchmarks/gradfisher_pre/{task}/seed{seed}.tsv"
+        bench_path("gradfisher_pre")
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
@@ -76,11 +76,11 @@ rule update:
         final_model=ckpt("final")["model"],
         final_config=ckpt("final")["config"],
     output:
-        jsonl="results/{task}/seed{seed}/update.jsonl",
+        jsonl=seed_path("update.jsonl"),
     log:
-        "logs/update/{task}/seed{seed}.log",
+        log_path("update"),
     benchmark:
-        "benchmarks/update/{task}/seed{seed}.tsv"
+        bench_path("update")
     conda:
         "../envs/headplast.yaml"
     resources:

@@ -1,18 +1,18 @@
-# Per task across seeds, and across tasks.
+# Per model, task and start across seeds; across tasks.
 
 
 rule summary_seeds:
     input:
-        heads=per_seed("results/{task}/seed{seed}/heads.csv"),
-        stats=per_seed("results/{task}/seed{seed}/stats.json"),
-        cases=per_seed("results/{task}/seed{seed}/cases.json"),
+        heads=per_seed("heads.csv"),
+        stats=per_seed("stats.json"),
+        cases=per_seed("cases.json"),
     output:
-        heads_mean="results/{task}/summary/heads_mean.csv",
-        stability="results/{task}/summary/stability.json",
-        pair_stats="results/{task}/summary/pair_stats.json",
-        case_counts="results/{task}/summary/case_counts.csv",
+        heads_mean=summary_path("heads_mean.csv"),
+        stability=summary_path("stability.json"),
+        pair_stats=summary_path("pair_stats.json"),
+        case_counts=summary_path("case_counts.csv"),
     log:
-        "logs/summary_seeds/{task}.log",
+        log_path("summary_seeds", "{model}/{task}/{start}"),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -23,39 +23,39 @@ rule summary_seeds:
 
 rule fig_summary:
     input:
-        heads_mean="results/{task}/summary/heads_mean.csv",
-        stability="results/{task}/summary/stability.json",
+        heads_mean=summary_path("heads_mean.csv"),
+        stability=summary_path("stability.json"),
     output:
         heatmaps=report(
-            "results/{task}/summary/fig_heatmaps_mean.png",
+            summary_path("fig_heatmaps_mean.png"),
             caption="../workflow/report/fig_heatmaps.rst",
             category="{task}",
-            subcategory="seed mean",
+            subcategory="{model} {start} seed mean",
             labels={"figure": "layer x head heatmaps (seed mean)"},
         ),
         stability_fig=report(
-            "results/{task}/summary/fig_rank_stability.png",
+            summary_path("fig_rank_stability.png"),
             caption="../workflow/report/fig_rank_stability.rst",
             category="{task}",
-            subcategory="seed mean",
+            subcategory="{model} {start} seed mean",
             labels={"figure": "rank stability across seeds"},
         ),
         scatter_I_vs_U=report(
-            "results/{task}/summary/fig_I_vs_U_mean.png",
+            summary_path("fig_I_vs_U_mean.png"),
             caption="../workflow/report/fig_seed_mean_scatter.rst",
             category="{task}",
-            subcategory="seed mean",
+            subcategory="{model} {start} seed mean",
             labels={"figure": "I_pre vs Urel (seed mean)"},
         ),
         scatter_I_vs_G=report(
-            "results/{task}/summary/fig_I_vs_G_mean.png",
+            summary_path("fig_I_vs_G_mean.png"),
             caption="../workflow/report/fig_seed_mean_scatter.rst",
             category="{task}",
-            subcategory="seed mean",
+            subcategory="{model} {start} seed mean",
             labels={"figure": "I_pre vs G (seed mean)"},
         ),
     log:
-        "logs/fig_summary/{task}.log",
+        log_path("fig_summary", "{model}/{task}/{start}"),
     conda:
         "../envs/headplast.yaml"
     script:
@@ -64,15 +64,15 @@ rule fig_summary:
 
 rule compare_tasks:
     input:
-        heads_mean=expand("results/{task}/summary/heads_mean.csv", task=TASKS),
+        heads_mean=runs(summary_path("heads_mean.csv")),
     output:
-        table="results/tasks_comparison.csv",
+        table=f"{COMPARISON_DIR}/tasks_comparison.csv",
     log:
-        "logs/compare_tasks/all.log",
+        log_path("compare_tasks", "all"),
     conda:
         "../envs/headplast.yaml"
     params:
-        tasks=TASKS,
+        runs=runs("{model}/{task}/{start}"),
         top_k=config["analysis"]["top_k"],
     script:
         "../workflow/scripts/compare_tasks.py"

@@ -1,12 +1,14 @@
+# theta0 of the `random` start: the pre-trained encoder plus the seed's freshly initialised
+# classifier head (other starts derive their theta0 from it).
 rule init_checkpoint:
     input:
         get_model_files,
     output:
-        **ckpt("init"),
+        **ckpt("init", start="random"),
     log:
-        "logs/init_checkpoint/{task}/seed{seed}.log",
+        log_path("init_checkpoint", "{model}/{task}/random/seed{seed}"),
     benchmark:
-        "benchmarks/init_checkpoint/{task}/seed{seed}.tsv"
+        bench_path("init_checkpoint", "{model}/{task}/random/seed{seed}")
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
@@ -15,10 +17,10 @@ rule init_checkpoint:
         mem_mb=get_resource("init", "mem_mb"),
         runtime=get_resource("init", "runtime"),
     params:
-        model=MODEL,
+        model=get_model_path,
         num_labels=get_num_labels,
         seed=get_seed,
-        trust_remote_code=config["model"]["trust_remote_code"],
+        trust_remote_code=get_trust_remote_code,
     script:
         "../workflow/scripts/init_checkpoint.py"
 
@@ -29,15 +31,15 @@ rule finetune:
     input:
         init_model=ckpt("init")["model"],
         init_config=ckpt("init")["config"],
-        train="results/{task}/data/train.jsonl",
-        validation="results/{task}/data/validation.jsonl",
+        train=data_path("train.jsonl"),
+        validation=data_path("validation.jsonl"),
     output:
         **ckpt("final"),
-        run_config="results/{task}/seed{seed}/run_config.json",
+        run_config=seed_path("run_config.json"),
     log:
-        "logs/finetune/{task}/seed{seed}.log",
+        log_path("finetune"),
     benchmark:
-        "benchmarks/finetune/{task}/seed{seed}.tsv"
+        bench_path("finetune")
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("finetune", "threads")

@@ -163,12 +163,12 @@ def test_valid_test_config_passes_dry_run(tmp_path):
 @pytest.mark.slow
 def test_subset_larger_than_split_fails_in_eval_subset_rule(tmp_path):
     wd = make_workdir(tmp_path, {"eval_subset": {"size": 100}})  # validation has 60 examples
-    proc = run_snakemake(wd, "results/nli_a/eval_subset.json", check=False)
+    proc = run_snakemake(wd, "results/data/nli_a/eval_subset.json", check=False)
     assert proc.returncode != 0
     assert "eval_subset" in proc.stdout + proc.stderr
     log = (wd / "logs" / "eval_subset" / "nli_a.log").read_text()
     assert "config key `eval_subset.size` = 100" in log
-    assert "results/nli_a/data/validation.jsonl has 60 examples" in log
+    assert "results/data/nli_a/validation.jsonl has 60 examples" in log
     assert not (wd / "results" / "nli_a" / "eval_subset.json").exists()
 
 
@@ -247,7 +247,7 @@ def _local_workdir(tmp_path, val_label="entailment"):
 def test_missing_local_file_is_named_by_prepare_data(tmp_path):
     wd = _local_workdir(tmp_path)
     (wd / "raw" / "validation.tsv").unlink()
-    proc = run_snakemake(wd, "-n", "results/nli_a/data/meta.json", check=False)
+    proc = run_snakemake(wd, "-n", "results/data/nli_a/meta.json", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "prepare_data" in out and "raw/validation.tsv" in out, out
@@ -256,7 +256,7 @@ def test_missing_local_file_is_named_by_prepare_data(tmp_path):
 @pytest.mark.slow
 def test_label_outside_set_fails_prepare_data_naming_file_and_column(tmp_path):
     wd = _local_workdir(tmp_path, val_label="maybe")
-    proc = run_snakemake(wd, "results/nli_a/data/meta.json", check=False)
+    proc = run_snakemake(wd, "results/data/nli_a/meta.json", check=False)
     assert proc.returncode != 0
     log = (wd / "logs" / "prepare_data" / "nli_a.log").read_text()
     assert (
@@ -268,7 +268,7 @@ def test_label_outside_set_fails_prepare_data_naming_file_and_column(tmp_path):
     _ = (wd / "raw" / "validation.tsv").write_text(
         (wd / "raw" / "validation.tsv").read_text().replace("maybe", "not_entailment")
     )
-    run_snakemake(wd, "results/nli_a/data/meta.json")
+    run_snakemake(wd, "results/data/nli_a/meta.json")
     assert json.loads((data / "meta.json").read_text())["n_validation"] == 2
 
 
@@ -316,7 +316,12 @@ def test_trust_remote_code_is_off_by_default(tiny_src, tmp_path):
     from headplast.training import load_model
 
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert schema["properties"]["model"]["properties"]["trust_remote_code"]["default"] is False
+    assert (
+        schema["properties"]["models"]["additionalProperties"]["properties"]["trust_remote_code"][
+            "default"
+        ]
+        is False
+    )
 
     ckpt = tmp_path / "custom"
     shutil.copytree(tiny_src, ckpt)
@@ -712,15 +717,19 @@ def test_finetune_runtime_grows_with_each_retry(tmp_path):
         "    pathlib.Path(p).write_text('{}')\n"
     )
     for f in (
-        "results/nli_a/seed1/ckpt_init/model.safetensors",
-        "results/nli_a/seed1/ckpt_init/config.json",
-        "results/nli_a/data/train.jsonl",
-        "results/nli_a/data/validation.jsonl",
+        "results/tiny_bert/nli_a/random/seed1/ckpt_init/model.safetensors",
+        "results/tiny_bert/nli_a/random/seed1/ckpt_init/config.json",
+        "results/data/nli_a/train.jsonl",
+        "results/data/nli_a/validation.jsonl",
     ):
         (wd / f).parent.mkdir(parents=True, exist_ok=True)
         (wd / f).write_text("{}")
     run_snakemake(
-        wd, "results/nli_a/seed1/run_config.json", "--retries", "2", "--allowed-rules=finetune"
+        wd,
+        "results/tiny_bert/nli_a/random/seed1/run_config.json",
+        "--retries",
+        "2",
+        "--allowed-rules=finetune",
     )
     runtimes = [int(x) for x in (wd / "attempts.txt").read_text().split()]
     runtime = yaml.safe_load((wd / "test_config.yaml").read_text())["resources"]["finetune"][
@@ -741,7 +750,7 @@ def two_runs(tmp_path_factory):
     dirs = []
     for name in ("run_a", "run_b"):
         wd = make_workdir(tmp_path_factory.mktemp(name), {"seeds": [1]})
-        run_snakemake(wd, *[f"results/nli_a/seed1/{f}" for f in JSONL])
+        run_snakemake(wd, *[f"results/tiny_bert/nli_a/random/seed1/{f}" for f in JSONL])
         dirs.append(wd)
     return dirs
 

@@ -95,10 +95,12 @@ def test_reference_config_plans_the_full_experiment():
 
 def test_tiny_dag_produces_every_artifact(finished):
     cfg = tiny_config()
+    (model,) = cfg["models"]
     for task in cfg["tasks"]:
-        assert (finished / f"results/{task}/eval_subset.json").exists()
+        assert (finished / f"results/data/{task}/eval_subset.json").exists()
+        run = finished / "results" / model / task / "random"
         for seed in cfg["seeds"]:
-            d = finished / f"results/{task}/seed{seed}"
+            d = run / f"seed{seed}"
             for name in (
                 "importance_pre.jsonl",
                 "importance_post.jsonl",
@@ -120,10 +122,11 @@ def test_tiny_dag_produces_every_artifact(finished):
                 png = (d / f"{fig}.png").read_bytes()
                 assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, fig
         for fig in ("fig_heatmaps_mean", "fig_rank_stability", "fig_I_vs_U_mean"):
-            png = (finished / f"results/{task}/summary/{fig}.png").read_bytes()
+            png = (run / "summary" / f"{fig}.png").read_bytes()
             assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    comparison = pd.read_csv(finished / "results/tasks_comparison.csv")
+    comparison = pd.read_csv(finished / "results/comparison/tasks_comparison.csv")
     assert set(comparison["measure"]) >= {"I_pre", "Urel"}
+    assert set(comparison["model"]) == {model} and set(comparison["start"]) == {"random"}
     assert planned_jobs(finished) == []  # nothing stale after a complete run
 
 

@@ -292,3 +292,26 @@ def compare_tasks(
                 }
             )
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+
+
+def compare_runs(
+    seed_means_by_run: Mapping[tuple[str, str, str], pd.DataFrame],
+    measures: Sequence[str] = ("I_pre", "I_post", "G", "Urel"),
+    top_k: int = 20,
+) -> pd.DataFrame:
+    """:func:`compare_tasks` within each (model, start): runs are keyed ``(model, task, start)``;
+    the tasks of one model and start are compared (different models have different head grids).
+
+    Columns: ``model, start`` then those of :func:`compare_tasks`.
+    """
+    groups: dict[tuple[str, str], dict[str, pd.DataFrame]] = {}
+    for (model, task, start), df in seed_means_by_run.items():
+        groups.setdefault((model, start), {})[task] = df
+    frames = [
+        compare_tasks(by_task, measures, top_k).assign(model=model, start=start)
+        for (model, start), by_task in groups.items()
+    ]
+    cols = ["model", "start", *COMPARE_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols]
