@@ -7,6 +7,7 @@ rule heads:
         importance_post=seed_path("importance_post.jsonl"),
         gradfisher_pre=seed_path("gradfisher_pre.jsonl"),
         update_jsonl=seed_path("update.jsonl"),
+        function_change=seed_path("function_change.jsonl"),
     output:
         heads=seed_path("heads.csv"),
     log:
@@ -20,6 +21,7 @@ rule heads:
 rule stats:
     input:
         heads=seed_path("heads.csv"),
+        pruning=seed_path("pruning.jsonl"),
     output:
         stats=seed_path("stats.json"),
     log:
@@ -133,3 +135,22 @@ rule fig_heatmaps:
         "../envs/headplast.yaml"
     script:
         "../workflow/scripts/fig_heatmaps.py"
+
+
+rule fig_pruning:
+    input:
+        pruning=seed_path("pruning.jsonl"),
+    output:
+        fig=report(
+            seed_path("fig_pruning.png"),
+            caption="../workflow/report/fig_pruning.rst",
+            category="{task}",
+            subcategory="{model} {start} seed {seed}",
+            labels={"figure": "pruning curves"},
+        ),
+    log:
+        log_path("fig_pruning"),
+    conda:
+        "../envs/headplast.yaml"
+    script:
+        "../workflow/scripts/fig_pruning.py"

@@ -3,6 +3,7 @@ jobs a config change reruns, the HTML report, and the agreement of pip and conda
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -16,11 +17,26 @@ from tests.workflow_utils import REPO, make_workdir, run_snakemake, tiny_config,
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-MEASURES = {"importance_pre", "importance_post", "gradfisher_pre"}
+MEASURES = {"importance_pre", "importance_post", "gradfisher_pre", "pruning", "function_change"}
 TRAINING = {"init_checkpoint", "finetune"}
 DATA = {"synthetic_nli", "prepare_data", "eval_subset"}
-ANALYSIS = {"stats", "cases", "fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps"}
-SUMMARY = {"summary_seeds", "fig_summary", "compare_tasks", "all"}
+ANALYSIS = {
+    "stats",
+    "cases",
+    "fig_I_vs_U",
+    "fig_I_vs_G",
+    "fig_stats",
+    "fig_heatmaps",
+    "fig_pruning",
+}
+SUMMARY = {
+    "summary_seeds",
+    "fig_summary",
+    "summary_pruning",
+    "fig_pruning_mean",
+    "compare_tasks",
+    "all",
+}
 
 
 def planned_jobs(workdir: Path) -> list[tuple[str, dict[str, str]]]:
@@ -106,6 +122,8 @@ def test_tiny_dag_produces_every_artifact(finished):
                 "importance_post.jsonl",
                 "gradfisher_pre.jsonl",
                 "update.jsonl",
+                "pruning.jsonl",
+                "function_change.jsonl",
                 "stats.json",
                 "cases.json",
                 "run_config.json",
@@ -115,13 +133,21 @@ def test_tiny_dag_produces_every_artifact(finished):
                 assert (d / name).stat().st_size > 0, name
             heads = pd.read_csv(d / "heads.csv")
             assert len(heads) == 2 * 4
-            for col in "layer head I_pre I_post G F Ppred U Urel Uq Uk Uv Uo".split():  # SPEC
+            for col in "layer head I_pre I_post G F Ppred U Urel Uq Uk Uv Uo A_js C_rel".split():
                 assert heads[col].notna().all(), col
             assert (heads["U"] > 0).all()  # training moved every head
-            for fig in ("fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps"):
+            assert (heads["C_rel"] > 0).all() and (heads["A_js"] >= 0).all()
+            stats = json.loads((d / "stats.json").read_text())
+            assert "I_pre~A_js" in stats["pairs"] and stats["pruning"]["random"]["n"] == 2
+            for fig in ("fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps", "fig_pruning"):
                 png = (d / f"{fig}.png").read_bytes()
                 assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, fig
-        for fig in ("fig_heatmaps_mean", "fig_rank_stability", "fig_I_vs_U_mean"):
+        for fig in (
+            "fig_heatmaps_mean",
+            "fig_rank_stability",
+            "fig_I_vs_U_mean",
+            "fig_pruning_mean",
+        ):
             png = (run / "summary" / f"{fig}.png").read_bytes()
             assert png[:8] == b"\x89PNG\r\n\x1a\n"
     comparison = pd.read_csv(finished / "results/comparison/tasks_comparison.csv")
@@ -147,6 +173,13 @@ def test_analysis_parameter_reruns_only_statistics_and_figures(finished):
     assert "stats" not in rules_of(jobs)
 
 
+def test_pruning_parameter_reruns_only_pruning_and_what_reads_it(finished):
+    jobs = _rerun_plan(finished, {"pruning": {"n_random_orders": 3}})
+    assert {"pruning", "stats", "fig_pruning", "summary_pruning"} <= rules_of(jobs)
+    assert rules_of(jobs) <= {"pruning"} | ANALYSIS | SUMMARY
+    assert not rules_of(jobs) & {"function_change", "heads", "cases"}
+
+
 def test_eval_subset_size_reruns_measures_not_training(finished):
     jobs = _rerun_plan(finished, {"eval_subset": {"size": 30}})
     assert {"eval_subset", *MEASURES, "heads"} <= rules_of(jobs)
@@ -166,7 +199,14 @@ def test_report_has_every_figure(finished):
     run_snakemake(finished, "--report", "report.html")
     html = (finished / "report.html").read_text(errors="replace")
     assert len(html) > 100_000
-    for name in ("fig_I_vs_U", "fig_stats", "fig_heatmaps_mean", "fig_rank_stability"):
+    for name in (
+        "fig_I_vs_U",
+        "fig_stats",
+        "fig_heatmaps_mean",
+        "fig_rank_stability",
+        "fig_pruning",
+        "fig_pruning_mean",
+    ):
         assert name in html, name
 
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from .adapters import resolve_layout
 from .gating import head_gates
 from .importance import check_finite, model_device, split_batch
+from .io import ArtifactError, iter_jsonl
 from .precision import autocast_context
 
 #: The scores whose orders are pruned (SPEC, "Pruning curve"): smallest value removed first.
@@ -192,6 +193,25 @@ def pruning_curves(
                     "acc": float(acc[s]),
                 }
             )
+    return rows
+
+
+#: The fields every line of ``pruning.jsonl`` has.
+ROW_FIELDS = ("order", "kind", "step", "n_removed", "fraction", "removed", "loss", "acc")
+
+
+def read_pruning(path) -> list[dict]:
+    """The rows of a ``pruning.jsonl``; an error naming the file and line if one lacks a field."""
+    rows = []
+    for lineno, row in iter_jsonl(path):
+        missing = [f for f in ROW_FIELDS if f not in row]
+        if missing:
+            raise ArtifactError(
+                f"{path}:{lineno}: no {missing}; delete the file and rerun the pruning rule"
+            )
+        rows.append(row)
+    if not rows:
+        raise ArtifactError(f"{path}: empty; delete it and rerun the pruning rule")
     return rows
 
 
