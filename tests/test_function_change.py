@@ -130,3 +130,18 @@ def test_attention_js_sum_over_non_padding_queries_and_keys():
                 expected[h] += jensenshannon(pk, qk, base=2) ** 2
     ours = attention_js_sum(torch.tensor(p), torch.tensor(q), mask).numpy()
     assert ours == pytest.approx(expected, abs=1e-9)
+
+
+def test_bf16_autocast_keeps_zeros_and_locality():
+    """Under bf16 autocast (CPU autocast here; CUDA autocast on a GPU) the attention and contexts
+    arrive in bf16: identical checkpoints still give exactly 0 and a change stays local."""
+    model = tiny_deberta(initializer_range=0.2)
+    g = torch.Generator().manual_seed(3)
+    model1 = _changed(model, "query", lambda w: w + 0.5 * torch.randn(w.shape, generator=g))
+    batches = random_batches(2, batch=4)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        same = function_change(model, copy.deepcopy(model), batches)
+        fc = function_change(model, model1, batches)
+    assert (same.A_js == 0).all() and (same.C_rel == 0).all()
+    assert (_others_of(fc.A_js) == 0).all() and (_others_of(fc.C_rel) == 0).all()
+    assert fc.A_js[LAYER, HEAD] > 1e-4 and fc.C_rel[LAYER, HEAD] > 1e-3

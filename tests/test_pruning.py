@@ -224,3 +224,15 @@ def test_pruning_figures_are_written(tmp_path):
     for name in ("p.png", "m.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_bf16_autocast_curve_is_close_to_fp32():
+    """bf16 autocast (CPU autocast here) gives the fp32 curve up to bf16 rounding."""
+    model = tiny_bert(initializer_range=0.5)
+    batches = random_batches(2, batch=4)
+    order = [Order("all", "score", tuple(HEADS))]
+    ref = pruning_curves(model, batches, order, 0.5)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        low = pruning_curves(model, batches, order, 0.5)
+    for a, b in zip(ref, low, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=0.05)
