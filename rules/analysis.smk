@@ -7,6 +7,7 @@ rule heads:
         importance_post=seed_path("importance_post.jsonl"),
         gradfisher_pre=seed_path("gradfisher_pre.jsonl"),
         update_jsonl=seed_path("update.jsonl"),
+        function_change=seed_path("function_change.jsonl"),
     output:
         heads=seed_path("heads.csv"),
     log:
@@ -25,6 +26,7 @@ rule stats:
         importance_pre=seed_path("importance_pre.npz"),
         importance_post=seed_path("importance_post.npz"),
         gradfisher_pre=seed_path("gradfisher_pre.npz"),
+        pruning=seed_path("pruning.jsonl"),
     output:
         stats=seed_path("stats.json"),
     log:
@@ -147,3 +149,24 @@ rule fig_heatmaps:
         code=package_code("fig_heatmaps.py"),
     script:
         "../workflow/scripts/fig_heatmaps.py"
+
+
+rule fig_pruning:
+    input:
+        pruning=seed_path("pruning.jsonl"),
+    output:
+        fig=report(
+            seed_path("fig_pruning.png"),
+            caption="../workflow/report/fig_pruning.rst",
+            category="{task}",
+            subcategory="{model} {start} seed {seed}",
+            labels={"figure": "pruning curves"},
+        ),
+    log:
+        log_path("fig_pruning"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        code=package_code("fig_pruning.py"),
+    script:
+        "../workflow/scripts/fig_pruning.py"

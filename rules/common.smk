@@ -236,6 +236,8 @@ SEED_ARTIFACTS = [
     "importance_post.jsonl",
     "gradfisher_pre.jsonl",
     "update.jsonl",
+    "pruning.jsonl",
+    "function_change.jsonl",
     "heads.csv",
     "stats.json",
     "cases.json",
@@ -243,6 +245,7 @@ SEED_ARTIFACTS = [
     "fig_I_vs_G.png",
     "fig_stats.png",
     "fig_heatmaps.png",
+    "fig_pruning.png",
     "run_config.json",
     "ckpt_init/model.safetensors",
     "ckpt_init/config.json",
@@ -258,6 +261,9 @@ SUMMARY_ARTIFACTS = [
     "fig_rank_stability.png",
     "fig_I_vs_U_mean.png",
     "fig_I_vs_G_mean.png",
+    "pruning_mean.csv",
+    "pruning_auc.json",
+    "fig_pruning_mean.png",
 ]
 COMPARISON_ARTIFACTS = [
     "tasks_comparison.csv",

@@ -153,3 +153,68 @@ if SHARED_THETA0_SWEEP:
             code=package_code("importance_shared.py"),
         script:
             "../workflow/scripts/importance_shared.py"
+
+
+rule pruning:
+    input:
+        **ckpt("final"),
+        validation=data_path("validation.jsonl"),
+        subset=data_path("eval_subset.json"),
+        importance_pre=seed_path("importance_pre.jsonl"),
+        importance_post=seed_path("importance_post.jsonl"),
+        gradfisher_pre=seed_path("gradfisher_pre.jsonl"),
+        update_jsonl=seed_path("update.jsonl"),
+    output:
+        jsonl=seed_path("pruning.jsonl"),
+    log:
+        log_path("pruning"),
+    benchmark:
+        bench_path("pruning")
+    conda:
+        "../envs/headplast.yaml"
+    threads: get_resource("measure", "threads")
+    resources:
+        gpu=1,
+        mem_mb=get_resource("measure", "mem_mb"),
+        runtime=get_resource("measure", "runtime"),
+    params:
+        max_length=config["max_length"],
+        tokens_per_batch=config["measure"]["tokens_per_batch"],
+        sweep_tokens=config["measure"]["sweep_tokens"],
+        precision=config["measure"]["precision"],
+        step_fraction=config["pruning"]["step_fraction"],
+        n_random_orders=config["pruning"]["n_random_orders"],
+        seed=config["pruning"]["seed"],
+        code=package_code("pruning.py"),
+    script:
+        "../workflow/scripts/pruning.py"
+
+
+rule function_change:
+    input:
+        init_model=ckpt("init")["model"],
+        init_config=ckpt("init")["config"],
+        final_model=ckpt("final")["model"],
+        final_config=ckpt("final")["config"],
+        validation=data_path("validation.jsonl"),
+        subset=data_path("eval_subset.json"),
+    output:
+        jsonl=seed_path("function_change.jsonl"),
+    log:
+        log_path("function_change"),
+    benchmark:
+        bench_path("function_change")
+    conda:
+        "../envs/headplast.yaml"
+    threads: get_resource("measure", "threads")
+    resources:
+        gpu=1,
+        mem_mb=get_resource("measure", "mem_mb"),
+        runtime=get_resource("measure", "runtime"),
+    params:
+        max_length=config["max_length"],
+        tokens_per_batch=config["measure"]["tokens_per_batch"],
+        precision=config["measure"]["precision"],
+        code=package_code("function_change.py"),
+    script:
+        "../workflow/scripts/function_change.py"

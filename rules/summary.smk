@@ -68,6 +68,45 @@ rule fig_summary:
         "../workflow/scripts/fig_summary.py"
 
 
+rule summary_pruning:
+    input:
+        pruning=per_seed("pruning.jsonl"),
+    output:
+        curves=summary_path("pruning_mean.csv"),
+        auc=summary_path("pruning_auc.json"),
+    log:
+        log_path("summary_pruning", "{model}/{task}/{start}"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        seeds=SEEDS,
+        code=package_code("summary_pruning.py"),
+    script:
+        "../workflow/scripts/summary_pruning.py"
+
+
+rule fig_pruning_mean:
+    input:
+        curves=summary_path("pruning_mean.csv"),
+        auc=summary_path("pruning_auc.json"),
+    output:
+        fig=report(
+            summary_path("fig_pruning_mean.png"),
+            caption="../workflow/report/fig_pruning_mean.rst",
+            category="{task}",
+            subcategory="{model} {start} seed mean",
+            labels={"figure": "pruning curves (seed mean)"},
+        ),
+    log:
+        log_path("fig_pruning_mean", "{model}/{task}/{start}"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        code=package_code("fig_pruning_mean.py"),
+    script:
+        "../workflow/scripts/fig_pruning_mean.py"
+
+
 rule compare_tasks:
     input:
         heads_mean=runs(summary_path("heads_mean.csv")),

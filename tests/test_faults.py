@@ -183,17 +183,39 @@ def test_top_k_larger_than_heads_fails_in_stats_script(tmp_path):
     import pandas as pd
 
     rng = np.random.default_rng(0)
-    cols = ["I_pre", "I_post", "G", "F", "Ppred", "U", "Urel", "Uq", "Uk", "Uv", "Uo"]
+    cols = [
+        "I_pre",
+        "I_post",
+        "G",
+        "F",
+        "Ppred",
+        "U",
+        "Urel",
+        "Uq",
+        "Uk",
+        "Uv",
+        "Uo",
+        "A_js",
+        "C_rel",
+    ]
     heads = pd.DataFrame({"layer": np.repeat([0, 1], 4), "head": np.tile(range(4), 2)})
     for c in cols:
         heads[c] = rng.random(8)
     heads.to_csv(tmp_path / "heads.csv", index=False)
+    curve = [
+        {"order": o, "kind": k, "step": j, "n_removed": 8 * j, "fraction": j, "removed": []}
+        | {"loss": 1.0 + j, "acc": 0.5 - 0.2 * j}
+        for o, k in (("I_pre", "score"), ("random_0", "random"))
+        for j in (0, 1)
+    ]
+    (tmp_path / "pruning.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
+    inputs = {"heads": str(tmp_path / "heads.csv"), "pruning": str(tmp_path / "pruning.jsonl")}
     params = {"top_k": 9, "n_permutations": 9, "n_bootstrap": 9, "seed": 0}
     with pytest.raises(ValueError, match=r"top_k = 9 .* 8 heads.*`analysis\.top_k` to at most 8"):
         run_script(
             "stats",
             tmp_path,
-            {"heads": str(tmp_path / "heads.csv")},
+            inputs,
             {"stats": str(tmp_path / "stats.json")},
             params,
         )
@@ -201,11 +223,13 @@ def test_top_k_larger_than_heads_fails_in_stats_script(tmp_path):
     run_script(  # K = number of heads is allowed
         "stats",
         tmp_path,
-        {"heads": str(tmp_path / "heads.csv")},
+        inputs,
         {"stats": str(tmp_path / "stats.json")},
         {**params, "top_k": 8},
     )
-    assert json.loads((tmp_path / "stats.json").read_text())["parameters"]["top_k"] == 8
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["parameters"]["top_k"] == 8
+    assert stats["pruning"]["auc"] == {"I_pre": pytest.approx(0.4)}
 
 
 # -------------------------------------------------------------------------------------- data
@@ -567,6 +591,7 @@ FIELDS = {
     "importance_post": IMPORTANCE_FIELDS,
     "gradfisher_pre": GRADFISHER_FIELDS,
     "update": UPDATE_FIELDS,
+    "function_change": ("A_js", "C_rel"),
 }
 
 
@@ -592,7 +617,11 @@ def head_files(tmp_path):
 
 def _join(paths):
     return join_heads(
-        paths["importance_pre"], paths["importance_post"], paths["gradfisher_pre"], paths["update"]
+        paths["importance_pre"],
+        paths["importance_post"],
+        paths["gradfisher_pre"],
+        paths["update"],
+        paths["function_change"],
     )
 
 

@@ -1,5 +1,6 @@
 """Figures are valid, non-trivial PNGs; the per-seed scripts run end to end on a synthetic table."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,8 @@ def make_heads(seed: int = 0, n_layers: int = 4, n_heads: int = 6) -> pd.DataFra
     df["U"] = 3 * df["Urel"]
     for c in ("Uq", "Uk", "Uv", "Uo"):
         df[c] = df["U"] / 2
+    df["A_js"] = 0.05 * df["Urel"] * rng.lognormal(0, 0.3, n)
+    df["C_rel"] = 10 * df["A_js"]
     return df
 
 
@@ -104,17 +107,30 @@ def test_failed_figure_leaves_nothing(heads, tmp_path):
 def test_per_seed_scripts(heads, tmp_path, monkeypatch):
     hp = tmp_path / "heads.csv"
     heads.to_csv(hp, index=False)
+    pp = tmp_path / "pruning.jsonl"
+    pp.write_text(
+        "".join(
+            json.dumps(
+                {"order": o, "kind": k, "step": j, "n_removed": j, "fraction": j / 4}
+                | {"removed": [], "loss": 1 + j / 4, "acc": 0.9 - j * a}
+            )
+            + "\n"
+            for o, k, a in (("I_pre", "score", 0.05), ("random_0", "random", 0.1))
+            for j in range(5)
+        )
+    )
     wc = {"task": "mnli", "seed": "1"}
     run_script(
         "stats",
         tmp_path,
-        {"heads": str(hp)},
+        {"heads": str(hp), "pruning": str(pp)},
         {"stats": str(tmp_path / "stats.json")},
         {"top_k": 5, "n_permutations": 99, "n_bootstrap": 99, "seed": 0},
         wc,
     )
     stats = read_json(tmp_path / "stats.json")
     assert len(stats["pairs"]) == len(PAIRS)
+    assert stats["pruning"]["auc"]["I_pre"] == pytest.approx(0.9 - 0.05 * 2)
     run_script(
         "cases",
         tmp_path,
@@ -133,6 +149,7 @@ def test_per_seed_scripts(heads, tmp_path, monkeypatch):
         ("fig_scatter", scatter_inputs, {"x": "I_pre", "y": "G"}),
         ("fig_stats", {"stats": str(tmp_path / "stats.json")}, None),
         ("fig_heatmaps", {"heads": str(hp)}, None),
+        ("fig_pruning", {"pruning": str(pp)}, None),
     ):
         out = tmp_path / f"{name}_{(params or {}).get('y', '')}.png"
         run_script(name, tmp_path, inputs, {"fig": str(out)}, params, wildcards=wc)

@@ -38,6 +38,8 @@ def make_heads(seed: int = 0, n_layers: int = 4, n_heads: int = 6) -> pd.DataFra
     df["U"] = 3 * df["Urel"]
     for c in ("Uq", "Uk", "Uv", "Uo"):
         df[c] = df["U"] / 2
+    df["A_js"] = 0.05 * df["Urel"] * rng.lognormal(0, 0.3, n)
+    df["C_rel"] = 10 * df["A_js"]
     return df
 
 
@@ -54,6 +56,10 @@ def test_pairs_are_the_spec_pairs():
         ("Ppred", "Urel"),
         ("I_pre", "I_post"),
         ("I_post", "Urel"),
+        ("I_pre", "A_js"),
+        ("I_post", "A_js"),
+        ("Urel", "A_js"),
+        ("G", "A_js"),
     )
 
 

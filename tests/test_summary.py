@@ -37,6 +37,8 @@ def make_heads(seed: int, n_layers: int = 3, n_heads: int = 4) -> pd.DataFrame:
     df["U"] = 2 * df["Urel"]
     for c in ("Uq", "Uk", "Uv", "Uo"):
         df[c] = df["U"] / 2
+    df["A_js"] = 0.05 * df["Urel"] * rng.lognormal(0, 0.3, n)
+    df["C_rel"] = 10 * df["A_js"]
     return df
 
 

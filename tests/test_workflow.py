@@ -109,6 +109,8 @@ def test_tiny_dag_produces_every_artifact(finished):
                 "importance_post.jsonl",
                 "gradfisher_pre.jsonl",
                 "update.jsonl",
+                "pruning.jsonl",
+                "function_change.jsonl",
                 "stats.json",
                 "cases.json",
                 "run_config.json",
@@ -118,10 +120,13 @@ def test_tiny_dag_produces_every_artifact(finished):
                 assert (d / name).stat().st_size > 0, name
             heads = pd.read_csv(d / "heads.csv")
             assert len(heads) == 2 * 4
-            for col in "layer head I_pre I_post G F Ppred U Urel Uq Uk Uv Uo".split():  # SPEC
+            for col in "layer head I_pre I_post G F Ppred U Urel Uq Uk Uv Uo A_js C_rel".split():
                 assert heads[col].notna().all(), col
             assert (heads["U"] > 0).all()  # training moved every head
-            for fig in ("fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps"):
+            assert (heads["C_rel"] > 0).all() and (heads["A_js"] >= 0).all()
+            stats = json.loads((d / "stats.json").read_text())
+            assert "I_pre~A_js" in stats["pairs"] and stats["pruning"]["random"]["n"] == 2
+            for fig in ("fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps", "fig_pruning"):
                 png = (d / f"{fig}.png").read_bytes()
                 assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, fig
             run_config = json.loads((d / "run_config.json").read_text())
@@ -131,7 +136,12 @@ def test_tiny_dag_produces_every_artifact(finished):
             ):  # the probe's record, and its theta0 is what fine-tuning started from
                 assert run_config["probe"]["validation"]["probe"]["accuracy"] >= 0
                 assert run_config["probe"]["seed"] == seed
-            for fig in ("fig_heatmaps_mean", "fig_rank_stability", "fig_I_vs_U_mean"):
+            for fig in (
+                "fig_heatmaps_mean",
+                "fig_rank_stability",
+                "fig_I_vs_U_mean",
+                "fig_pruning_mean",
+            ):
                 png = (run / "summary" / f"{fig}.png").read_bytes()
                 assert png[:8] == b"\x89PNG\r\n\x1a\n"
     comparison = pd.read_csv(finished / "results/comparison/tasks_comparison.csv")
@@ -156,6 +166,7 @@ def _rerun_plan(finished: Path, overrides: dict) -> list[tuple[str, dict[str, st
 MODEL, TASKS, STARTS, SEEDS = "tiny_bert", ("nli_a", "nli_b"), ("random", "probe"), ("1", "2")
 PER_SEED_ANALYSIS = ("stats", "cases", "fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps")
 SUMMARY_TAIL = {"per_run": ("summary_seeds", "fig_summary")}
+PRUNING_SUMMARY = ("summary_pruning", "fig_pruning_mean")
 COMPARISONS = ("compare_tasks", "compare_starts", "all")
 
 
@@ -210,12 +221,27 @@ def test_analysis_parameter_reruns_only_statistics_and_figures(finished):
     )
 
 
+def test_pruning_parameter_reruns_only_pruning_and_what_reads_it(finished):
+    jobs = _rerun_plan(finished, {"pruning": {"n_random_orders": 3}})
+    assert job_multiset(jobs) == expected_jobs(
+        per_seed=("pruning", "stats", "fig_stats", "fig_pruning"),
+        per_run=("summary_seeds", "fig_summary", *PRUNING_SUMMARY),
+        once=COMPARISONS,
+    )
+
+
 def test_eval_subset_size_reruns_measures_not_training(finished):
     jobs = _rerun_plan(finished, {"eval_subset": {"size": 30}})
-    per_seed_measures = ("importance_pre_shared", "importance_post", "gradfisher_pre")
+    per_seed_measures = (
+        "importance_pre_shared",
+        "importance_post",
+        "gradfisher_pre",
+        "pruning",
+        "function_change",
+    )
     assert job_multiset(jobs) == expected_jobs(
-        per_seed=(*per_seed_measures, "heads", *PER_SEED_ANALYSIS),
-        **SUMMARY_TAIL,
+        per_seed=(*per_seed_measures, "heads", *PER_SEED_ANALYSIS, "fig_pruning"),
+        per_run=("summary_seeds", "fig_summary", *PRUNING_SUMMARY),
         per_model_task=("theta0_sweep",),
         per_task_data=("eval_subset",),
         once=COMPARISONS,
@@ -225,8 +251,17 @@ def test_eval_subset_size_reruns_measures_not_training(finished):
 def test_training_hyperparameter_reruns_only_that_task(finished):
     jobs = _rerun_plan(finished, {"tasks": {"nli_a": {"train": {"learning_rate": 5.0e-4}}}})
     assert job_multiset(jobs) == expected_jobs(
-        per_seed=("finetune", "importance_post", "update", "heads", *PER_SEED_ANALYSIS),
-        **SUMMARY_TAIL,
+        per_seed=(
+            "finetune",
+            "importance_post",
+            "update",
+            "pruning",
+            "function_change",
+            "heads",
+            *PER_SEED_ANALYSIS,
+            "fig_pruning",
+        ),
+        per_run=("summary_seeds", "fig_summary", *PRUNING_SUMMARY),
         once=COMPARISONS,
         tasks=("nli_a",),
     )
@@ -293,7 +328,14 @@ def test_report_has_every_figure(finished):
     run_snakemake(finished, "--report", "report.html")
     html = (finished / "report.html").read_text(errors="replace")
     assert len(html) > 100_000
-    for name in ("fig_I_vs_U", "fig_stats", "fig_heatmaps_mean", "fig_rank_stability"):
+    for name in (
+        "fig_I_vs_U",
+        "fig_stats",
+        "fig_heatmaps_mean",
+        "fig_rank_stability",
+        "fig_pruning",
+        "fig_pruning_mean",
+    ):
         assert name in html, name
 
 

@@ -8,6 +8,8 @@ also returns its (closed) :class:`~matplotlib.figure.Figure`, so its axes can be
 - :func:`fig_heatmaps`: layer x head heatmaps of several measures (per seed or seed means).
 - :func:`fig_rank_stability`: seed-to-seed Spearman of each head ranking.
 - :func:`fig_seed_mean_scatter`: seed means with sd error bars.
+- :func:`fig_pruning`: accuracy and loss against the fraction of heads removed, per order, the
+  random orders as a band; :func:`fig_pruning_mean` the same as seed means with sd bands.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ LABELS = {
     "Ppred": "$P_{pred} = G^2/F$",
     "U": "update norm $U$",
     "Urel": "relative update $U_{rel}$",
+    "A_js": "attention change $A_{JS}$ (bits)",
+    "C_rel": "relative context change $C_{rel}$",
 }
 
 
@@ -476,4 +480,95 @@ def fig_seed_mean_scatter(
     ax.set_title(title or f"Seed means ({n_seeds} seeds), error bars: sd over seeds", fontsize=11)
     _annotate_rho(ax, xv, yv)
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _order_style(order: str, kind: str, i: int) -> dict[str, Any]:
+    if kind == "reverse":
+        return {"color": "black", "linestyle": "--", "marker": "v"}
+    return {"color": plt.get_cmap("tab10")(i % 10), "linestyle": "-", "marker": "o"}
+
+
+def fig_pruning(
+    rows: pd.DataFrame | Sequence[Mapping[str, Any]],
+    auc: Mapping[str, float],
+    path: str | os.PathLike,
+    title: str | None = None,
+) -> Figure:
+    """Pruning curves of one seed (rows of ``pruning.jsonl``): accuracy (left) and loss (right)
+    against the fraction of heads removed; one line per score order, the reverse order dashed,
+    the random orders as a grey min-max band around their mean. ``auc`` maps each order to the
+    area under its accuracy curve (:func:`headplast.pruning.accuracy_auc`), shown in the legend."""
+    df = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
+    rand = df[df["kind"] == "random"]
+    if not rand.empty:
+        g = rand.groupby("fraction")
+        n = rand["order"].nunique()
+        mean_auc = float(np.mean([auc[o] for o in rand["order"].unique()]))
+        for ax, col in zip(axes, ("acc", "loss"), strict=True):
+            lo, hi, mid = g[col].min(), g[col].max(), g[col].mean()
+            ax.fill_between(lo.index, lo, hi, color="0.75", alpha=0.6, lw=0)
+            ax.plot(mid.index, mid, color="0.45", lw=1.5, label=f"random ({n}), AUC {mean_auc:.3f}")
+    named = df[df["kind"] != "random"]
+    for i, (order, g) in enumerate(named.groupby("order", sort=False)):
+        g = g.sort_values("fraction")
+        style = _order_style(order, g["kind"].iloc[0], i)
+        for ax, col in zip(axes, ("acc", "loss"), strict=True):
+            ax.plot(
+                g["fraction"],
+                g[col],
+                ms=3.5,
+                lw=1.3,
+                label=f"{order}, AUC {auc[order]:.3f}",
+                **style,
+            )
+    axes[0].set_ylabel("accuracy on the eval subset")
+    axes[1].set_ylabel("mean cross-entropy on the eval subset")
+    for ax in axes:
+        ax.set_xlabel("fraction of heads removed")
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title or "Pruning curves (least important first)", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def fig_pruning_mean(
+    mean_df: pd.DataFrame,
+    aucs: Mapping[str, Any],
+    path: str | os.PathLike,
+    title: str | None = None,
+) -> Figure:
+    """Seed-mean pruning curves (:func:`headplast.pruning.curves_seed_mean`) with +-1 sd bands
+    over seeds; ``aucs`` (:func:`headplast.pruning.auc_across_seeds`) gives the legend's mean and
+    sd of the area under the accuracy curve."""
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
+    n_seeds = int(mean_df["n_seeds"].max())
+    for i, (order, g) in enumerate(mean_df.groupby("order", sort=False)):
+        g = g.sort_values("fraction")
+        kind = g["kind"].iloc[0]
+        style = (
+            {"color": "0.45", "linestyle": "-", "marker": None}
+            if kind == "random"
+            else _order_style(order, kind, i)
+        )
+        a = aucs.get(order, {})
+        sd = f" ± {a['sd']:.3f}" if a.get("sd") is not None else ""
+        label = f"{order}, AUC {a.get('mean', float('nan')):.3f}{sd}"
+        for ax, col in zip(axes, ("acc", "loss"), strict=True):
+            m = g[f"{col}_mean"].to_numpy(float)
+            s = np.nan_to_num(g[f"{col}_sd"].to_numpy(float))
+            ax.fill_between(g["fraction"], m - s, m + s, color=style["color"], alpha=0.15, lw=0)
+            ax.plot(g["fraction"], m, ms=3.5, lw=1.3, label=label, **style)
+    axes[0].set_ylabel("accuracy, seed mean")
+    axes[1].set_ylabel("cross-entropy, seed mean")
+    for ax in axes:
+        ax.set_xlabel("fraction of heads removed")
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title or f"Pruning curves, mean of {n_seeds} seeds (bands: ± 1 sd)", fontsize=12)
+    fig.tight_layout()
     return _save(fig, path)

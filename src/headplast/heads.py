@@ -24,6 +24,7 @@ IMPORTANCE_FIELDS = (
 )
 GRADFISHER_FIELDS = ("G", "F", "Ppred", "G_signed", "G_se", "F_se")
 UPDATE_FIELDS = ("U", "Urel", "Uq", "Uk", "Uv", "Uo")
+FUNCTION_FIELDS = ("A_js", "C_rel")
 
 #: The columns every heads.csv has (SPEC, "Artifacts"), first and in this order.
 HEADS_COLUMNS: tuple[str, ...] = (
@@ -35,6 +36,7 @@ HEADS_COLUMNS: tuple[str, ...] = (
     "F",
     "Ppred",
     *UPDATE_FIELDS,
+    *FUNCTION_FIELDS,
 )
 
 #: Per-head uncertainty and the label-free importance (issue 14), after G_signed in heads.csv.
@@ -81,9 +83,12 @@ def join_heads(
     importance_post: str | os.PathLike,
     gradfisher_pre: str | os.PathLike,
     update: str | os.PathLike,
+    function_change: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """One row per head with I_pre, I_post (and their losses/accuracies), G, F, Ppred, G_signed,
-    U, Urel, Uq, Uk, Uv, Uo. Every input is validated: same L x H grid, one line per head."""
+    U, Urel, Uq, Uk, Uv, Uo, and A_js, C_rel when ``function_change`` is given (the pruning
+    orders join the other four files only). Every input is validated: same L x H grid, one line
+    per head."""
     inputs = (
         (importance_pre, IMPORTANCE_FIELDS, {}),
         (
@@ -93,6 +98,7 @@ def join_heads(
         ),
         (gradfisher_pre, GRADFISHER_FIELDS, {}),
         (update, UPDATE_FIELDS, {}),
+        *([(function_change, FUNCTION_FIELDS, {})] if function_change is not None else []),
     )
     frames, shapes = [], []
     for path, fields, _ in inputs:
@@ -118,6 +124,6 @@ def join_heads(
         out = out.merge(df, on=["layer", "head"], how="inner", validate="one_to_one")
     if len(out) != shape[0] * shape[1]:
         raise ArtifactError("the per-head files do not cover the same heads; rerun the measures")
-    cols = [*HEADS_COLUMNS, "G_signed", *UNCERTAINTY_COLUMNS]
+    cols = [c for c in (*HEADS_COLUMNS, "G_signed", *UNCERTAINTY_COLUMNS) if c in out.columns]
     rest = [c for c in out.columns if c not in cols]
     return out[cols + rest].astype({"layer": int, "head": int})

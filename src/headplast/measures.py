@@ -19,10 +19,13 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .batching import encode_pairs, length_batches, make_batches
 from .data import read_split
+from .function_change import function_change
 from .gradients import DEFAULT_EPS, gate_gradients
+from .heads import join_heads
 from .importance import ablation_sweep
 from .io import ArtifactError, read_json
 from .precision import pick_device, resolve_measure_precision, set_tf32
+from .pruning import pruning_curves, removal_orders
 from .reliability import write_per_example
 
 log = logging.getLogger(__name__)
@@ -150,4 +153,62 @@ def measure_gradfisher(
     result = gate_gradients(model, batches, precision=used, eps=eps, progress=progress)
     if per_example_path is not None:
         _write_per_example(per_example_path, {"g": result.g_i}, order)
+    return result.rows(), _info(device, used, tf32, batches, start)
+
+
+def measure_pruning(
+    ckpt_dir,
+    validation_path,
+    subset_path,
+    head_files: dict,
+    *,
+    step_fraction: float,
+    n_random_orders: int,
+    seed: int,
+    max_length: int,
+    tokens_per_batch: int,
+    precision: str = "fp32",
+    sweep_tokens: int | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], dict]:
+    """Pruning-curve rows (see :func:`headplast.pruning.pruning_curves`) at the checkpoint, in the
+    orders of the scores of ``head_files`` (the four per-head JSONL files that
+    :func:`headplast.heads.join_heads` takes, by its argument names), and run info."""
+    start = time.perf_counter()
+    scores = join_heads(**head_files)
+    orders = removal_orders(scores, n_random_orders, seed)
+    device, used, tf32, model, batches, _ = _prepare(
+        ckpt_dir, validation_path, subset_path, max_length, tokens_per_batch, precision
+    )
+    rows = pruning_curves(
+        model,
+        batches,
+        orders,
+        step_fraction,
+        precision=used,
+        sweep_tokens=sweep_tokens or tokens_per_batch,
+        progress=progress,
+    )
+    return rows, _info(device, used, tf32, batches, start)
+
+
+def measure_function_change(
+    init_dir,
+    final_dir,
+    validation_path,
+    subset_path,
+    *,
+    max_length: int,
+    tokens_per_batch: int,
+    precision: str = "fp32",
+    progress: bool = True,
+) -> tuple[list[dict], dict]:
+    """Rows ``layer, head, A_js, C_rel`` between theta0 (``init_dir``) and theta1
+    (``final_dir``) on the eval subset (tokenised with theta0's tokenizer), and run info."""
+    start = time.perf_counter()
+    device, used, tf32, model0, batches, _ = _prepare(
+        init_dir, validation_path, subset_path, max_length, tokens_per_batch, precision
+    )
+    model1, _ = load_checkpoint(final_dir, device)
+    result = function_change(model0, model1, batches, precision=used, progress=progress)
     return result.rows(), _info(device, used, tf32, batches, start)

@@ -37,6 +37,10 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("Ppred", "Urel"),
     ("I_pre", "I_post"),
     ("I_post", "Urel"),
+    ("I_pre", "A_js"),
+    ("I_post", "A_js"),
+    ("Urel", "A_js"),
+    ("G", "A_js"),
 )
 
 #: Pairs with the label-free importance I_kl (issue 14): the same questions asked of "does the

@@ -27,7 +27,17 @@ from headplast.statistics import read_heads, topk_overlap, validate_heads
 KEY = ["layer", "head"]
 
 #: Measures whose head rankings are summarised by default.
-DEFAULT_MEASURES: tuple[str, ...] = ("I_pre", "I_post", "G", "F", "Ppred", "U", "Urel")
+DEFAULT_MEASURES: tuple[str, ...] = (
+    "I_pre",
+    "I_post",
+    "G",
+    "F",
+    "Ppred",
+    "U",
+    "Urel",
+    "A_js",
+    "C_rel",
+)
 
 #: The label-free importances, summarised too where heads.csv has them.
 LABEL_FREE_MEASURES: tuple[str, ...] = ("I_kl_pre", "I_kl_post")

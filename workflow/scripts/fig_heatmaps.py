@@ -1,4 +1,4 @@
-"""Layer x head heatmaps of I_pre, I_post, G and Urel."""
+"""Layer x head heatmaps of I_pre, I_post, G, Urel, A_js and C_rel."""
 
 import sys
 
@@ -11,4 +11,6 @@ from headplast.statistics import read_heads  # noqa: E402
 sm = snakemake  # noqa: F821
 heads = read_heads(sm.input.heads)
 where = ", ".join(f"{k} {v}" for k, v in dict(sm.wildcards.items()).items())
-fig_heatmaps(heads, ("I_pre", "I_post", "G", "Urel"), sm.output.fig, title=where or None)
+fig_heatmaps(
+    heads, ("I_pre", "I_post", "G", "Urel", "A_js", "C_rel"), sm.output.fig, title=where or None
+)

@@ -14,7 +14,7 @@ from headplast.io import read_json  # noqa: E402
 from headplast.summary import read_heads_mean  # noqa: E402
 
 sm = snakemake  # noqa: F821
-measures = ("I_pre", "I_post", "G", "Urel")
+measures = ("I_pre", "I_post", "G", "Urel", "A_js", "C_rel")
 mean = read_heads_mean(sm.input.heads_mean, measures)
 stability = read_json(sm.input.stability)
 task = dict(sm.wildcards.items()).get("task")

@@ -11,6 +11,7 @@ df = join_heads(
     snakemake.input.importance_post,
     snakemake.input.gradfisher_pre,
     snakemake.input.update_jsonl,
+    snakemake.input.function_change,
 )
 with atomic_path(snakemake.output.heads) as tmp:
     df.to_csv(tmp, index=False)

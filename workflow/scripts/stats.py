@@ -1,6 +1,7 @@
 """stats.json: Spearman (permutation p), layer-controlled Spearman, bootstrap CI and top-K overlap
 for every pair of measures, each with its noise ceiling and disattenuated rho (from the split-half
-reliabilities of the per-example sidecars); the reliabilities and the subset-size advice."""
+reliabilities of the per-example sidecars); the reliabilities and the subset-size advice; the area
+under each pruning curve."""
 
 import sys
 
@@ -8,6 +9,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 
 from headplast.io import write_json  # noqa: E402
+from headplast.pruning import auc_summary, read_pruning  # noqa: E402
 from headplast.reliability import SIDECARS, reliability_report  # noqa: E402
 from headplast.statistics import LABEL_FREE_PAIRS, PAIRS, pair_statistics, read_heads  # noqa: E402
 
@@ -30,7 +32,15 @@ stats = pair_statistics(
     seed=int(sm.params.seed),
     reliabilities={m: r["reliability"] for m, r in reliability.items()},
 )
-write_json(sm.output.stats, {**stats, "reliability": reliability, "subset_advice": advice})
+write_json(
+    sm.output.stats,
+    {
+        **stats,
+        "reliability": reliability,
+        "subset_advice": advice,
+        "pruning": auc_summary(read_pruning(sm.input.pruning)),
+    },
+)
 print(
     f"{sm.output.stats}: {len(stats['pairs'])} pairs over {stats['n_heads']} heads", file=sys.stderr
 )

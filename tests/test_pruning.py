@@ -1,0 +1,238 @@
+"""Pruning curves against models whose output-projection columns are zeroed by state-dict key."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from headplast.figures import fig_pruning, fig_pruning_mean
+from headplast.pruning import (
+    Order,
+    accuracy_auc,
+    auc_across_seeds,
+    auc_summary,
+    curves_seed_mean,
+    pruning_curves,
+    removal_orders,
+    step_counts,
+)
+
+from .conftest import random_batches, tiny_bert, tiny_deberta
+
+OUTPUT_WEIGHT = re.compile(r"encoder\.layer\.(\d+)\.attention\.output\.dense\.weight$")
+HEADS = [(layer, head) for layer in range(3) for head in range(4)]  # tiny models: 3 x 4, d = 8
+
+
+@pytest.fixture(params=["deberta", "bert"])
+def model(request):
+    """Tiny models with large initial weights, so that removing heads changes loss and accuracy."""
+    build = tiny_deberta if request.param == "deberta" else tiny_bert
+    return build(initializer_range=0.5)
+
+
+def _zeroed(model, heads, d=8):
+    """A copy of ``model`` with the output-projection columns of ``heads`` zeroed, found by
+    state-dict key (not through the adapter table)."""
+    state = copy.deepcopy(model.state_dict())
+    found = set()
+    for key, w in state.items():
+        m = OUTPUT_WEIGHT.search(key)
+        if m:
+            layer = int(m.group(1))
+            found.add(layer)
+            for la, h in heads:
+                if la == layer:
+                    w[:, h * d : (h + 1) * d] = 0
+    assert found == {0, 1, 2}
+    out = copy.deepcopy(model)
+    out.load_state_dict(state)
+    return out
+
+
+def _loss_acc(model, batches):
+    """Mean cross-entropy and accuracy of a plain forward pass over all examples."""
+    ce, hits, n = 0.0, 0, 0
+    with torch.no_grad():
+        for b in batches:
+            inputs = {k: v for k, v in b.items() if k != "labels"}
+            logits = model(**inputs).logits
+            ce += float(torch.nn.functional.cross_entropy(logits, b["labels"], reduction="sum"))
+            hits += int((logits.argmax(-1) == b["labels"]).sum())
+            n += len(b["labels"])
+    return ce / n, hits / n
+
+
+def test_step_counts():
+    assert step_counts(144, 0.1) == [0, 14, 29, 43, 58, 72, 86, 101, 115, 130, 144]
+    assert step_counts(72, 0.25) == [0, 18, 36, 54, 72]
+    assert step_counts(12, 1.0) == [0, 12]
+    assert step_counts(12, 0.3) == [0, 4, 7, 11, 12]  # the last step is shorter
+    with pytest.raises(ValueError, match="pruning.step_fraction"):
+        step_counts(12, 0)
+
+
+def test_removing_every_head_equals_all_columns_zeroed(model):
+    batches = random_batches(2, batch=4)
+    order = Order("all", "score", tuple(HEADS))
+    rows = pruning_curves(model, batches, [order], 1.0)
+    assert [r["n_removed"] for r in rows] == [0, 12]
+    loss_none, acc_none = _loss_acc(model, batches)
+    loss_all, acc_all = _loss_acc(_zeroed(model, HEADS), batches)
+    assert abs(loss_all - loss_none) > 1e-3  # the heads mattered
+    assert rows[0]["loss"] == pytest.approx(loss_none, abs=1e-5)
+    assert rows[1]["loss"] == pytest.approx(loss_all, abs=1e-5)
+    assert (rows[0]["acc"], rows[1]["acc"]) == (acc_none, acc_all)
+    assert rows[1]["removed"] == [list(h) for h in HEADS]
+
+
+@pytest.mark.parametrize("sweep_tokens", [None, 10_000])
+def test_removing_a_set_equals_zeroing_exactly_its_columns(model, sweep_tokens):
+    batches = random_batches(3, batch=4, seed=1)
+    S = [(2, 1), (0, 3), (1, 0), (0, 0)]
+    rest = [h for h in HEADS if h not in S]
+    order = Order("S_first", "score", tuple(S + rest))
+    # N = 12 heads in steps of 1/3: 0, 4 (= S), 8, 12 heads removed
+    rows = pruning_curves(model, batches, [order], 1 / 3, sweep_tokens=sweep_tokens)
+    assert [r["n_removed"] for r in rows] == [0, 4, 8, 12]
+    assert rows[1]["removed"] == [list(h) for h in S]
+    for row, removed in ((rows[1], S), (rows[2], S + rest[:4])):
+        loss, acc = _loss_acc(_zeroed(model, removed), batches)
+        assert row["loss"] == pytest.approx(loss, abs=1e-5)
+        assert row["acc"] == acc
+    loss_s, _ = _loss_acc(_zeroed(model, S), batches)
+    loss_other, _ = _loss_acc(_zeroed(model, rest[:4]), batches)
+    assert abs(loss_s - loss_other) > 1e-4  # a different set gives a different loss
+
+
+def test_orders_share_evaluations_and_stacking_changes_nothing(model):
+    batches = random_batches(2, batch=3)
+    scores = pd.DataFrame(
+        [{"layer": la, "head": h, "s": float((5 * la + 3 * h) % 7)} for la, h in HEADS]
+    )
+    orders = removal_orders(scores, n_random=3, seed=0, score_names=["s"], reverse="s")
+    one = pruning_curves(model, batches, orders, 0.25, sweep_tokens=None)
+    stacked = pruning_curves(model, batches, orders, 0.25, sweep_tokens=10_000)
+    assert len(one) == 5 * 5
+    for a, b in zip(one, stacked, strict=True):
+        assert a["removed"] == b["removed"]
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+    firsts = {r["loss"] for r in one if r["step"] == 0}
+    lasts = {r["loss"] for r in one if r["n_removed"] == 12}
+    assert len(firsts) == 1 and len(lasts) == 1  # shared by every order
+
+
+def test_removal_orders():
+    scores = pd.DataFrame(
+        {
+            "layer": [0, 0, 1, 1],
+            "head": [0, 1, 0, 1],
+            "a": [3.0, 1.0, 2.0, 1.0],
+            "b": [0.5, 0.1, 0.9, 0.2],
+        }
+    )
+    orders = removal_orders(scores, n_random=4, seed=7, score_names=["a", "b"], reverse="b")
+    by_name = {o.name: o for o in orders}
+    assert by_name["a"].heads == ((0, 1), (1, 1), (1, 0), (0, 0))  # tie (0,1)=(1,1) by layer
+    assert by_name["b"].heads == ((0, 1), (1, 1), (0, 0), (1, 0))
+    assert by_name["b_reverse"].heads == ((1, 0), (0, 0), (1, 1), (0, 1))
+    assert by_name["b_reverse"].kind == "reverse"
+    randoms = [o for o in orders if o.kind == "random"]
+    assert [o.name for o in randoms] == ["random_0", "random_1", "random_2", "random_3"]
+    assert all(sorted(o.heads) == [(0, 0), (0, 1), (1, 0), (1, 1)] for o in randoms)
+    again = removal_orders(scores, n_random=4, seed=7, score_names=["a", "b"], reverse="b")
+    assert [o.heads for o in again] == [o.heads for o in orders]
+    other = removal_orders(scores, n_random=4, seed=8, score_names=["a", "b"], reverse="b")
+    assert [o.heads for o in other if o.kind == "random"] != [o.heads for o in randoms]
+    with pytest.raises(ValueError, match="lack the columns"):
+        removal_orders(scores, n_random=0, seed=0, score_names=["a", "Urel"])
+
+
+def test_order_must_cover_every_head(model):
+    with pytest.raises(ValueError, match="not a permutation"):
+        pruning_curves(model, random_batches(1), [Order("x", "score", tuple(HEADS[:-1]))], 0.5)
+
+
+def test_accuracy_auc_is_the_trapezoid_over_the_removed_fraction():
+    rows = [
+        {"order": "s", "kind": "score", "fraction": f, "acc": a}
+        for f, a in [(0.0, 0.8), (0.25, 0.8), (0.5, 0.6), (0.75, 0.4), (1.0, 0.2)]
+    ] + [
+        {"order": f"random_{i}", "kind": "random", "fraction": f, "acc": a}
+        for i, top in enumerate([0.6, 0.4])
+        for f, a in [(0.0, top), (1.0, 0.0)]
+    ]
+    aucs = accuracy_auc(rows)
+    assert list(aucs["order"]) == ["s", "random_0", "random_1"]
+    # 0.25 * (0.8 + 0.7 + 0.5 + 0.3) = 0.575
+    assert aucs["auc"].tolist() == pytest.approx([0.575, 0.3, 0.2])
+    summary = auc_summary(rows)
+    assert summary["auc"] == {"s": pytest.approx(0.575)}
+    assert summary["random"]["n"] == 2
+    assert summary["random"]["mean"] == pytest.approx(0.25)
+    assert summary["random"]["sd"] == pytest.approx(np.std([0.3, 0.2], ddof=1))
+    with pytest.raises(ValueError, match="does not span"):
+        accuracy_auc(rows[1:5])
+
+
+def _curves(seed_shift: float) -> list[dict]:
+    """Synthetic pruning.jsonl rows: two score orders, the reverse order and two random ones."""
+    fr = [0.0, 0.5, 1.0]
+    tops = {"I_pre": 0.9, "Urel": 0.7, "I_post_reverse": 0.4, "random_0": 0.6, "random_1": 0.5}
+    kinds = {"I_pre": "score", "Urel": "score", "I_post_reverse": "reverse"}
+    return [
+        {
+            "order": o,
+            "kind": kinds.get(o, "random"),
+            "step": j,
+            "fraction": f,
+            "acc": (0.8 if f == 0 else top + seed_shift if f == 0.5 else 0.3),
+            "loss": 1.0 + f,
+        }
+        for o, top in tops.items()
+        for j, f in enumerate(fr)
+    ]
+
+
+def test_seed_mean_of_curves_and_aucs():
+    by_seed = {1: _curves(0.0), 2: _curves(0.1)}
+    mean = curves_seed_mean(by_seed)
+    assert list(dict.fromkeys(mean["order"])) == ["I_pre", "Urel", "I_post_reverse", "random"]
+    mid = mean[(mean["order"] == "random") & (mean["fraction"] == 0.5)].iloc[0]
+    # per seed the random orders' mean (0.55, 0.65), then over seeds
+    assert mid["acc_mean"] == pytest.approx(0.6)
+    assert mid["acc_sd"] == pytest.approx(np.std([0.55, 0.65], ddof=1))
+    assert (mean["n_seeds"] == 2).all()
+    aucs = auc_across_seeds(by_seed)
+    # I_pre: 0.25 * (0.8 + 2 * top + 0.3) with top 0.9, 1.0
+    assert aucs["I_pre"]["mean"] == pytest.approx(np.mean([0.725, 0.775]))
+    assert aucs["I_pre"]["per_seed"] == {"1": pytest.approx(0.725), "2": pytest.approx(0.775)}
+    assert aucs["random"]["mean"] == pytest.approx(0.25 * (1.1 + 2 * 0.6))
+    assert auc_across_seeds({1: _curves(0.0)})["I_pre"]["sd"] is None
+
+
+def test_pruning_figures_are_written(tmp_path):
+    rows = _curves(0.0)
+    auc = dict(zip(accuracy_auc(rows)["order"], accuracy_auc(rows)["auc"], strict=True))
+    fig_pruning(rows, auc, tmp_path / "p.png")
+    by_seed = {1: rows, 2: _curves(0.1)}
+    fig_pruning_mean(curves_seed_mean(by_seed), auc_across_seeds(by_seed), tmp_path / "m.png")
+    for name in ("p.png", "m.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_bf16_autocast_curve_is_close_to_fp32():
+    """bf16 autocast (CPU autocast here) gives the fp32 curve up to bf16 rounding."""
+    model = tiny_bert(initializer_range=0.5)
+    batches = random_batches(2, batch=4)
+    order = [Order("all", "score", tuple(HEADS))]
+    ref = pruning_curves(model, batches, order, 0.5)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        low = pruning_curves(model, batches, order, 0.5)
+    for a, b in zip(ref, low, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=0.05)

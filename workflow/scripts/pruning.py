@@ -1,0 +1,32 @@
+"""pruning.jsonl: accuracy and loss at theta1 as heads are removed in each score's order."""
+
+import logging
+import os
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+
+import torch  # noqa: E402
+
+from headplast.io import write_jsonl  # noqa: E402
+from headplast.measures import measure_pruning  # noqa: E402
+
+sm = snakemake  # noqa: F821
+torch.set_num_threads(sm.threads)
+heads = ("importance_pre", "importance_post", "gradfisher_pre")
+rows, info = measure_pruning(
+    os.path.dirname(sm.input.model),
+    sm.input.validation,
+    sm.input.subset,
+    {**{k: sm.input[k] for k in heads}, "update": sm.input.update_jsonl},
+    step_fraction=sm.params.step_fraction,
+    n_random_orders=sm.params.n_random_orders,
+    seed=sm.params.seed,
+    max_length=sm.params.max_length,
+    tokens_per_batch=sm.params.tokens_per_batch,
+    sweep_tokens=sm.params.sweep_tokens,
+    precision=sm.params.precision,
+)
+write_jsonl(sm.output.jsonl, rows)
