@@ -157,13 +157,14 @@ def test_update_equals_slices_taken_by_state_dict_key(tmp_path, make, prefix, pr
 
 
 def _plain_loss_acc(model, batches):
-    """Mean cross-entropy and accuracy of the unhooked model over all examples."""
+    """Mean cross-entropy (in float64, from the float32 logits) and accuracy of the unhooked
+    model over all examples."""
     losses, hits = [], []
     with torch.no_grad():
         for b in batches:
             inputs = {k: v for k, v in b.items() if k != "labels"}
             logits = model(**inputs).logits
-            losses.append(F.cross_entropy(logits, b["labels"], reduction="none"))
+            losses.append(F.cross_entropy(logits.double(), b["labels"], reduction="none"))
             hits.append((logits.argmax(-1) == b["labels"]).double())
     return float(torch.cat(losses).mean()), float(torch.cat(hits).mean())
 
@@ -251,23 +252,37 @@ def test_gradients_G_F_Ppred_from_parameter_gradients(make, prefix):
 # --------------------------------------------------------------------------- join
 
 
+def _importance_source(when: str) -> dict[str, str]:
+    """importance_<when>.jsonl field -> heads.csv column, spelled out."""
+    return {
+        "I": f"I_{when}",
+        "loss_base": f"loss_base_{when}",
+        "loss_ablate": f"loss_ablate_{when}",
+        "acc_base": f"acc_base_{when}",
+        "acc_ablate": f"acc_ablate_{when}",
+        "I_se": f"I_{when}_se",
+        "I_ci_low": f"I_{when}_ci_low",
+        "I_ci_high": f"I_{when}_ci_high",
+        "acc_delta": f"acc_delta_{when}",
+        "acc_delta_se": f"acc_delta_se_{when}",
+        "I_kl": f"I_kl_{when}",
+        "I_kl_se": f"I_kl_{when}_se",
+    }
+
+
 JOIN_SOURCES = {
-    "importance_pre": {
-        "I": "I_pre",
-        "loss_base": "loss_base_pre",
-        "loss_ablate": "loss_ablate_pre",
-        "acc_base": "acc_base_pre",
-        "acc_ablate": "acc_ablate_pre",
+    "importance_pre": _importance_source("pre"),
+    "importance_post": _importance_source("post"),
+    "gradfisher_pre": {
+        "G": "G",
+        "F": "F",
+        "Ppred": "Ppred",
+        "G_signed": "G_signed",
+        "G_se": "G_se",
+        "F_se": "F_se",
     },
-    "importance_post": {
-        "I": "I_post",
-        "loss_base": "loss_base_post",
-        "loss_ablate": "loss_ablate_post",
-        "acc_base": "acc_base_post",
-        "acc_ablate": "acc_ablate_post",
-    },
-    "gradfisher_pre": {"G": "G", "F": "F", "Ppred": "Ppred", "G_signed": "G_signed"},
     "update": {"U": "U", "Urel": "Urel", "Uq": "Uq", "Uk": "Uk", "Uv": "Uv", "Uo": "Uo"},
+    "function_change": {"A_js": "A_js", "C_rel": "C_rel"},
 }
 
 
