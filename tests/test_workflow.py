@@ -275,7 +275,8 @@ def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
     expected = [
         job
         for job in everything
-        if job[1].get("start") == "probe" or job[0] in {"compare_tasks", "compare_starts", "all"}
+        if job[1].get("start") == "probe"  # probe_checkpoint's path spells `probe` itself
+        or job[0] in {"probe_checkpoint", "compare_tasks", "compare_starts", "all"}
     ]
     for change in ({"learning_rate": 5.0e-3}, {"epochs": 2}, {"batch_size": 8}):
         jobs = _rerun_plan(finished, {"probe": change})
