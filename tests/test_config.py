@@ -108,7 +108,7 @@ def test_what_does_not_parse_is_left_for_validation_to_name():
     cfg = with_cli("seeds=[1, x]", 'eval_subset={"size": "lots"}', "max_length=12.5")
     assert cfg["seeds"] == [1, "x"]
     assert config_errors(cfg, SCHEMA) == [
-        "config key `eval_subset.size`: 'lots' is not of type 'integer' (allowed: an integer >= 1)",
+        "config key `eval_subset.size`: 'lots' is not allowed (allowed: an integer >= 1 or `all`)",
         "config key `max_length`: 12.5 is not of type 'integer' (allowed: an integer >= 8)",
         "config key `seeds[1]`: 'x' is not of type 'integer' (allowed: an integer >= 0)",
     ]
@@ -128,8 +128,7 @@ def test_errors_name_key_value_and_allowed():
         "  config key `seed`: unknown key, did you mean `seeds`? (allowed keys here: "
         + ", ".join(SCHEMA["properties"])
         + ")",
-        "  config key `eval_subset.size`: 0 is less than the minimum of 1 "
-        "(allowed: an integer >= 1)",
+        "  config key `eval_subset.size`: 0 is not allowed (allowed: an integer >= 1 or `all`)",
         "  config key `max_length`: 4 is less than the minimum of 8 (allowed: an integer >= 8)",
         "  config key `precision`: 'bf32' is not a known value (allowed: auto, bf16, fp16, fp32)",
     ]

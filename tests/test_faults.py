@@ -129,7 +129,7 @@ CONFIG_CASES = {
     ),
     "subset_size_not_positive": (
         {"eval_subset": {"size": 0}},
-        ["`eval_subset.size`", "0 is less than the minimum of 1", "allowed: an integer >= 1"],
+        ["`eval_subset.size`", "0 is not allowed", "allowed: an integer >= 1 or `all`"],
     ),
     "unknown_precision": (
         {"precision": "fp8"},

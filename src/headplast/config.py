@@ -77,10 +77,11 @@ def _parse_scalar(text: str, wanted: list[str]) -> Any:
 
 
 def _applicable(schema: dict[str, Any], value: Any) -> Iterator[dict[str, Any]]:
-    """``schema`` and the subschemas that apply to ``value``: every ``allOf`` part, and the
-    ``then``/``else`` branch that its ``if`` selects."""
+    """``schema`` and the subschemas that apply to ``value``: every ``allOf`` part, every
+    alternative of ``oneOf``/``anyOf`` (a string is typed only when no alternative is a
+    string), and the ``then``/``else`` branch that its ``if`` selects."""
     yield schema
-    for part in schema.get("allOf", []):
+    for part in (*schema.get("allOf", []), *schema.get("oneOf", []), *schema.get("anyOf", [])):
         yield from _applicable(part, value)
     if "if" in schema:
         branch = "then" if Draft202012Validator(schema["if"]).is_valid(value) else "else"
@@ -158,6 +159,11 @@ def allowed(schema: Any) -> str:
         return ""
     if "enum" in schema:
         return "one of " + ", ".join(map(str, schema["enum"]))
+    if "const" in schema:
+        return f"`{schema['const']}`"
+    alternatives = schema.get("oneOf") or schema.get("anyOf")
+    if alternatives:
+        return " or ".join(w for w in map(allowed, alternatives) if w)
     types = _types(schema)
     words = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
     bounds = [
@@ -209,6 +215,10 @@ def explain(err: Any) -> list[str]:
             f"config key `{config_key(path + [err.instance])}`: the name {err.instance!r} is not "
             f"allowed here ({err.message}; names become folder names and wildcard values)"
             + (f": {err.schema['description']}" if "description" in err.schema else "")
+        ]
+    if err.validator in ("oneOf", "anyOf"):
+        return [
+            f"config key `{key}`: {err.instance!r} is not allowed (allowed: {allowed(err.schema)})"
         ]
     if err.validator == "enum":
         return [

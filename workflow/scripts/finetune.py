@@ -39,8 +39,8 @@ run_config = finetune(
     precision=str(sm.params.get("precision", "auto")),
     min_accuracy_gain=float(sm.params.min_accuracy_gain),
 )
-if "probe" in sm.input.keys():  # the probe start: how its theta0 was fitted
-    run_config["probe"] = read_json(sm.input.probe)
+if probe := sm.input.get("probe"):  # the probe start: how its theta0 was fitted
+    run_config["probe"] = read_json(probe)
 write_json(sm.output.run_config, run_config)
 logging.getLogger("finetune").info("theta1 validation: %s", run_config["validation"]["theta1"])
 if warning := warning_text(run_config):
