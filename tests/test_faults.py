@@ -175,7 +175,7 @@ def test_subset_larger_than_split_fails_in_eval_subset_rule(tmp_path):
     log = (wd / "logs" / "eval_subset" / "nli_a.log").read_text()
     assert "config key `eval_subset.size` = 100" in log
     assert "results/data/nli_a/validation.jsonl has 60 examples" in log
-    assert not (wd / "results" / "nli_a" / "eval_subset.json").exists()
+    assert not (wd / "results" / "data" / "nli_a" / "eval_subset.json").exists()
 
 
 def test_top_k_larger_than_heads_fails_in_stats_script(tmp_path):
@@ -278,7 +278,7 @@ def test_label_outside_set_fails_prepare_data_naming_file_and_column(tmp_path):
     assert (
         "raw/validation.tsv: line 3: column 'gold' has label 'maybe', not in the label set" in log
     )
-    data = wd / "results" / "nli_a" / "data"
+    data = wd / "results" / "data" / "nli_a"
     assert not data.exists() or visible_files(data) == []
     # fixed, the same rule runs through
     _ = (wd / "raw" / "validation.tsv").write_text(
@@ -776,7 +776,7 @@ def two_runs(tmp_path_factory):
 
 @pytest.mark.slow
 def test_two_runs_give_byte_identical_jsonl(two_runs):
-    a, b = (wd / "results" / "nli_a" / "seed1" for wd in two_runs)
+    a, b = (wd / "results" / "tiny_bert" / "nli_a" / "random" / "seed1" for wd in two_runs)
     for name in JSONL:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
         assert len((a / name).read_text().splitlines()) == 8  # 2 layers x 4 heads
@@ -784,7 +784,7 @@ def test_two_runs_give_byte_identical_jsonl(two_runs):
 
 @pytest.mark.slow
 def test_workflow_checkpoints_are_safetensors_only(two_runs):
-    seed_dir = two_runs[0] / "results" / "nli_a" / "seed1"
+    seed_dir = two_runs[0] / "results" / "tiny_bert" / "nli_a" / "random" / "seed1"
     for which in ("ckpt_init", "ckpt_final"):
         names = {p.name for p in (seed_dir / which).iterdir()}
         assert "model.safetensors" in names, (which, names)
