@@ -79,8 +79,12 @@ def _import(setup, source, name, label_map=None):
 def _logits(folder: Path) -> torch.Tensor:
     model = load_model(folder).eval()
     tok = AutoTokenizer.from_pretrained(folder)
-    enc = tok(["the cat sat", "a dog ran on a big red"], ["blue", "small dog"], padding=True,
-              return_tensors="pt")
+    enc = tok(
+        ["the cat sat", "a dog ran on a big red"],
+        ["blue", "small dog"],
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         return model(**enc).logits
 
@@ -106,11 +110,17 @@ def test_permuted_label_order_is_mapped(setup, mapped_by):
     # theta1's recorded accuracy is that of the original with its labels renamed
     rows = [json.loads(line) for line in (root / "validation.jsonl").open()]
     model, tok = load_model(ft).eval(), AutoTokenizer.from_pretrained(ft)
-    enc = tok([r["premise"] for r in rows], [r["hypothesis"] for r in rows], padding=True,
-              return_tensors="pt")
+    enc = tok(
+        [r["premise"] for r in rows],
+        [r["hypothesis"] for r in rows],
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         pred = model(**enc).logits.argmax(-1).tolist()
-    correct = sum(TASK_LABELS.index(FT_ORDER[p]) == r["label"] for p, r in zip(pred, rows))
+    correct = sum(
+        TASK_LABELS.index(FT_ORDER[p]) == r["label"] for p, r in zip(pred, rows, strict=True)
+    )
     assert rc["validation"]["theta1"]["accuracy"] == pytest.approx(correct / len(rows))
 
 

@@ -57,7 +57,9 @@ def test_two_models_and_a_checkpoint_task_plan(tmp_path):
     # the checkpoint task: imported (no finetune), for its own model only
     assert runs[("import_final", "tiny_bert", "nli_ckpt")] == 2
     assert runs[("init_checkpoint", "tiny_bert", "nli_ckpt")] == 2
-    assert not [k for k in runs if k[2] == "nli_ckpt" and (k[0] == "finetune" or k[1] == "tiny_deb")]
+    assert not [
+        k for k in runs if k[2] == "nli_ckpt" and (k[0] == "finetune" or k[1] == "tiny_deb")
+    ]
     assert not [k for k in runs if k[0] == "import_final" and k[2] != "nli_ckpt"]
 
 
@@ -76,7 +78,11 @@ def test_checkpoint_task_config_refusals(tmp_path, change, message):
     elif "model" in change:
         task["checkpoints"]["model"] = change["model"]
     if "train" in change:
-        task["train"] = {"learning_rate": 1e-3, "num_train_epochs": 1, "per_device_train_batch_size": 8}
+        task["train"] = {
+            "learning_rate": 1e-3,
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 8,
+        }
     wd = _workdir(tmp_path, nli_ckpt=task)
     proc = run_snakemake(wd, "--dry-run", check=False)
     assert proc.returncode != 0
@@ -91,10 +97,15 @@ def test_checkpoint_task_real_run_one_seed(tmp_path):
     run_snakemake(wd, f"{deb}/heads.csv", f"{imp}/heads.csv")
     rc = json.loads((wd / imp / "run_config.json").read_text())
     assert rc["theta1_source"] == "public_ft" and rc["label_permutation"] == [1, 2, 0]
-    ft, final = load_file(wd / "public_ft/model.safetensors"), load_file(wd / imp / "ckpt_final/model.safetensors")
+    ft, final = (
+        load_file(wd / "public_ft/model.safetensors"),
+        load_file(wd / imp / "ckpt_final/model.safetensors"),
+    )
     assert torch.equal(final["classifier.weight"], ft["classifier.weight"][[1, 2, 0]])
-    assert torch.equal(final["bert.encoder.layer.0.attention.self.query.weight"],
-                       ft["bert.encoder.layer.0.attention.self.query.weight"])
+    assert torch.equal(
+        final["bert.encoder.layer.0.attention.self.query.weight"],
+        ft["bert.encoder.layer.0.attention.self.query.weight"],
+    )
     for d in (deb, imp):
         heads = (wd / d / "heads.csv").read_text().splitlines()
         assert len(heads) == 1 + 2 * 4, d  # 2 layers x 4 heads

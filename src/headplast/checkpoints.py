@@ -97,9 +97,7 @@ def classifier_output(model: nn.Module) -> nn.Linear:
     ``classifier``, RoBERTa ``classifier.out_proj``)."""
     base = {id(m) for m in model.base_model.modules()}
     n = int(model.config.num_labels)
-    found = [
-        m for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in base
-    ]
+    found = [m for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in base]
     found = [m for m in found if m.out_features == n]
     if not found:
         raise CheckpointMismatchError(
