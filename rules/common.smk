@@ -329,6 +329,11 @@ def checkpoint_spec(task):
 
 def get_checkpoint_source(wildcards):
     """theta1 of a `checkpoints:` task: hub id or local folder (`package:` resolved)."""
+    if wildcards.model not in TASK_MODELS[wildcards.task]:
+        raise WorkflowError(
+            f"task {wildcards.task} imports a fine-tune of model {TASK_MODELS[wildcards.task][0]} "
+            f"(`tasks.{wildcards.task}.checkpoints.model`), not of {wildcards.model}"
+        )
     return resolve_model(checkpoint_spec(wildcards.task)["final"])
 
 

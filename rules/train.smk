@@ -37,12 +37,12 @@ rule finetune:
     output:
         **ckpt("final"),
         run_config=seed_path("run_config.json"),
-    wildcard_constraints:
-        task=_alternatives(TRAINED_TASKS),
     log:
         log_path("finetune"),
     benchmark:
         bench_path("finetune")
+    wildcard_constraints:
+        task=_alternatives(TRAINED_TASKS),
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("finetune", "threads")
@@ -71,12 +71,12 @@ rule import_final:
     output:
         **ckpt("final"),
         run_config=seed_path("run_config.json"),
-    wildcard_constraints:
-        task=_alternatives(CHECKPOINT_TASKS),
     log:
         log_path("import_final"),
     benchmark:
         bench_path("import_final")
+    wildcard_constraints:
+        task=_alternatives(CHECKPOINT_TASKS),
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
