@@ -90,11 +90,13 @@ def test_checkpoint_task_config_refusals(tmp_path, change, message):
 
 
 def test_checkpoint_task_real_run_one_seed(tmp_path):
-    """One seed, the per-seed tables of: DeBERTa trained on nli_a, BERT importing public_ft."""
+    """One seed: theta1 of DeBERTa trained on nli_a, and BERT's heads.csv with theta1 imported
+    from public_ft (the rest of the DAG is the same rules as tests/test_workflow.py runs)."""
     wd = _workdir(tmp_path, seeds=(1,))
     deb = "results/tiny_deb/nli_a/random/seed1"
     imp = "results/tiny_bert/nli_ckpt/random/seed1"
-    run_snakemake(wd, f"{deb}/heads.csv", f"{imp}/heads.csv")
+    run_snakemake(wd, f"{deb}/run_config.json", f"{imp}/heads.csv", timeout=2400)
+    assert json.loads((wd / deb / "run_config.json").read_text())["model_type"] == "deberta-v2"
     rc = json.loads((wd / imp / "run_config.json").read_text())
     assert rc["theta1_source"] == "public_ft" and rc["label_permutation"] == [1, 2, 0]
     ft, final = (
@@ -106,7 +108,6 @@ def test_checkpoint_task_real_run_one_seed(tmp_path):
         final["bert.encoder.layer.0.attention.self.query.weight"],
         ft["bert.encoder.layer.0.attention.self.query.weight"],
     )
-    for d in (deb, imp):
-        heads = (wd / d / "heads.csv").read_text().splitlines()
-        assert len(heads) == 1 + 2 * 4, d  # 2 layers x 4 heads
+    heads = (wd / imp / "heads.csv").read_text().splitlines()
+    assert len(heads) == 1 + 2 * 4  # 2 layers x 4 heads
     assert not (wd / imp / "trainer_out").exists()  # nothing was trained for the checkpoint task
