@@ -447,14 +447,18 @@ def test_local_profile_runs_one_gpu_job_at_a_time(tmp_path):
 
 
 def test_slurm_profile_parses_and_sets_gpu_rules(tmp_path):
-    """profiles/slurm: the GPU rules get gpu=1 and the GPU partition (finetune: the config's
-    GPU count); `gpu` is capped per submitted job (the measure group), not across the workflow."""
+    """profiles/slurm: the GPU rules get the GPU partition and gpu=1 (finetune: the config's
+    GPU count); the rules of the measure group all one gres=gpu:1 and gpu=0; no global gpu cap."""
     prof = yaml.safe_load(SLURM_PROFILE.read_text())
     assert prof["executor"] == "slurm"
-    assert prof["resources"] == {"gpu": 1} and prof["set-resource-scopes"] == {"gpu": "local"}
-    for rule in GPU_RULES:
+    assert "gpu" not in str(prof.get("resources", "")), "no global gpu cap on a cluster"
+    for rule in GPU_RULES + MEASURE_GROUP_RULES:
         res = prof["set-resources"][rule]
-        assert res.get("slurm_partition") and "gres" not in res, (rule, res)
-        assert res.get("gpu") == (None if rule == "finetune" else 1), (rule, res)
+        assert res.get("slurm_partition"), (rule, res)
+        if rule in MEASURE_GROUP_RULES:
+            assert res.get("gpu") == 0 and res.get("gres") == "gpu:1", (rule, res)
+        else:
+            assert res.get("gpu") == (None if rule == "finetune" else 1), (rule, res)
+            assert "gres" not in res, (rule, res)
     local = yaml.safe_load(LOCAL_PROFILE.read_text())
     assert local["resources"] == {"gpu": 1}
