@@ -451,7 +451,8 @@ def test_slurm_profile_parses_and_sets_gpu_rules(tmp_path):
     GPU count); the rules of the measure group all one gres=gpu:1 and gpu=0; no global gpu cap."""
     prof = yaml.safe_load(SLURM_PROFILE.read_text())
     assert prof["executor"] == "slurm"
-    assert "gpu" not in str(prof.get("resources", "")), "no global gpu cap on a cluster"
+    assert prof["resources"] == {"measure_gpu": 1}, "no global gpu cap on a cluster"
+    assert prof["set-resource-scopes"] == {"measure_gpu": "local"}
     for rule in GPU_RULES + MEASURE_GROUP_RULES:
         res = prof["set-resources"][rule]
         assert res.get("slurm_partition"), (rule, res)
