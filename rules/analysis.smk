@@ -1,4 +1,5 @@
-# Per task and seed: the joined table, its statistics, counter-examples and figures.
+# Per task and seed: the joined table, its statistics, counter-examples and figures. `heads`
+# joins the measures, so it is in their cluster job (MEASURE_GROUP) and connects them.
 
 
 rule heads:
@@ -12,6 +13,8 @@ rule heads:
         heads=seed_path("heads.csv"),
     log:
         log_path("heads"),
+    group:
+        MEASURE_GROUP
     conda:
         "../envs/headplast.yaml"
     params:

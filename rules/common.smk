@@ -64,9 +64,43 @@ GLUE_VALIDATION = {"mnli": "validation_matched"}
 SYNTHETIC_LABELS = ["entailment", "neutral", "contradiction"]
 
 
+def _task_models(task):
+    """The models a task runs for: every model for a trained task; for a task that imports an
+    existing fine-tune (`checkpoints:`), the one model it was fine-tuned from."""
+    spec = config["tasks"][task]
+    if ("train" in spec) == ("checkpoints" in spec):
+        raise WorkflowError(
+            f"config key `tasks.{task}`: give either `train:` (fine-tune theta0) or "
+            "`checkpoints: {final: ...}` (import an existing fine-tune as theta1), "
+            + ("not both" if "train" in spec else "one of them")
+        )
+    if "checkpoints" not in spec:
+        return list(config["models"])
+    model = spec["checkpoints"].get("model")
+    if model is None:
+        if len(config["models"]) > 1:
+            raise WorkflowError(
+                f"config key `tasks.{task}.checkpoints.model`: missing; with several `models:` "
+                f"({', '.join(config['models'])}) say which one "
+                f"{spec['checkpoints']['final']!r} was fine-tuned from"
+            )
+        model = next(iter(config["models"]))
+    if model not in config["models"]:
+        raise WorkflowError(
+            f"config key `tasks.{task}.checkpoints.model`: {model!r} is not a key of `models:` "
+            f"({', '.join(config['models'])})"
+        )
+    return [model]
+
+
+TASK_MODELS = {task: _task_models(task) for task in TASKS}
+CHECKPOINT_TASKS = [t for t in TASKS if "checkpoints" in config["tasks"][t]]
+TRAINED_TASKS = [t for t in TASKS if t not in CHECKPOINT_TASKS]
+
+
 def _alternatives(names):
-    """A wildcard constraint that matches exactly one of ``names``."""
-    return "|".join(re.escape(n) for n in names)
+    """A wildcard constraint that matches exactly one of ``names`` (nothing if there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
 wildcard_constraints:
@@ -220,6 +254,44 @@ def get_resource(stage, key):
     return config["resources"][stage][key]
 
 
+def checkpoint_spec(task):
+    return config["tasks"][task]["checkpoints"]
+
+
+def get_checkpoint_source(wildcards):
+    """theta1 of a `checkpoints:` task: hub id or local folder (`package:` resolved)."""
+    if wildcards.model not in TASK_MODELS[wildcards.task]:
+        raise WorkflowError(
+            f"task {wildcards.task} imports a fine-tune of model {TASK_MODELS[wildcards.task][0]} "
+            f"(`tasks.{wildcards.task}.checkpoints.model`), not of {wildcards.model}"
+        )
+    return resolve_model(checkpoint_spec(wildcards.task)["final"])
+
+
+def get_checkpoint_files(wildcards):
+    """A local checkpoint folder's files are inputs (replacing them reruns); hub ids have none."""
+    path = get_checkpoint_source(wildcards)
+    if os.path.isdir(path):
+        return [os.path.join(path, f) for f in ("config.json", "model.safetensors")]
+    return []
+
+
+def get_label_map(wildcards):
+    return checkpoint_spec(wildcards.task).get("label_map")
+
+
+def get_finetune_gpus(wildcards):
+    """GPUs of one finetune job (resources.finetune.gpus); N > 1 runs data-parallel."""
+    return get_resource("finetune", "gpus")
+
+
+# The per-seed measuring rules of one (model, task, start, seed) are one cluster job on one GPU:
+# every rule in this group that reads the same seed's checkpoints is connected through the
+# `heads` join, so Snakemake submits them together (profiles/slurm scopes `gpu` per job, capped
+# at 1, so they run one after the other inside it). Local runs ignore groups.
+MEASURE_GROUP = "measure"
+
+
 def finetune_runtime(wildcards, attempt):
     """Minutes; each retry gets proportionally more time (a preempted or slow job)."""
     return get_resource("finetune", "runtime") * attempt
@@ -276,9 +348,13 @@ def runs(pattern, **fixed):
     """``pattern`` expanded over every model x task x start (x seed where it has {seed}) and
     over the values of ``fixed`` (other wildcards of the pattern, e.g. artifact=[...]).
     """
-    dims = {"model": list(MODELS), "task": TASKS, "start": STARTS, "seed": SEEDS}
+    dims = {"start": STARTS, "seed": SEEDS}
     dims = {k: v for k, v in dims.items() if f"{{{k}}}" in pattern}
-    return expand(pattern, **dims, **fixed)
+    out = []
+    for task in TASKS:  # a `checkpoints:` task runs for its own model only
+        for model in TASK_MODELS[task]:
+            out += expand(pattern, model=model, task=task, **dims, **fixed)
+    return list(dict.fromkeys(out))
 
 
 def all_outputs():

@@ -16,6 +16,8 @@ rule importance_pre:
         log_path("importance_pre"),
     benchmark:
         bench_path("importance_pre")
+    group:
+        MEASURE_GROUP
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
@@ -59,6 +61,8 @@ rule gradfisher_pre:
         log_path("gradfisher_pre"),
     benchmark:
         bench_path("gradfisher_pre")
+    group:
+        MEASURE_GROUP
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
@@ -88,6 +92,8 @@ rule update:
         log_path("update"),
     benchmark:
         bench_path("update")
+    group:
+        MEASURE_GROUP
     conda:
         "../envs/headplast.yaml"
     resources:

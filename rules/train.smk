@@ -62,7 +62,8 @@ rule probe_checkpoint:
 
 
 # trainer_out/ (resumable Trainer checkpoints) lives in the seed folder but is not declared, so
-# Snakemake does not delete it before a rerun and an interrupted job resumes.
+# Snakemake does not delete it before a rerun and an interrupted job resumes. With
+# resources.finetune.gpus = N > 1 the job asks for N GPUs and trains data-parallel (torchrun).
 rule finetune:
     input:
         unpack(get_start_inputs),
@@ -77,11 +78,13 @@ rule finetune:
         log_path("finetune"),
     benchmark:
         bench_path("finetune")
+    wildcard_constraints:
+        task=_alternatives(TRAINED_TASKS),
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("finetune", "threads")
     resources:
-        gpu=1,
+        gpu=get_finetune_gpus,
         mem_mb=get_resource("finetune", "mem_mb"),
         runtime=finetune_runtime,
     params:
@@ -93,3 +96,38 @@ rule finetune:
         code=package_code("finetune.py"),
     script:
         "../workflow/scripts/finetune.py"
+
+
+# theta1 of a task with `checkpoints:`: the given fine-tune, checked against theta0 (same
+# network) and its classifier rows put in the task's label order; it replaces finetune there.
+rule import_final:
+    input:
+        init_model=ckpt("init")["model"],
+        init_config=ckpt("init")["config"],
+        meta=data_path("meta.json"),
+        validation=data_path("validation.jsonl"),
+        source=get_checkpoint_files,
+    output:
+        **ckpt("final"),
+        run_config=seed_path("run_config.json"),
+    log:
+        log_path("import_final"),
+    benchmark:
+        bench_path("import_final")
+    wildcard_constraints:
+        task=_alternatives(CHECKPOINT_TASKS),
+    conda:
+        "../envs/headplast.yaml"
+    threads: get_resource("init", "threads")
+    resources:
+        gpu=1,
+        mem_mb=get_resource("init", "mem_mb"),
+        runtime=get_resource("init", "runtime"),
+    params:
+        source=get_checkpoint_source,
+        label_map=get_label_map,
+        trust_remote_code=get_trust_remote_code,
+        max_length=config["max_length"],
+        tokens_per_batch=config["measure"]["tokens_per_batch"],
+    script:
+        "../workflow/scripts/import_final.py"

@@ -35,6 +35,8 @@ SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 LOCAL_PROFILE = REPO / "profiles" / "local" / "config.yaml"
 STATE = Path(os.environ.get("HEADPLAST_SLURM_STATE", "/tmp/headplast-slurm"))
 GPU_RULES = ["init_checkpoint", "finetune", "importance_pre", "importance_post", "gradfisher_pre"]
+# rules of the `measure` group (MEASURE_GROUP): one sbatch job per (model, task, start, seed)
+MEASURE_GROUP_RULES = ["importance_pre", "importance_post", "gradfisher_pre", "update", "heads"]
 SLURM_BINS = ["slurmctld", "slurmd", "slurmdbd", "sbatch", "sacct", "munged", "mariadbd"]
 MAIN_TIMEOUT_S = 45 * 60
 
@@ -158,6 +160,8 @@ def _overrides(info: dict[str, str], profile: Path = SLURM_PROFILE) -> list[str]
         "slurm_account": info["HEADPLAST_SLURM_ACCOUNT"],
     }
     default = {**prof.get("default-resources", {}), **site}
+    # --resources on the command line replaces the profile's (the per-job `gpu` cap) entirely
+    resources = {**prof.get("resources", {}), "mem_mb": info["HEADPLAST_SLURM_MEM_MB"]}
     args = ["--default-resources", *(f"{k}={v}" for k, v in default.items())]
     setres = []
     for rule, res in (prof.get("set-resources") or {}).items():
@@ -174,7 +178,7 @@ def _overrides(info: dict[str, str], profile: Path = SLURM_PROFILE) -> list[str]
         "--max-threads",
         info["HEADPLAST_SLURM_CPUS"],
         "--resources",
-        f"mem_mb={info['HEADPLAST_SLURM_MEM_MB']}",
+        *(f"{k}={v}" for k, v in resources.items()),
         "--slurm-keep-successful-logs",
         "--verbose",  # the plugin logs its sbatch command lines at debug level
     ]
@@ -202,6 +206,16 @@ def _submissions(log: str) -> dict[str, list[str]]:
             rule = re.search(r"--comment '?rule_(\w+?)(?:_wildcards_\S*)?\s", m.group(1)).group(1)
             sbatch.setdefault(rule, []).append(m.group(1))
     return sbatch
+
+
+def _planned_rules(dry_run: str) -> dict[str, int]:
+    """rule -> number of jobs, from the job-stats table of a dry run."""
+    counts: dict[str, int] = {}
+    for line in dry_run.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
 
 
 def _job_ids(log: str) -> list[str]:
@@ -239,6 +253,10 @@ def test_workflow_on_slurm(cluster, tmp_path, request):
 
     wd = make_workdir(tmp_path)
     cfg = ["--configfile", ".test/config.yaml"]
+    plan = _run(
+        [sys.executable, "-m", "snakemake", *cfg, "-n", "--cores", "1"], cwd=wd, timeout=300
+    )
+    jobs = _planned_rules(plan.stdout)
 
     t0 = time.monotonic()
     p = _snakemake(wd, cluster, *cfg)
@@ -268,19 +286,32 @@ def test_workflow_on_slurm(cluster, tmp_path, request):
     states = _wait_sacct(ids)
     assert all(states.get(i) == "COMPLETED" for i in ids), states
 
-    # GPU rules asked SLURM for one GPU, the CPU rules for none
+    # the measuring rules of each (model, task, start, seed) were ONE sbatch job: fewer
+    # submissions than jobs, by exactly (group size - 1) per group
     sbatch = _submissions(log)
-    assert set(GPU_RULES) <= set(sbatch), f"GPU rules not submitted: {sorted(sbatch)}"
+    groups = {r: v for r, v in sbatch.items() if r.startswith("measure_")}
+    n_runs = jobs["importance_pre"]
+    assert sum(len(v) for v in groups.values()) == n_runs, sorted(sbatch)
+    assert all(r == "measure_" + "_".join(sorted(MEASURE_GROUP_RULES)) for r in groups), groups
+    assert not set(MEASURE_GROUP_RULES) & set(sbatch), f"grouped rules submitted: {sorted(sbatch)}"
+    n_jobs = sum(n for r, n in jobs.items() if r != "all")  # `all` is a local rule
+    n_sbatch = sum(len(v) for v in sbatch.values())
+    assert n_sbatch == n_jobs - n_runs * (len(MEASURE_GROUP_RULES) - 1) < n_jobs, (jobs, sbatch)
+    _report(request.config, f"{n_sbatch} sbatch submissions for {n_jobs} jobs ({n_runs} groups)")
+
+    # GPU rules and the measure groups asked SLURM for one GPU, the CPU rules for none
+    assert set(GPU_RULES) - set(MEASURE_GROUP_RULES) <= set(sbatch), sorted(sbatch)
     for rule, lines in sbatch.items():
         for line in lines:
             gpu = "--gpus=1" in line or re.search(r"--gres=gpu(:\w+)?:1\b", line)
             both = "--gpus" in line and "--gres" in line
             assert not both, line
-            if rule in GPU_RULES:
+            if rule in GPU_RULES or rule in groups:
                 assert gpu, f"{rule}: {line}"
             else:
                 assert "--gpus" not in line and "--gres" not in line, f"{rule}: {line}"
     _report(request.config, f"sbatch for finetune: {sbatch['finetune'][0]}")
+    _report(request.config, f"sbatch for a measure group: {next(iter(groups.values()))[0]}")
 
 
 # ------------------------------------------- a failed / cancelled job, --retries, no trust
@@ -476,12 +507,19 @@ def test_local_profile_runs_one_gpu_job_at_a_time(tmp_path):
 
 
 def test_slurm_profile_parses_and_sets_gpu_rules(tmp_path):
-    """profiles/slurm: the GPU rules get gpu=1 and the GPU partition, no global gpu cap."""
+    """profiles/slurm: the GPU rules get the GPU partition and gpu=1 (finetune: the config's
+    GPU count); the rules of the measure group all one gres=gpu:1 and gpu=0; no global gpu cap."""
     prof = yaml.safe_load(SLURM_PROFILE.read_text())
     assert prof["executor"] == "slurm"
-    assert "gpu" not in str(prof.get("resources", "")), "no global gpu cap on a cluster"
-    for rule in GPU_RULES:
+    assert prof["resources"] == {"measure_gpu": 1}, "no global gpu cap on a cluster"
+    assert prof["set-resource-scopes"] == {"measure_gpu": "local"}
+    for rule in GPU_RULES + MEASURE_GROUP_RULES:
         res = prof["set-resources"][rule]
-        assert res.get("gpu") == 1 and "gres" not in res, (rule, res)
+        assert res.get("slurm_partition"), (rule, res)
+        if rule in MEASURE_GROUP_RULES:
+            assert res.get("gpu") == 0 and res.get("gres") == "gpu:1", (rule, res)
+        else:
+            assert res.get("gpu") == (None if rule == "finetune" else 1), (rule, res)
+            assert "gres" not in res, (rule, res)
     local = yaml.safe_load(LOCAL_PROFILE.read_text())
     assert local["resources"] == {"gpu": 1}

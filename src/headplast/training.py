@@ -262,6 +262,23 @@ def _merge_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     return hp
 
 
+def split_batch(per_device: int, accumulation: int, world_size: int) -> tuple[int, int]:
+    """(per-device batch, accumulation steps) for ``world_size`` data-parallel processes that
+    keep the configured effective batch E = ``per_device`` x ``accumulation`` (the batch of one
+    optimizer step on one process): world_size x batch x steps = E, with the largest per-device
+    batch <= ``per_device``. E must be a multiple of ``world_size``."""
+    effective = int(per_device) * int(accumulation)
+    if world_size < 1 or effective % world_size:
+        raise ValueError(
+            f"the effective batch per_device_train_batch_size x gradient_accumulation_steps = "
+            f"{per_device} x {accumulation} = {effective} cannot be split over {world_size} "
+            f"processes; make it a multiple of resources.finetune.gpus = {world_size}"
+        )
+    share = effective // world_size
+    batch = max(b for b in range(1, min(int(per_device), share) + 1) if share % b == 0)
+    return batch, share // batch
+
+
 def _tokenize(tokenizer: Any, rows: Sequence[dict[str, Any]], max_length: int) -> Any:
     """A ``datasets.Dataset`` of unpadded encodings (the collator pads each batch)."""
     from datasets import Dataset
@@ -349,6 +366,33 @@ def _accuracy(eval_pred: Any) -> dict[str, float]:
 def _metrics(raw: dict[str, float]) -> dict[str, float]:
     out = {"loss": float(raw["eval_loss"]), "accuracy": float(raw["eval_accuracy"])}
     return out
+
+
+def _resume_point(trainer_dir: Path, fingerprint: dict[str, Any]) -> Path | None:
+    """The last complete Trainer checkpoint in ``trainer_dir`` written by this very
+    configuration (``fingerprint``: hyper-parameters, seed, data, theta0, world size), or None;
+    checkpoints of another configuration are stale and deleted. Records ``fingerprint``."""
+    fp_path = trainer_dir / _FINGERPRINT_NAME
+    ckpts = _complete_checkpoints(trainer_dir)
+    if ckpts:
+        try:
+            old = read_json(fp_path)
+        except Exception:
+            old = None
+        if old != fingerprint:
+            log.warning(
+                "%s holds checkpoints of a different configuration (hyper-parameters, seed, data, "
+                "theta0 or GPU count changed); discarding them and training from the start",
+                trainer_dir,
+            )
+            for p in ckpts:
+                shutil.rmtree(p)
+            ckpts = []
+    write_json(fp_path, fingerprint)
+    resume_from = ckpts[-1] if ckpts else None
+    if resume_from is not None:
+        log.info("resuming from %s (step %d)", resume_from, _checkpoint_step(resume_from))
+    return resume_from
 
 
 # --------------------------------------------------------------------------------------------------
@@ -456,7 +500,7 @@ def finetune(
     callbacks: Sequence[Any] = (),
     keep_checkpoints: bool = False,
     min_accuracy_gain: float = DEFAULT_MIN_ACCURACY_GAIN,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Fine-tune theta0 in ``init_dir`` and save the best checkpoint by validation accuracy (theta1)
     to ``out_dir``, atomically. Returns the run configuration (see the module docs).
 
@@ -466,11 +510,21 @@ def finetune(
     ``keep_checkpoints``; the Trainer state (the log history) stays in
     ``trainer_dir/trainer_state.json``. The record flags a degenerate run (theta1 not beating the
     validation split's majority-class rate by ``min_accuracy_gain``; :mod:`headplast.degenerate`).
+
+    Run under torchrun (WORLD_SIZE = N > 1 processes, see :mod:`headplast.distributed`), the
+    Trainer trains data-parallel (DDP; gloo on CPU) with the effective batch kept: each optimizer
+    step averages per_device_train_batch_size x gradient_accumulation_steps examples, as on one
+    process (:func:`split_batch`), so the number of steps and the schedule do not depend on N.
+    Only rank 0 writes ``out_dir`` and returns the run configuration; other ranks return None.
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
     t_start = time.time()
     hp = _merge_hparams(hparams)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    per_device, accumulation = split_batch(
+        hp["per_device_train_batch_size"], hp["gradient_accumulation_steps"], world_size
+    )
     used = resolve_precision(precision)
     device = pick_device()
     if device.type == "cuda":
@@ -504,38 +558,6 @@ def finetune(
     data_fp["validation"]["n_examples"] = len(val_rows)
     init_sha = file_fingerprint(init_dir / "model.safetensors")
 
-    # Resume only from checkpoints of this very configuration; anything else is stale.
-    trainer_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = {
-        "hparams": hp,
-        "seed": int(seed),
-        "max_length": int(max_length),
-        "precision": used,
-        "init_model_sha256": init_sha,
-        "train_sha256": data_fp["train"]["sha256"],
-        "validation_sha256": data_fp["validation"]["sha256"],
-    }
-    fp_path = trainer_dir / _FINGERPRINT_NAME
-    ckpts = _complete_checkpoints(trainer_dir)
-    if ckpts:
-        try:
-            old = read_json(fp_path)
-        except Exception:
-            old = None
-        if old != fingerprint:
-            log.warning(
-                "%s holds checkpoints of a different configuration (hyper-parameters, seed, data "
-                "or theta0 changed); discarding them and training from the start",
-                trainer_dir,
-            )
-            for p in ckpts:
-                shutil.rmtree(p)
-            ckpts = []
-    write_json(fp_path, fingerprint)
-    resume_from = ckpts[-1] if ckpts else None
-    if resume_from is not None:
-        log.info("resuming from %s (step %d)", resume_from, _checkpoint_step(resume_from))
-
     half = used in ("bf16", "fp16")
     strategy = "steps" if hp["eval_steps"] is not None else "epoch"
     step_kwargs = (
@@ -547,9 +569,9 @@ def finetune(
         output_dir=os.fspath(trainer_dir),
         learning_rate=float(hp["learning_rate"]),
         num_train_epochs=float(hp["num_train_epochs"]),
-        per_device_train_batch_size=int(hp["per_device_train_batch_size"]),
+        per_device_train_batch_size=per_device,
         per_device_eval_batch_size=int(hp["per_device_eval_batch_size"]),
-        gradient_accumulation_steps=int(hp["gradient_accumulation_steps"]),
+        gradient_accumulation_steps=accumulation,
         warmup_steps=float(hp["warmup_ratio"]),  # a float in [0, 1) is a ratio of the total steps
         weight_decay=float(hp["weight_decay"]),
         eval_strategy=strategy,
@@ -571,7 +593,24 @@ def finetune(
         dataloader_num_workers=0,
         disable_tqdm=not sys.stderr.isatty(),
         use_cpu=device.type == "cpu",
+        ddp_backend="gloo" if device.type == "cpu" and world_size > 1 else None,
     )
+    trainer_dir.mkdir(parents=True, exist_ok=True)
+    fp_path = trainer_dir / _FINGERPRINT_NAME
+    fingerprint = {
+        "hparams": hp,
+        "seed": int(seed),
+        "max_length": int(max_length),
+        "precision": used,
+        "init_model_sha256": init_sha,
+        "world_size": world_size,
+        "train_sha256": data_fp["train"]["sha256"],
+        "validation_sha256": data_fp["validation"]["sha256"],
+    }
+    # Rank 0 first (removes incomplete and stale checkpoints), then the other ranks see the same.
+    with args.main_process_first(local=False, desc="checking trainer_out for a resume point"):
+        resume_from = _resume_point(trainer_dir, fingerprint)
+
     trainer = Trainer(
         model=model,
         args=args,
@@ -598,6 +637,8 @@ def finetune(
         if not all(math.isfinite(v) for v in m.values()):
             raise NonFiniteLossError(f"{name} validation metrics are not finite: {m}")
 
+    if not trainer.is_world_process_zero():
+        return None
     best_ckpt = trainer.state.best_model_checkpoint
     with atomic_dir(out_dir) as tmp:
         trainer.model.save_pretrained(tmp)
@@ -635,6 +676,10 @@ def finetune(
         "best_metric": trainer.state.best_metric,
         "metric_for_best_model": "accuracy",
         "global_steps": int(trainer.state.global_step),
+        "world_size": world_size,
+        "per_device_train_batch_size_used": per_device,
+        "gradient_accumulation_steps_used": accumulation,
+        "effective_train_batch_size": per_device * accumulation * world_size,
         "train_loss": float(result.training_loss),
         "resumed": resume_from is not None,
         "resumed_from_step": (_checkpoint_step(resume_from) if resume_from is not None else None),

@@ -1,8 +1,5 @@
 """Snakemake script: fine-tune theta0 into theta1 (best by validation accuracy), write run_config.
-
-Trainer checkpoints go to <run_config folder>/trainer_out, which is not a declared output, so a job
-killed part-way resumes from its last complete checkpoint when the rule is rerun.
-"""
+trainer_out/ is not declared (a killed job resumes); N > 1 GPUs: N data-parallel processes."""
 
 import sys
 
@@ -14,6 +11,7 @@ import logging  # noqa: E402
 import os  # noqa: E402
 
 from headplast.degenerate import warning_text  # noqa: E402
+from headplast.distributed import finetune_data_parallel, gpus_of_job  # noqa: E402
 from headplast.io import read_json, write_json  # noqa: E402
 from headplast.training import finetune, install_sigterm_handler  # noqa: E402
 
@@ -26,19 +24,20 @@ sm = snakemake  # noqa: F821
 out_dir = os.path.dirname(sm.output.model)
 if os.path.dirname(sm.output.config) != out_dir:
     raise ValueError("output.model and output.config must share one folder")
-trainer_dir = os.path.join(os.path.dirname(sm.output.run_config), "trainer_out")
-run_config = finetune(
+nproc = gpus_of_job(sm.resources.get("gpu"), sm.resources.get("gres"))
+kwargs = dict(
     init_dir=os.path.dirname(sm.input.init_model),
     train_path=sm.input.train,
     validation_path=sm.input.validation,
     out_dir=out_dir,
-    trainer_dir=trainer_dir,
+    trainer_dir=os.path.join(os.path.dirname(sm.output.run_config), "trainer_out"),
     hparams=dict(sm.params.hparams),
     seed=int(sm.params.seed),
     max_length=int(sm.params.max_length),
     precision=str(sm.params.get("precision", "auto")),
     min_accuracy_gain=float(sm.params.min_accuracy_gain),
 )
+run_config = finetune(**kwargs) if nproc == 1 else finetune_data_parallel(nproc, **kwargs)
 if probe := sm.input.get("probe"):  # the probe start: how its theta0 was fitted
     run_config["probe"] = read_json(probe)
 write_json(sm.output.run_config, run_config)
