@@ -150,6 +150,8 @@ if SHARED_THETA0_SWEEP:
             log_path("importance_pre_shared"),
         benchmark:
             bench_path("importance_pre_shared")
+        group:
+            MEASURE_GROUP
         conda:
             "../envs/headplast.yaml"
         threads: get_resource("measure", "threads")
@@ -176,6 +178,8 @@ rule pruning:
         log_path("pruning"),
     benchmark:
         bench_path("pruning")
+    group:
+        MEASURE_GROUP
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
@@ -210,6 +214,8 @@ rule function_change:
         log_path("function_change"),
     benchmark:
         bench_path("function_change")
+    group:
+        MEASURE_GROUP
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
