@@ -29,9 +29,12 @@ class Named(SimpleNamespace):
         return vars(self).get(key, default)
 
 
-def run_script(name, log_dir, input, output, params=None, wildcards=None, threads=1) -> str:
+def run_script(
+    name, log_dir, input, output, params=None, wildcards=None, threads=1, resources=None
+) -> str:
     """Run workflow/scripts/<name>.py; restore stderr, stdout, logging handlers and torch threads
-    afterwards. Returns the log text; exceptions propagate."""
+    afterwards. Returns the log text; exceptions propagate. ``resources`` as a rule declares
+    them (default: one GPU, as the GPU rules do)."""
     smk = SimpleNamespace(
         input=Named(**input),
         output=Named(**output),
@@ -39,6 +42,7 @@ def run_script(name, log_dir, input, output, params=None, wildcards=None, thread
         wildcards=Named(**(wildcards or {"task": "t", "seed": "1"})),
         log=[str(Path(log_dir) / f"{name}.log")],
         threads=threads,
+        resources=Named(**(resources or {"gpu": 1})),
         scriptdir=str(SCRIPTS),
     )
     stderr, stdout, handlers = sys.stderr, sys.stdout, list(logging.getLogger().handlers)

@@ -36,20 +36,20 @@ def test_one_seed_and_nested_keys_from_the_command_line(workdir):
     """The README's forms at once (one dry run): a one-seed list, nested mappings, numbers,
     null and booleans."""
     counts = planned_counts(workdir, "seeds=[1]", *DOCUMENTED_FORMS)
-    assert counts["finetune"] == counts["gradfisher_pre"] == 2  # 2 tasks x 1 seed
-    assert counts["summary_seeds"] == 2 and counts["all"] == 1
+    assert counts["finetune"] == counts["gradfisher_pre"] == 4  # 2 tasks x 2 starts x 1 seed
+    assert counts["summary_seeds"] == 4 and counts["all"] == 1
 
 
 def test_seeds_as_comma_separated_text(workdir):
     counts = planned_counts(workdir, "seeds=1,2,3")
-    assert counts["finetune"] == counts["gradfisher_pre"] == 6
+    assert counts["finetune"] == counts["gradfisher_pre"] == 12  # 2 tasks x 2 starts x 3
 
 
 def test_values_that_are_not_numbers_are_named(workdir):
     proc = run_snakemake(
-        workdir, "-n", "--config", "seeds=[1, one]", 'eval_subset={"size": "all"}', check=False
+        workdir, "-n", "--config", "seeds=[1, one]", 'eval_subset={"size": "lots"}', check=False
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "config key `seeds[1]`: 'one' is not of type 'integer'" in out
-    assert "config key `eval_subset.size`: 'all' is not of type 'integer'" in out
+    assert "config key `eval_subset.size`: 'lots' is not allowed (allowed: an integer" in out
