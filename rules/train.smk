@@ -129,5 +129,6 @@ rule import_final:
         trust_remote_code=get_trust_remote_code,
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
+        code=package_code("import_final.py"),
     script:
         "../workflow/scripts/import_final.py"
