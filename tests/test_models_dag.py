@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from tests.make_tiny_model import make_tiny_model
 from tests.test_workflow import planned_jobs
-from tests.workflow_utils import Replace, make_workdir, run_snakemake
+from tests.workflow_utils import Replace, make_workdir, run_snakemake, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -51,12 +51,13 @@ def test_two_models_and_a_checkpoint_task_plan(tmp_path):
     wd = _workdir(tmp_path)
     jobs = planned_jobs(wd)
     runs = Counter((r, w.get("model"), w.get("task")) for r, w in jobs if "seed" in w)
-    for model in MODELS:  # the trained task fans out over both models and both seeds
-        assert runs[("finetune", model, "nli_a")] == 2
-        assert runs[("importance_post", model, "nli_a")] == 2
+    starts = len(tiny_config()["starts"])  # random and probe: each seed's jobs once per start
+    for model in MODELS:  # the trained task fans out over both models, both seeds, both starts
+        assert runs[("finetune", model, "nli_a")] == 2 * starts
+        assert runs[("importance_post", model, "nli_a")] == 2 * starts
     # the checkpoint task: imported (no finetune), for its own model only
-    assert runs[("import_final", "tiny_bert", "nli_ckpt")] == 2
-    assert runs[("init_checkpoint", "tiny_bert", "nli_ckpt")] == 2
+    assert runs[("import_final", "tiny_bert", "nli_ckpt")] == 2 * starts
+    assert runs[("init_checkpoint", "tiny_bert", "nli_ckpt")] == 2  # the random start's theta0
     assert not [
         k for k in runs if k[2] == "nli_ckpt" and (k[0] == "finetune" or k[1] == "tiny_deb")
     ]
