@@ -305,7 +305,7 @@ def test_changed_package_code_reruns_exactly_its_rules(finished):
         grad.write_text(original.replace("DEFAULT_EPS = 1e-20", "DEFAULT_EPS = 1e-12"))
         jobs = planned_jobs(finished)
         assert job_multiset(jobs) == job_multiset(forced)
-        assert Counter(rule for rule, _ in jobs)["gradfisher_pre"] == 4  # 2 tasks x 2 seeds
+        assert Counter(rule for rule, _ in jobs)["gradfisher_pre"] == 8  # tasks x starts x seeds
         assert not rules_of(jobs) & (TRAINING | DATA | {"importance_pre", "importance_post"})
     finally:
         shutil.rmtree(link)
