@@ -156,6 +156,7 @@ if SHARED_THETA0_SWEEP:
             "../envs/headplast.yaml"
         threads: get_resource("measure", "threads")
         resources:
+            gpu=1,
             mem_mb=get_resource("measure", "mem_mb"),
         params:
             code=package_code("importance_shared.py"),

@@ -34,9 +34,30 @@ CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
 SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 LOCAL_PROFILE = REPO / "profiles" / "local" / "config.yaml"
 STATE = Path(os.environ.get("HEADPLAST_SLURM_STATE", "/tmp/headplast-slurm"))
-GPU_RULES = ["init_checkpoint", "finetune", "importance_pre", "importance_post", "gradfisher_pre"]
-# rules of the `measure` group (MEASURE_GROUP): one sbatch job per (model, task, start, seed)
-MEASURE_GROUP_RULES = ["importance_pre", "importance_post", "gradfisher_pre", "update", "heads"]
+GPU_RULES = [
+    "init_checkpoint",
+    "probe_checkpoint",
+    "theta0_sweep",
+    "finetune",
+    "importance_pre",
+    "importance_pre_shared",
+    "importance_post",
+    "gradfisher_pre",
+    "pruning",
+    "function_change",
+]
+# rules of the `measure` group (MEASURE_GROUP) in the tiny DAG: one sbatch job per (model, task,
+# start, seed); importance_pre is in the group too, where the shared theta0 sweep is off
+MEASURE_GROUP_RULES = [
+    "importance_pre_shared",
+    "importance_post",
+    "gradfisher_pre",
+    "pruning",
+    "function_change",
+    "update",
+    "heads",
+]
+PROFILE_GROUP_RULES = [*MEASURE_GROUP_RULES, "importance_pre"]
 SLURM_BINS = ["slurmctld", "slurmd", "slurmdbd", "sbatch", "sacct", "munged", "mariadbd"]
 MAIN_TIMEOUT_S = 45 * 60
 
@@ -513,10 +534,10 @@ def test_slurm_profile_parses_and_sets_gpu_rules(tmp_path):
     assert prof["executor"] == "slurm"
     assert prof["resources"] == {"measure_gpu": 1}, "no global gpu cap on a cluster"
     assert prof["set-resource-scopes"] == {"measure_gpu": "local"}
-    for rule in GPU_RULES + MEASURE_GROUP_RULES:
+    for rule in GPU_RULES + PROFILE_GROUP_RULES:
         res = prof["set-resources"][rule]
         assert res.get("slurm_partition"), (rule, res)
-        if rule in MEASURE_GROUP_RULES:
+        if rule in PROFILE_GROUP_RULES:
             assert res.get("gpu") == 0 and res.get("gres") == "gpu:1", (rule, res)
         else:
             assert res.get("gpu") == (None if rule == "finetune" else 1), (rule, res)
