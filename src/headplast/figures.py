@@ -489,6 +489,18 @@ def _order_style(order: str, kind: str, i: int) -> dict[str, Any]:
     return {"color": plt.get_cmap("tab10")(i % 10), "linestyle": "-", "marker": "o"}
 
 
+def _pruning_axes(axes, acc_label: str, loss_label: str) -> None:
+    """The shared frame of both pruning figures: accuracy left, loss right, against the fraction
+    of heads removed, legend on the accuracy panel."""
+    axes[0].set_ylabel(acc_label)
+    axes[1].set_ylabel(loss_label)
+    for ax in axes:
+        ax.set_xlabel("fraction of heads removed")
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower left")
+
+
 def fig_pruning(
     rows: pd.DataFrame | Sequence[Mapping[str, Any]],
     auc: Mapping[str, float],
@@ -523,13 +535,7 @@ def fig_pruning(
                 label=f"{order}, AUC {auc[order]:.3f}",
                 **style,
             )
-    axes[0].set_ylabel("accuracy on the eval subset")
-    axes[1].set_ylabel("mean cross-entropy on the eval subset")
-    for ax in axes:
-        ax.set_xlabel("fraction of heads removed")
-        ax.set_xlim(0, 1)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower left")
+    _pruning_axes(axes, "accuracy on the eval subset", "mean cross-entropy on the eval subset")
     fig.suptitle(title or "Pruning curves (least important first)", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
@@ -562,13 +568,7 @@ def fig_pruning_mean(
             s = np.nan_to_num(g[f"{col}_sd"].to_numpy(float))
             ax.fill_between(g["fraction"], m - s, m + s, color=style["color"], alpha=0.15, lw=0)
             ax.plot(g["fraction"], m, ms=3.5, lw=1.3, label=label, **style)
-    axes[0].set_ylabel("accuracy, seed mean")
-    axes[1].set_ylabel("cross-entropy, seed mean")
-    for ax in axes:
-        ax.set_xlabel("fraction of heads removed")
-        ax.set_xlim(0, 1)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower left")
+    _pruning_axes(axes, "accuracy, seed mean", "cross-entropy, seed mean")
     fig.suptitle(title or f"Pruning curves, mean of {n_seeds} seeds (bands: ± 1 sd)", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
