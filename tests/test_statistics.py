@@ -405,3 +405,87 @@ def test_read_heads_validates(tmp_path):
     with pytest.raises(ArtifactError, match="not found"):
         read_heads(tmp_path / "absent.csv")
     assert "Uo" in REQUIRED_COLUMNS
+
+
+# ------------------------------------------------- settings, ceilings and batched Spearman (mutmut)
+
+
+def test_pair_statistics_uses_its_own_seed_level_and_reliabilities():
+    """Non-default seed and level reach every statistic of a pair; with reliabilities each pair
+    carries r_xx, r_yy, sqrt(r_xx r_yy) and rho / ceiling, and None where a side has none."""
+    df = make_heads(1)
+    rel = {"I_pre": 0.64, "Urel": 0.81}
+    out = pair_statistics(
+        df, PAIRS, top_k=3, n_permutations=99, n_bootstrap=150, seed=7, level=0.8, reliabilities=rel
+    )
+    x, y = df.I_pre.to_numpy(), df.Urel.to_numpy()
+    blk = out["pairs"]["I_pre~Urel"]
+    assert blk["p_perm"] == spearman_permutation(x, y, 99, 7)[1]
+    assert blk["p_perm"] != spearman_permutation(x, y, 99, 0)[1]
+    assert blk["p_layer"] == layer_controlled_spearman(x, y, df.layer.to_numpy(), 99, 7)[1]
+    assert blk["ci"] == list(bootstrap_ci(x, y, 150, 7, 0.8))
+    assert blk["ci"] != list(bootstrap_ci(x, y, 150, 7, 0.95))
+    assert (blk["r_xx"], blk["r_yy"]) == (0.64, 0.81)
+    assert blk["noise_ceiling"] == pytest.approx(0.72)
+    assert blk["rho_disattenuated"] == pytest.approx(sps.spearmanr(x, y).statistic / 0.72)
+    other = out["pairs"]["I_pre~G"]  # G has no reliability here
+    assert (other["r_xx"], other["r_yy"], other["noise_ceiling"]) == (0.64, None, None)
+    assert other["rho_disattenuated"] is None
+    assert out["parameters"]["seed"] == 7 and out["parameters"]["ci_level"] == 0.8
+
+
+@pytest.mark.parametrize("k", [1, 24])
+def test_pair_statistics_accepts_top_k_from_1_to_the_number_of_heads(k):
+    out = pair_statistics(make_heads(0), PAIRS[:1], top_k=k, n_permutations=9, n_bootstrap=9)
+    assert out["pairs"]["I_pre~Urel"]["topk"]["k"] == k
+
+
+@pytest.mark.parametrize("k", [0, 25])
+def test_pair_statistics_refuses_top_k_outside_1_to_the_number_of_heads(k):
+    with pytest.raises(ValueError, match="analysis.top_k"):
+        pair_statistics(make_heads(0), PAIRS[:1], top_k=k, n_permutations=9, n_bootstrap=9)
+
+
+def test_batched_spearman_equals_scipy_on_every_slice_of_any_axis():
+    from headplast.statistics import _spearman_vectorized
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(3, 10, 4)), rng.normal(size=(3, 10, 4))
+    x[1, :, 2] = np.round(x[1, :, 2])  # ties share the average rank
+    got = _spearman_vectorized(x, y, axis=1)
+    assert got.shape == (3, 4)
+    for i in range(3):
+        for j in range(4):
+            want = sps.spearmanr(x[i, :, j], y[i, :, j]).statistic
+            assert got[i, j] == pytest.approx(want, abs=1e-12)
+    y[2, :, 1] = 5.0  # a constant side: undefined, NaN (not 0, not an error)
+    assert np.isnan(_spearman_vectorized(x, y, axis=1)[2, 1])
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.DegenerateDataWarning")
+def test_bootstrap_ci_drops_resamples_with_a_constant_side():
+    """Seven heads, five tied: about a tenth of the resamples draw a constant x. The interval is
+    then the percentile interval of the remaining resamples, computed here from scipy's own
+    bootstrap with scipy's spearmanr per resample (same draws: same seed)."""
+    import warnings
+
+    x = np.array([0.0, 0, 0, 0, 0, 1, 2])
+    y = np.array([0.3, 0.1, 0.9, 0.4, 0.2, 0.8, 0.7])
+
+    def ref_stat(a, b, axis=-1):
+        a2, b2 = np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1)
+        rows_a, rows_b = a2.reshape(-1, a2.shape[-1]), b2.reshape(-1, b2.shape[-1])
+        flat = [sps.spearmanr(u, v).statistic for u, v in zip(rows_a, rows_b, strict=True)]
+        return np.asarray(flat).reshape(a2.shape[:-1])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sps.bootstrap(
+            (x, y), ref_stat, n_resamples=400, paired=True, vectorized=True,
+            confidence_level=0.8, method="percentile", rng=np.random.default_rng(3),
+        )  # fmt: skip
+    dist = np.asarray(res.bootstrap_distribution, dtype=float)
+    assert 10 < np.isnan(dist).sum() < 100
+    kept = dist[np.isfinite(dist)]
+    want = (np.percentile(kept, 10), np.percentile(kept, 90))
+    assert bootstrap_ci(x, y, 400, 3, 0.8) == pytest.approx(want, abs=1e-12)
