@@ -489,3 +489,72 @@ def test_bootstrap_ci_drops_resamples_with_a_constant_side():
     kept = dist[np.isfinite(dist)]
     want = (np.percentile(kept, 10), np.percentile(kept, 90))
     assert bootstrap_ci(x, y, 400, 3, 0.8) == pytest.approx(want, abs=1e-12)
+
+
+def test_within_layer_null_converges_to_the_enumerated_null_of_all_layers():
+    """Two layers of three heads: all 36 pairs of within-layer permutations enumerated by hand.
+    The exact p is 10/36; a null that kept only one layer's permutation would give p ~ 0."""
+    import itertools
+
+    x = np.array([1.0, 2, 3, 1, 2, 3])
+    y = np.array([1.0, 2, 3, 2, 1, 3])
+    layer = np.array([0, 0, 0, 1, 1, 1])
+    cx, cy = x - 2, np.array([-1.0, 0, 1, 0, -1, 1])  # within-layer centred ranks, by hand
+    den = math.sqrt((cx @ cx) * (cy @ cy))
+    obs = cx @ cy / den
+    perms = [list(p) for p in itertools.permutations(range(3))]
+    null = [(cx[:3] @ cy[:3][a] + cx[3:] @ cy[3:][b]) / den for a in perms for b in perms]
+    exact = np.mean(np.abs(null) >= abs(obs) - 1e-12)
+    assert exact == pytest.approx(10 / 36)
+    rho, p = layer_controlled_spearman(x, y, layer, n_permutations=20_000, seed=0)
+    assert rho == pytest.approx(obs)
+    assert p == pytest.approx(exact, abs=0.015)  # 4 Monte-Carlo sd
+
+
+def test_pairs_need_three_finite_heads_on_both_sides():
+    assert np.isfinite(spearman_permutation([1, 2, 3], [1, 3, 2], 9)[0])
+    with pytest.raises(ValueError, match="at least 3"):
+        spearman_permutation([1, 2], [2, 1], 9)
+    with pytest.raises(ValueError, match="finite"):
+        spearman_permutation([1, 2, 3, 4], [1, np.nan, 3, 4], 9)
+
+
+def test_quantile_mask_bounds_and_ties_share_the_best_rank():
+    v = [5.0, 5.0, 3.0, 2.0]
+    assert quantile_mask(v, 0.25, top=True).tolist() == [True, True, False, False]  # tie kept
+    assert quantile_mask(v, 0.25, top=False).tolist() == [False, False, False, True]
+    assert not quantile_mask(v, 0.0, top=True).any()
+    assert quantile_mask(v, 1.0, top=True).all()
+    with pytest.raises(ValueError, match="quantile"):
+        quantile_mask(v, 1.5, top=True)
+
+
+def test_validate_heads_refusals_and_its_clean_copy():
+    from headplast.statistics import validate_heads
+
+    df = make_heads(0)
+    with pytest.raises(ArtifactError, match="no rows"):
+        validate_heads(df.iloc[:0])
+    one = validate_heads(df.iloc[[5]])
+    assert len(one) == 1
+    odd = df.copy()
+    odd["head"] = odd["head"] + 0.5  # layer stays integral
+    with pytest.raises(ArtifactError, match="integers"):
+        validate_heads(odd)
+    dup = df.copy()
+    dup.loc[1, "head"] = 0  # (0, 0) twice, every other value distinct
+    with pytest.raises(ArtifactError, match=r"\(0, 0\) appears more than once"):
+        validate_heads(dup)
+    shuffled = df.sample(frac=1.0, random_state=0)
+    out = validate_heads(shuffled)
+    assert list(out.columns) == list(df.columns)  # no index column carried along
+    assert out.index.tolist() == list(range(len(df)))
+    assert out[["layer", "head"]].equals(df[["layer", "head"]].astype(int))
+
+
+def test_t_quantile_needs_two_examples():
+    from headplast.importance import t_quantile
+
+    assert math.isnan(t_quantile(1))
+    assert t_quantile(2) == pytest.approx(sps.t.ppf(0.975, 1))
+    assert t_quantile(3, level=0.9) == pytest.approx(sps.t.ppf(0.95, 2))
