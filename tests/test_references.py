@@ -307,6 +307,10 @@ def test_join_puts_every_value_in_its_own_cell(tmp_path):
         paths[name] = tmp_path / f"{name}.jsonl"
         paths[name].write_text("\n".join(lines[j] for j in rng.permutation(len(lines))) + "\n")
     df = join_heads(*(paths[n] for n in JOIN_SOURCES))
+    # the pruning orders join the four other files only: same cells, no A_js / C_rel
+    four = join_heads(*(paths[n] for n in list(JOIN_SOURCES)[:4]))
+    assert list(four.columns) == [c for c in df.columns if c not in ("A_js", "C_rel")]
+    assert four.equals(df[list(four.columns)])
     assert list(df.columns[:13]) == [
         "layer",
         "head",
