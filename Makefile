@@ -34,11 +34,10 @@ bench: venv
 
 # Mutation testing of the measuring core (gating, importance, gradients, updates, heads,
 # statistics) against its fast unit tests; settings in pyproject.toml [tool.mutmut]. README,
-# "Mutation testing", says how to read the survival rate it prints. One thread per worker: the
-# tiny test models gain nothing from two, and two workers share the 2 cores.
+# "Mutation testing", says how to read the survival rate it prints.
 mutate: venv
 	rm -rf mutants
-	start=$$(date +%s); PATH=$(CURDIR)/$(BIN):$$PATH PYTHONPATH= OMP_NUM_THREADS=1 $(BIN)/mutmut run \
+	start=$$(date +%s); PATH=$(CURDIR)/$(BIN):$$PATH PYTHONPATH= $(BIN)/mutmut run \
 		--max-children $(CORES) > mutants.log 2>&1; rc=$$?; \
 		tail -c 400 mutants.log | tr '\r' '\n' | tail -n 3; \
 		$(BIN)/python -m tests.mutation_summary $$(( $$(date +%s) - start )); exit $$rc
