@@ -1,16 +1,20 @@
 """headplast.statistics against scipy and hand-computed values."""
 
+import itertools
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from headplast.importance import t_quantile
 from headplast.io import ArtifactError
 from headplast.statistics import (
     PAIRS,
     REQUIRED_COLUMNS,
+    _spearman_vectorized,
     bootstrap_ci,
     counter_examples,
     layer_controlled_spearman,
@@ -20,6 +24,7 @@ from headplast.statistics import (
     spearman_permutation,
     top_k_indices,
     topk_overlap,
+    validate_heads,
 )
 
 
@@ -302,6 +307,15 @@ def test_quantile_mask_rule():
     # ties at the cut: all tied heads share the best rank and are kept
     tied = np.array([5.0, 5.0, 5.0] + [0.0] * 17)
     assert quantile_mask(tied, 0.1, top=True).sum() == 3
+    # ... by the minimum rank: with average ranks (1.5) this tie would miss a cut at rank 1
+    v = [5.0, 5.0, 3.0, 2.0]
+    assert quantile_mask(v, 0.25, top=True).tolist() == [True, True, False, False]
+    assert quantile_mask(v, 0.25, top=False).tolist() == [False, False, False, True]
+    # q is a fraction in [0, 1], both ends included
+    assert not quantile_mask(v, 0.0, top=True).any()
+    assert quantile_mask(v, 1.0, top=True).all()
+    with pytest.raises(ValueError, match="quantile"):
+        quantile_mask(v, 1.5, top=True)
 
 
 def test_counter_examples_hand_built():
@@ -447,8 +461,6 @@ def test_pair_statistics_refuses_top_k_outside_1_to_the_number_of_heads(k):
 
 
 def test_batched_spearman_equals_scipy_on_every_slice_of_any_axis():
-    from headplast.statistics import _spearman_vectorized
-
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(3, 10, 4)), rng.normal(size=(3, 10, 4))
     x[1, :, 2] = np.round(x[1, :, 2])  # ties share the average rank
@@ -467,8 +479,6 @@ def test_bootstrap_ci_drops_resamples_with_a_constant_side():
     """Seven heads, five tied: about a tenth of the resamples draw a constant x. The interval is
     then the percentile interval of the remaining resamples, computed here from scipy's own
     bootstrap with scipy's spearmanr per resample (same draws: same seed)."""
-    import warnings
-
     x = np.array([0.0, 0, 0, 0, 0, 1, 2])
     y = np.array([0.3, 0.1, 0.9, 0.4, 0.2, 0.8, 0.7])
 
@@ -494,8 +504,6 @@ def test_bootstrap_ci_drops_resamples_with_a_constant_side():
 def test_within_layer_null_converges_to_the_enumerated_null_of_all_layers():
     """Two layers of three heads: all 36 pairs of within-layer permutations enumerated by hand.
     The exact p is 10/36; a null that kept only one layer's permutation would give p ~ 0."""
-    import itertools
-
     x = np.array([1.0, 2, 3, 1, 2, 3])
     y = np.array([1.0, 2, 3, 2, 1, 3])
     layer = np.array([0, 0, 0, 1, 1, 1])
@@ -519,19 +527,7 @@ def test_pairs_need_three_finite_heads_on_both_sides():
         spearman_permutation([1, 2, 3, 4], [1, np.nan, 3, 4], 9)
 
 
-def test_quantile_mask_bounds_and_ties_share_the_best_rank():
-    v = [5.0, 5.0, 3.0, 2.0]
-    assert quantile_mask(v, 0.25, top=True).tolist() == [True, True, False, False]  # tie kept
-    assert quantile_mask(v, 0.25, top=False).tolist() == [False, False, False, True]
-    assert not quantile_mask(v, 0.0, top=True).any()
-    assert quantile_mask(v, 1.0, top=True).all()
-    with pytest.raises(ValueError, match="quantile"):
-        quantile_mask(v, 1.5, top=True)
-
-
 def test_validate_heads_refusals_and_its_clean_copy():
-    from headplast.statistics import validate_heads
-
     df = make_heads(0)
     with pytest.raises(ArtifactError, match="no rows"):
         validate_heads(df.iloc[:0])
@@ -553,8 +549,6 @@ def test_validate_heads_refusals_and_its_clean_copy():
 
 
 def test_t_quantile_needs_two_examples():
-    from headplast.importance import t_quantile
-
     assert math.isnan(t_quantile(1))
     assert t_quantile(2) == pytest.approx(sps.t.ppf(0.975, 1))
     assert t_quantile(3, level=0.9) == pytest.approx(sps.t.ppf(0.95, 2))
