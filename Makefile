@@ -37,7 +37,8 @@ bench: venv
 # "Mutation testing", says how to read the survival rate it prints.
 mutate: venv
 	rm -rf mutants
-	start=$$(date +%s); PATH=$(CURDIR)/$(BIN):$$PATH PYTHONPATH= $(BIN)/mutmut run \
+	start=$$(date +%s); PATH=$(CURDIR)/$(BIN):$$PATH PYTHONPATH= HEADPLAST_TEST_THREADS=1 \
+		$(BIN)/mutmut run \
 		--max-children $(CORES) > mutants.log 2>&1; rc=$$?; \
 		tail -c 400 mutants.log | tr '\r' '\n' | tail -n 3; \
 		$(BIN)/python -m tests.mutation_summary $$(( $$(date +%s) - start )); exit $$rc

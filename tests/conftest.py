@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from transformers import (
@@ -11,7 +13,11 @@ from transformers import (
     DebertaV2ForSequenceClassification,
 )
 
-torch.set_num_threads(2)
+# Two intra-op threads for a plain test run on the 2 cores; `make mutate` runs two test
+# processes side by side and sets HEADPLAST_TEST_THREADS=1, because two 2-thread processes on 2
+# cores spin against each other (measured: a surviving importance mutant's 14 tests took
+# 18-26 s instead of 3.3-4.4 s, and equivalent mutants hit mutmut's timeout).
+torch.set_num_threads(int(os.environ.get("HEADPLAST_TEST_THREADS", "2")))
 
 
 def tiny_deberta(seed: int = 0, n_layers: int = 3, **kw) -> DebertaV2ForSequenceClassification:
