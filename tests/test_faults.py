@@ -22,6 +22,7 @@ from headplast.data import make_eval_subset, prepare_task_data
 from headplast.heads import GRADFISHER_FIELDS, IMPORTANCE_FIELDS, UPDATE_FIELDS, join_heads
 from headplast.importance import NonFiniteError
 from headplast.io import ArtifactError, read_head_jsonl, write_json
+from tests.nan_hooks import nan_gate_gradient, nan_when_ablated
 from tests.script_runner import SCRIPTS, run_script
 from tests.workflow_utils import DELETE, REPO, Replace, make_workdir, run_snakemake
 
@@ -423,44 +424,11 @@ def test_nan_weights_fail_both_measures_and_write_nothing(tiny_src, eval_data, t
     assert [p.name for p in out_dir.iterdir() if p.name.startswith(".")] == []
 
 
-def _nan_when_ablated(model, layer: int, head: int):
-    """Forward hook: the attention output of `layer` turns NaN for every example whose `head`
-    is switched off (its gated columns all zero). Finite with all gates 1."""
-    dense = model.bert.encoder.layer[layer].attention.output.dense
-    d = model.config.hidden_size // model.config.num_attention_heads
-
-    def hook(module, args, out):
-        dead = (args[0][..., head * d : (head + 1) * d] == 0).flatten(1).all(1)
-        if bool(dead.any()):
-            out = out.clone()
-            out[dead] = float("nan")
-        return out
-
-    dense.register_forward_hook(hook)
-
-
-def _nan_gate_gradient(model, layer: int, head: int):
-    """The gradient reaching `head`'s gated columns of `layer`'s output projection is NaN."""
-    dense = model.bert.encoder.layer[layer].attention.output.dense
-    d = model.config.hidden_size // model.config.num_attention_heads
-
-    def poison(g):
-        g = g.clone()
-        g[..., head * d : (head + 1) * d] = float("nan")
-        return g
-
-    def hook(module, args, out):
-        if args[0].requires_grad:
-            args[0].register_hook(poison)
-
-    dense.register_forward_hook(hook)
-
-
 @pytest.mark.parametrize(
     ("script", "inject", "layer", "head", "what"),
     [
-        ("importance", _nan_when_ablated, 1, 2, "loss with the head ablated"),
-        ("gradfisher", _nan_gate_gradient, 0, 3, "gate gradient"),
+        ("importance", nan_when_ablated, 1, 2, "loss with the head ablated"),
+        ("gradfisher", nan_gate_gradient, 0, 3, "gate gradient"),
     ],
 )
 def test_non_finite_for_one_head_names_head_and_batch(
@@ -651,6 +619,11 @@ CORRUPTIONS = {
         lambda ls: ls[:3],
         r"disagree on the layer x head grid \(\S*importance_pre\.jsonl: 1 x 3 heads; "
         r"\S*importance_post\.jsonl: 2 x 3 heads",
+    ),
+    "negative_head": (  # (1, 2) written as (1, -1): six lines, heads 0-2 seen, still not a grid
+        "update",
+        lambda ls: ls[:-1] + [ls[-1].replace('"head": 2', '"head": -1')],
+        r"update\.jsonl: 6 lines do not form a complete 2 x 3 grid",
     ),
     "duplicate_head": (
         "gradfisher_pre",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import math
 
+import numpy as np
 import pytest
 import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
@@ -11,9 +13,19 @@ from transformers import GPT2Config, GPT2ForSequenceClassification
 from headplast.adapters import UnsupportedModelError, resolve_layout
 from headplast.gating import head_gates
 from headplast.gradients import gate_gradients, per_example_loop
-from headplast.importance import ablation_sweep, naive_sweep, split_batch
+from headplast.importance import (
+    NonFiniteError,
+    ablation_sweep,
+    check_finite,
+    json_float,
+    naive_sweep,
+    split_batch,
+    standard_error,
+)
+from headplast.precision import autocast_context
 
 from .conftest import random_batches, tiny_bert, tiny_deberta
+from .nan_hooks import nan_gate_gradient, nan_when_ablated
 
 MAXDIFF: dict[str, float] = {}
 
@@ -83,13 +95,16 @@ def test_unsupported_model_names_type_and_modules():
         resolve_layout(model)
 
 
-@pytest.mark.parametrize("sweep_tokens", [None, 10_000])
+# Batches of 4 x 12 tokens: 96 tokens stack k = 2 ablations (chunks 2, 2), 144 stack k = 3
+# (chunks 3, 1), 10_000 all H = 4 of a layer.
+@pytest.mark.parametrize("sweep_tokens", [None, 96, 144, 10_000])
 def test_cached_sweep_equals_naive(tiny_model, sweep_tokens):
     batches = random_batches(3, batch=4)
+    assert all(b["input_ids"].shape == (4, 12) for b in batches)
     naive = naive_sweep(tiny_model, batches)
     fast = ablation_sweep(tiny_model, batches, sweep_tokens=sweep_tokens)
     rel = float(abs(fast.loss_ablate - naive.loss_ablate).max() / abs(naive.loss_ablate).max())
-    _record(f"cached vs naive sweep (relative, k={'H' if sweep_tokens else 1})", rel)
+    _record(f"cached vs naive sweep (relative, sweep_tokens={sweep_tokens})", rel)
     assert rel <= 1e-5
     assert fast.loss_base == pytest.approx(naive.loss_base, rel=1e-6)
     assert (fast.acc_ablate == naive.acc_ablate).all()
@@ -177,24 +192,42 @@ def test_gate_gradient_lets_parameters_untouched(tiny_model):
     assert all(p.grad is None for p in tiny_model.parameters())
 
 
+# The query projection of layer i, and how often one forward pass calls it: DeBERTa with shared
+# keys also projects the relative-position embeddings with it.
+QUERY_PROJECTION = {
+    "bert": ("bert.encoder.layer.{}.attention.self.query", 1),
+    "deberta-v2": ("deberta.encoder.layer.{}.attention.self.query_proj", 2),
+}
+
+
 def test_cached_sweep_runs_only_layers_at_and_above_the_ablation(tiny_model):
-    """Layer i really runs 1 + H*(i+1) times per batch (base pass + ablations in layers <= i)."""
+    """Per batch, layer i's output projection really runs 1 + H*(i+1) times (base pass and the
+    ablations in layers <= i), its query projection 1 + H*i times: the ablated layer's attention
+    core is not recomputed, its cached head contexts are gated instead."""
     layout = resolve_layout(tiny_model)
     calls = [0] * layout.n_layers
+    queries = [0] * layout.n_layers
 
-    def count(i):
+    def count(store, i):
         def hook(*_):
-            calls[i] += 1
+            store[i] += 1
 
         return hook
 
-    hooks = [mods.output.register_forward_hook(count(i)) for i, mods in enumerate(layout.layers)]
+    hooks = [
+        mods.output.register_forward_hook(count(calls, i)) for i, mods in enumerate(layout.layers)
+    ]
+    for i in range(layout.n_layers):
+        query = tiny_model.get_submodule(QUERY_PROJECTION[layout.family][0].format(i))
+        hooks.append(query.register_forward_hook(count(queries, i)))
     try:
         ablation_sweep(tiny_model, random_batches(2, batch=3))
     finally:
         for h in hooks:
             h.remove()
     assert calls == [2 * (1 + 4 * (i + 1)) for i in range(3)]
+    per_pass = QUERY_PROJECTION[layout.family][1]
+    assert queries == [2 * per_pass * (1 + 4 * i) for i in range(3)]
 
 
 # ------------------------------------------------------------ per-example uncertainty (issue 14)
@@ -270,6 +303,16 @@ def test_I_kl_is_exactly_zero_for_all_ones_gates(tiny_model):
     assert (res.importance_kl == 0).all() and (res.importance == 0).all()
 
 
+def test_ppred_uses_the_eps_it_is_given():
+    """Ppred = G^2 / (F + eps) with the caller's eps (a large one, so it shows)."""
+    batches = random_batches(2, batch=3)
+    ref = per_example_loop(tiny_bert(), batches).double()
+    G, F = ref.abs().mean(0), (ref**2).mean(0)
+    res = gate_gradients(tiny_bert(), batches, eps=0.5)
+    assert res.eps == 0.5
+    assert abs(res.Ppred - (G**2 / (F + 0.5)).numpy()).max() <= 1e-7
+
+
 def test_gradient_standard_errors_equal_per_example_autograd():
     model = tiny_bert()
     batches = random_batches(2, batch=4)
@@ -279,3 +322,93 @@ def test_gradient_standard_errors_equal_per_example_autograd():
     assert abs(fast.G_se - (ref.abs().std(0) / n**0.5).numpy()).max() <= 1e-6
     assert abs(fast.F_se - ((ref**2).std(0) / n**0.5).numpy()).max() <= 1e-6
     assert {"G_se", "F_se"} <= set(fast.rows()[0])
+
+
+# ------------------------------------------------------------------ non-finite values, gates
+
+
+@pytest.mark.parametrize("sweep", ["naive", "cached", "cached_stacked"])
+def test_sweep_names_the_first_head_whose_ablation_is_not_finite(sweep):
+    """Only examples with head (1, 2) switched off turn NaN, in both batches: 2 cases."""
+    model = tiny_bert()
+    batches = random_batches(2, batch=3)
+    nan_when_ablated(model, 1, 2)
+    run = {
+        "naive": lambda: naive_sweep(model, batches),
+        "cached": lambda: ablation_sweep(model, batches),
+        "cached_stacked": lambda: ablation_sweep(model, batches, sweep_tokens=10_000),
+    }[sweep]
+    with pytest.raises(
+        NonFiniteError,
+        match=r"^non-finite loss with the head ablated at batch 0, layer 1, head 2 \(2 cases\); ",
+    ):
+        run()
+
+
+def test_gradients_name_the_first_head_whose_gate_gradient_is_not_finite():
+    model = tiny_bert()
+    nan_gate_gradient(model, 0, 3)
+    with pytest.raises(
+        NonFiniteError, match=r"^non-finite gate gradient at batch 0, layer 0, head 3 \(3 cases\); "
+    ):
+        gate_gradients(model, random_batches(3, batch=2))
+
+
+def test_non_finite_base_loss_is_named_before_any_head():
+    """A NaN weight makes every loss NaN: the error is the base pass's, one case per batch."""
+    model = tiny_bert()
+    with torch.no_grad():
+        model.bert.encoder.layer[1].attention.self.value.weight[0, 0] = float("nan")
+    batches = random_batches(2, batch=3)
+    want = r"^non-finite loss with all gates 1 at batch 0 \(2 cases\); "
+    for run in (ablation_sweep, naive_sweep, gate_gradients):
+        with pytest.raises(NonFiniteError, match=want):
+            run(model, batches)
+
+
+def test_check_finite_names_the_first_case_in_batch_layer_head_order():
+    bad = torch.zeros(3, 2, 4, dtype=torch.bool)
+    check_finite(bad, "x")  # nothing bad: no error
+    bad[2, 0, 0] = bad[1, 1, 3] = True
+    with pytest.raises(
+        NonFiniteError, match=r"^non-finite x at batch 1, layer 1, head 3 \(2 cases\)"
+    ):
+        check_finite(bad, "x")
+    with pytest.raises(NonFiniteError, match=r"^non-finite y at batch 2 \(1 cases\); "):
+        check_finite(torch.tensor([False, False, True]), "y")
+
+
+def test_gate_applies_only_on_active_layers_and_checks_its_shape(tiny_model):
+    batch = random_batches(1, batch=3)[0]
+    ref = _logits(tiny_model, batch)
+    layout = resolve_layout(tiny_model)
+    gate = torch.ones(3, 3, 4)
+    gate[:, 0, 1] = 0
+    with head_gates(tiny_model, layout) as ctrl:
+        ctrl.set(gate, frozenset({1, 2}))  # layer 0 is not active: its zero does nothing
+        assert torch.equal(_logits(tiny_model, batch), ref)
+        ctrl.set(gate, frozenset({0}))
+        assert not torch.allclose(_logits(tiny_model, batch), ref)
+        for shape in [(3, 3, 5), (3, 4, 4), (3, 12)]:
+            with pytest.raises(ValueError, match=r"gate must have shape \[B, 3, 4\]"):
+                ctrl.set(torch.ones(shape))
+
+
+def test_standard_error_and_json_float():
+    v = np.array([[1.0, 4.0], [3.0, 4.0]])  # n = 2: |a - b| / 2
+    assert standard_error(v).tolist() == [1.0, 0.0]
+    one = standard_error(np.ones((1, 3, 4)))  # one example: undefined, per head
+    assert one.shape == (3, 4) and np.isnan(one).all()
+    assert [json_float(x) for x in (math.nan, math.inf, -math.inf)] == [None, None, None]
+    assert json_float(np.float32(1.5)) == 1.5 and type(json_float(np.float32(1.5))) is float
+
+
+def test_autocast_context_refuses_an_unresolved_precision():
+    """Only resolved precisions reach the measuring code; anything else (a typo, "auto") is a
+    programming error, not a silent fp32 run."""
+    for ok in ("fp32", "bf16", "fp16"):
+        with autocast_context("cpu", ok):
+            pass
+    for bad in ("auto", "FP32", "fp23", None):
+        with pytest.raises(ValueError, match="resolved precision"):
+            autocast_context("cpu", bad)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -151,6 +152,14 @@ def test_update_equals_slices_taken_by_state_dict_key(tmp_path, make, prefix, pr
         assert r["U"] == pytest.approx(U, rel=1e-9)
         assert r["Urel"] == pytest.approx(U / sum(init.values()), rel=1e-9)
     assert len({r["Uk"] for r in rows} & {r["Uv"] for r in rows}) == 0  # the fields differ
+    # checkpoints of the bare encoder name their tensors without "<prefix>.": the same rows
+    for ckpt in (a, b):
+        shutil.copytree(ckpt, tmp_path / f"bare_{ckpt.name}")
+        tensors = load_file(ckpt / "model.safetensors")
+        bare = {k.removeprefix(f"{prefix}."): v for k, v in tensors.items()}
+        assert len(bare) == len(tensors) and bare.keys() != tensors.keys()
+        save_file(bare, tmp_path / f"bare_{ckpt.name}" / "model.safetensors", {"format": "pt"})
+    assert head_updates(tmp_path / "bare_a", tmp_path / "bare_b") == rows
 
 
 # --------------------------------------------------------------------------- importance
@@ -311,20 +320,17 @@ def test_join_puts_every_value_in_its_own_cell(tmp_path):
     four = join_heads(*(paths[n] for n in list(JOIN_SOURCES)[:4]))
     assert list(four.columns) == [c for c in df.columns if c not in ("A_js", "C_rel")]
     assert four.equals(df[list(four.columns)])
-    assert list(df.columns[:13]) == [
-        "layer",
-        "head",
-        "I_pre",
-        "I_post",
-        "G",
-        "F",
-        "Ppred",
-        "U",
-        "Urel",
-        "Uq",
-        "Uk",
-        "Uv",
-        "Uo",
+    # heads.csv's column order: SPEC.md's columns, A_js and C_rel, G_signed, the uncertainty
+    # columns, then the losses and accuracies in the order the importance files give them
+    assert list(df.columns) == [
+        *("layer", "head", "I_pre", "I_post", "G", "F", "Ppred"),
+        *("U", "Urel", "Uq", "Uk", "Uv", "Uo", "A_js", "C_rel", "G_signed"),
+        *("I_pre_se", "I_pre_ci_low", "I_pre_ci_high", "I_post_se", "I_post_ci_low"),
+        *("I_post_ci_high", "I_kl_pre", "I_kl_pre_se", "I_kl_post", "I_kl_post_se"),
+        *("G_se", "F_se"),
+        *("loss_base_pre", "loss_ablate_pre", "acc_base_pre", "acc_ablate_pre"),
+        *("acc_delta_pre", "acc_delta_se_pre", "loss_base_post", "loss_ablate_post"),
+        *("acc_base_post", "acc_ablate_post", "acc_delta_post", "acc_delta_se_post"),
     ]
     columns = {c for fields in JOIN_SOURCES.values() for c in fields.values()}
     assert set(df.columns) == {"layer", "head"} | columns

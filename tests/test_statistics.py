@@ -474,13 +474,30 @@ def test_batched_spearman_equals_scipy_on_every_slice_of_any_axis():
     assert np.isnan(_spearman_vectorized(x, y, axis=1)[2, 1])
 
 
+BOOTSTRAP_CASES = {
+    # seven heads, five tied: about a tenth of the resamples draw a constant x
+    "seven": (
+        np.array([0.0, 0, 0, 0, 0, 1, 2]),
+        np.array([0.3, 0.1, 0.9, 0.4, 0.2, 0.8, 0.7]),
+        0.8,
+    ),
+    # twelve heads, ten tied (about 11 % constant resamples); both sides span exactly 1 (a range
+    # is not a constant), and the finer distribution tells the 5th percentile from nearby ones
+    "twelve": (
+        np.array([0.0] * 10 + [0.5, 1.0]),
+        np.array([0.0, 0.61, 0.13, 0.94, 0.27, 0.72, 0.38, 1.0, 0.05, 0.83, 0.46, 0.19]),
+        0.9,
+    ),
+}
+
+
 @pytest.mark.filterwarnings("ignore::scipy.stats.DegenerateDataWarning")
-def test_bootstrap_ci_drops_resamples_with_a_constant_side():
-    """Seven heads, five tied: about a tenth of the resamples draw a constant x. The interval is
-    then the percentile interval of the remaining resamples, computed here from scipy's own
-    bootstrap with scipy's spearmanr per resample (same draws: same seed)."""
-    x = np.array([0.0, 0, 0, 0, 0, 1, 2])
-    y = np.array([0.3, 0.1, 0.9, 0.4, 0.2, 0.8, 0.7])
+@pytest.mark.parametrize("case", BOOTSTRAP_CASES)
+def test_bootstrap_ci_drops_resamples_with_a_constant_side(case):
+    """Resamples that draw a constant side are dropped; the interval is then the percentile
+    interval of the remaining resamples, computed here from scipy's own bootstrap with scipy's
+    spearmanr per resample (same draws: same seed)."""
+    x, y, level = BOOTSTRAP_CASES[case]
 
     def ref_stat(a, b, axis=-1):
         a2, b2 = np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1)
@@ -492,13 +509,14 @@ def test_bootstrap_ci_drops_resamples_with_a_constant_side():
         warnings.simplefilter("ignore")
         res = sps.bootstrap(
             (x, y), ref_stat, n_resamples=400, paired=True, vectorized=True,
-            confidence_level=0.8, method="percentile", rng=np.random.default_rng(3),
+            confidence_level=level, method="percentile", rng=np.random.default_rng(3),
         )  # fmt: skip
     dist = np.asarray(res.bootstrap_distribution, dtype=float)
     assert 10 < np.isnan(dist).sum() < 100
     kept = dist[np.isfinite(dist)]
-    want = (np.percentile(kept, 10), np.percentile(kept, 90))
-    assert bootstrap_ci(x, y, 400, 3, 0.8) == pytest.approx(want, abs=1e-12)
+    alpha = 100 * (1 - level) / 2
+    want = (np.percentile(kept, alpha), np.percentile(kept, 100 - alpha))
+    assert bootstrap_ci(x, y, 400, 3, level) == pytest.approx(want, abs=1e-12)
 
 
 def test_within_layer_null_converges_to_the_enumerated_null_of_all_layers():
@@ -529,7 +547,7 @@ def test_pairs_need_three_finite_heads_on_both_sides():
 
 def test_validate_heads_refusals_and_its_clean_copy():
     df = make_heads(0)
-    with pytest.raises(ArtifactError, match="no rows"):
+    with pytest.raises(ArtifactError, match="^heads table: no rows"):  # a table, not a file
         validate_heads(df.iloc[:0])
     one = validate_heads(df.iloc[[5]])
     assert len(one) == 1
@@ -552,3 +570,56 @@ def test_t_quantile_needs_two_examples():
     assert math.isnan(t_quantile(1))
     assert t_quantile(2) == pytest.approx(sps.t.ppf(0.975, 1))
     assert t_quantile(3, level=0.9) == pytest.approx(sps.t.ppf(0.95, 2))
+
+
+def test_rho_of_a_range_of_exactly_one_is_defined():
+    """A side whose values span exactly 1 is not constant: rho, p and the interval exist."""
+    x = np.array([0.0, 0.25, 0.5, 1.0, 0.75, 0.1])
+    y = np.array([0.2, 0.0, 1.0, 0.9, 0.4, 0.3])
+    want = sps.spearmanr(x, y).statistic
+    rho, p = spearman_permutation(x, y, 200, 0)
+    assert rho == pytest.approx(want) and 0 < p <= 1
+    assert rho == pytest.approx(spearman_permutation(y, x, 200, 0)[0])
+    lo, hi = bootstrap_ci(x, y, 200, 0)
+    assert lo <= hi and np.isfinite([lo, hi]).all()
+
+
+def test_permutation_p_of_a_zero_rho_is_one():
+    """rho exactly 0 (sum of d^2 = n(n^2 - 1)/6): every null value, zeros included, is at
+    least as extreme, so p = (1 + n) / (1 + n) = 1 (some permutations give exactly 0 too)."""
+    x = np.array([1.0, 2, 3, 4, 5])
+    y = np.array([2.0, 5, 3, 1, 4])
+    rho, p = spearman_permutation(x, y, 500, 0)
+    assert rho == 0.0
+    assert p == 1.0
+    rho_l, p_l = layer_controlled_spearman(x, y, np.zeros(5, dtype=int), 500, 0)
+    assert (rho_l, p_l) == (0.0, 1.0)
+
+
+def test_layer_controlled_rho_with_two_heads_per_layer():
+    """Two layers of two heads: centred within-layer ranks are +-1/2, so the denominator
+    sqrt(sum rx^2 * sum ry^2) is exactly 1; rho is +1 when both layers agree, 0 when they
+    disagree, and the within-layer null has the 4 permutation pairs of the two layers."""
+    layer = np.array([0, 0, 1, 1])
+    x = np.array([1.0, 2, 3, 4])
+    rho, p = layer_controlled_spearman(x, np.array([5.0, 6, 1, 2]), layer, 2000, 0)
+    assert rho == 1.0
+    # of the 4 equally likely pairs, both kept (+1) and both swapped (-1) reach |rho| = 1
+    assert p == pytest.approx(0.5, abs=0.03)
+    rho0, _ = layer_controlled_spearman(x, np.array([5.0, 6, 2, 1]), layer, 100, 0)
+    assert rho0 == 0.0
+
+
+def test_pair_statistics_needs_only_the_columns_of_its_pairs(tmp_path):
+    """A table with the pair's two measures and nothing else (no G, U, ...) is enough; so is
+    reading a heads.csv for a given set of columns."""
+    full = make_heads(1)
+    df = full[["layer", "head", "I_pre", "Urel"]]
+    out = pair_statistics(df, pairs=[("I_pre", "Urel")], top_k=5, n_permutations=99, n_bootstrap=99)
+    want = pair_statistics(
+        full, pairs=[("I_pre", "Urel")], top_k=5, n_permutations=99, n_bootstrap=99
+    )
+    assert out == want
+    path = tmp_path / "heads.csv"
+    df.to_csv(path, index=False)
+    assert read_heads(path, ("layer", "head", "I_pre", "Urel")).equals(df)

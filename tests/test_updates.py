@@ -70,3 +70,22 @@ def test_update_localised_to_one_head(tmp_path):
     moved = [(r["layer"], r["head"]) for r in rows if r["U"] > 0]
     assert moved == [(2, 1)]
     assert rows[2 * 4 + 1]["Uv"] == pytest.approx(math.sqrt(d * 32))
+
+
+def test_a_tensor_missing_from_a_checkpoint_is_named_with_its_file(tmp_path):
+    import re
+
+    from safetensors.torch import load_file, save_file
+
+    from headplast.io import ArtifactError
+
+    a = _save(tiny_bert(seed=0), tmp_path / "a")
+    b = _save(tiny_bert(seed=0), tmp_path / "b")
+    name = "bert.encoder.layer.2.attention.self.value.weight"
+    tensors = load_file(b / "model.safetensors")
+    del tensors[name]
+    save_file(tensors, b / "model.safetensors", {"format": "pt"})
+    with pytest.raises(
+        ArtifactError, match=rf"^{re.escape(str(b))}/model\.safetensors: tensor '{name}' not found"
+    ):
+        head_updates(a, b)

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 
 ALLOWED_PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+#: What :func:`resolve_precision` returns, and the only values :func:`autocast_context` takes.
+RESOLVED_PRECISIONS = ("bf16", "fp16", "fp32")
 
 
 def pick_device() -> torch.device:
@@ -47,7 +49,15 @@ def resolve_precision(requested: str) -> str:
 
 
 def autocast_context(device: torch.device | str, precision: str) -> Any:
-    """``torch.autocast`` for bf16/fp16 on CUDA; a no-op context on the CPU or in fp32."""
+    """``torch.autocast`` for bf16/fp16 on CUDA; a no-op context on the CPU or in fp32.
+
+    ``precision`` is a resolved one (:func:`resolve_precision`, :func:`resolve_measure_precision`):
+    anything else is refused rather than run silently in fp32."""
+    if precision not in RESOLVED_PRECISIONS:
+        raise ValueError(
+            f"autocast needs a resolved precision ({', '.join(RESOLVED_PRECISIONS)}), got "
+            f"{precision!r}; resolve the config value with resolve_precision first"
+        )
     dev = torch.device(device)
     if dev.type == "cuda" and precision in ("bf16", "fp16"):
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
