@@ -412,3 +412,18 @@ def test_autocast_context_refuses_an_unresolved_precision():
     for bad in ("auto", "FP32", "fp23", None):
         with pytest.raises(ValueError, match="resolved precision"):
             autocast_context("cpu", bad)
+
+
+def test_from_logits_refuses_each_mismatched_shape():
+    from headplast.importance import SweepResult
+
+    base, labels = torch.zeros(5, 3), torch.zeros(5, dtype=torch.long)
+    SweepResult.from_logits(base, torch.zeros(2, 4, 5, 3), labels)  # consistent: fine
+    for abl, lab in [
+        (torch.zeros(2, 4, 5, 3), torch.zeros(4, dtype=torch.long)),  # labels only
+        (torch.zeros(2, 4, 6, 3), labels),  # ablated examples only
+        (torch.zeros(2, 4, 5, 2), labels),  # ablated classes only
+        (torch.zeros(8, 5, 3), labels),  # no [L, H] grid
+    ]:
+        with pytest.raises(ValueError, match=r"^shapes: base_logits \[n, C\] = \(5, 3\)"):
+            SweepResult.from_logits(base, abl, lab)
