@@ -71,6 +71,7 @@ rule fig_summary:
 rule summary_pruning:
     input:
         pruning=per_seed("pruning.jsonl"),
+        run_config=per_seed("run_config.json"),
     output:
         curves=summary_path("pruning_mean.csv"),
         auc=summary_path("pruning_auc.json"),
@@ -80,6 +81,7 @@ rule summary_pruning:
         "../envs/headplast.yaml"
     params:
         seeds=SEEDS,
+        keep_degenerate=config["analysis"]["keep_degenerate"],
         code=package_code("summary_pruning.py"),
     script:
         "../workflow/scripts/summary_pruning.py"

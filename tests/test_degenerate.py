@@ -17,6 +17,7 @@ from headplast.statistics import PAIRS, counter_examples, pair_statistics
 from headplast.training import init_checkpoint
 from tests.make_tiny_model import make_tiny_model
 from tests.script_runner import run_script
+from tests.test_pruning import _curves
 from tests.test_summary import make_heads
 
 HP = {
@@ -145,6 +146,44 @@ def test_degenerate_seed_left_out_of_summary(lr0_run, tmp_path, keep):
         assert np.allclose(mean.sort_values(["layer", "head"]).I_pre_mean, expect)
         assert read_json(out["stability"])["I_pre"]["n_pairs"] == 1
         assert "left out: [2]" in log
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_degenerate_seed_left_out_of_pruning_summary(lr0_run, tmp_path, keep):
+    """The pruning summary leaves out the same seeds as summary_seeds: seed 2's curves (far
+    off the others) reach neither the mean curves nor the AUCs unless kept."""
+    healthy = {"degenerate": False, "validation": {"theta1": {"accuracy": 0.9}}}
+    run_configs = {1: healthy, 2: lr0_run[0], 3: healthy}
+    files = {"pruning": [], "run_config": []}
+    for s, rc in run_configs.items():
+        rows = [  # pruning.jsonl rows: the curves plus which heads were removed
+            {**r, "n_removed": 2 * r["step"], "removed": [[0, h] for h in range(2 * r["step"])]}
+            for r in _curves({1: 0.0, 2: -0.5, 3: 0.1}[s])
+        ]
+        (tmp_path / f"pruning{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_json(tmp_path / f"rc{s}.json", rc)
+        files["pruning"].append(str(tmp_path / f"pruning{s}.jsonl"))
+        files["run_config"].append(str(tmp_path / f"rc{s}.json"))
+    out = {"curves": str(tmp_path / "pruning_mean.csv"), "auc": str(tmp_path / "auc.json")}
+    params = {"seeds": [1, 2, 3], "keep_degenerate": keep}
+    log = run_script("summary_pruning", tmp_path, input=files, output=out, params=params)
+    auc = read_json(out["auc"])
+    curves = pd.read_csv(out["curves"])
+    want = ["1", "2", "3"] if keep else ["1", "3"]
+    assert sorted(auc["I_pre"]["per_seed"]) == want
+    assert (curves["n_seeds"] == len(want)).all()
+    assert f"left out: {[] if keep else [2]}" in log
+    if not keep:  # I_pre at half the heads: 0.9 + 0.0 and 0.9 + 0.1
+        mid = curves[(curves["order"] == "I_pre") & (curves["fraction"] == 0.5)].iloc[0]
+        assert mid["acc_mean"] == pytest.approx(0.95)
+    with pytest.raises(ValueError, match="analysis.keep_degenerate"):
+        run_script(
+            "summary_pruning",
+            tmp_path,
+            input={"pruning": files["pruning"][1:2], "run_config": files["run_config"][1:2]},
+            output=out,
+            params={"seeds": [2], "keep_degenerate": False},
+        )
 
 
 def test_all_seeds_degenerate_is_a_clear_error(lr0_run, tmp_path):

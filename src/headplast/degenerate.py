@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .io import ArtifactError
+
 #: Default of ``analysis.min_accuracy_gain`` (see the config schema for the reason).
 DEFAULT_MIN_ACCURACY_GAIN = 0.02
 
@@ -66,3 +68,21 @@ def split_degenerate(
     flagged = [s for s, rc in run_configs.items() if rc.get("degenerate", False)]
     kept = [s for s in run_configs if keep_degenerate or s not in flagged]
     return kept, flagged
+
+
+def seeds_to_summarise(
+    seeds: Sequence[int], run_configs: Mapping[int, Mapping[str, Any]], keep_degenerate: bool
+) -> tuple[list[int], list[int]]:
+    """:func:`split_degenerate` for an across-seed summary of ``seeds``: (kept, degenerate); every
+    seed when there are no run configs; an error naming the config key when none is left."""
+    seeds = [int(s) for s in seeds]
+    if not run_configs:
+        return seeds, []
+    kept, degenerate = split_degenerate(run_configs, keep_degenerate)
+    if not kept:
+        raise ArtifactError(
+            f"every seed {degenerate} is degenerate (theta1 does not beat the majority class; "
+            "see their run_config.json); set config key analysis.keep_degenerate: true to "
+            "summarise them anyway"
+        )
+    return kept, degenerate

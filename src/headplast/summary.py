@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from headplast.degenerate import split_degenerate
+from headplast.degenerate import seeds_to_summarise
 from headplast.io import ArtifactError, read_json
 from headplast.reliability import pair_ceiling, spearman_brown
 from headplast.statistics import read_heads, topk_overlap, validate_heads
@@ -375,14 +375,7 @@ def summarise_seeds(
     if run_config_files and len(run_config_files) != len(seeds):
         raise ArtifactError(f"{len(run_config_files)} run_config files for seeds {seeds}")
     run_configs = {s: read_json(f) for s, f in zip(seeds, run_config_files, strict=False)}
-    kept, degenerate = split_degenerate(run_configs, keep_degenerate)
-    kept = kept if run_configs else seeds
-    if not kept:
-        raise ArtifactError(
-            f"every seed {degenerate} is degenerate (theta1 does not beat the majority class; "
-            "see their run_config.json); set config key analysis.keep_degenerate: true to "
-            "summarise them anyway"
-        )
+    kept, degenerate = seeds_to_summarise(seeds, run_configs, keep_degenerate)
 
     def load(files, reader):
         return {s: reader(f) for s, f in zip(seeds, files, strict=True) if s in kept}
