@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 
 import numpy as np
 import pytest
 import torch
+from scipy import stats as sps
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from headplast.adapters import UnsupportedModelError, resolve_layout
 from headplast.gating import head_gates
-from headplast.gradients import gate_gradients, per_example_loop
+from headplast.gradients import gate_gradients, per_example_gate_grads, per_example_loop
 from headplast.importance import (
     NonFiniteError,
+    SweepResult,
     ablation_sweep,
     check_finite,
     json_float,
@@ -161,8 +164,6 @@ def test_gate_gradient_matches_finite_difference():
     batch = random_batches(1, batch=3)[0]
     inputs, labels = split_batch(batch, torch.device("cpu"))
     layout = resolve_layout(model)
-    from headplast.gradients import per_example_gate_grads
-
     with head_gates(model, layout) as ctrl:
         grad, _ = per_example_gate_grads(model, inputs, labels, layout, ctrl)
         eps = 1e-6
@@ -236,13 +237,6 @@ def test_cached_sweep_runs_only_layers_at_and_above_the_ablation(tiny_model):
 def test_from_logits_se_and_ci_equal_direct_computation_on_known_losses():
     """Logits built so that every per-example loss is known in closed form: logits (log w, 0)
     and label 0 give L = log(1 + 1/w), and the label is predicted iff w > 1 (no ties here)."""
-    import math
-    import statistics
-
-    from scipy.stats import t
-
-    from headplast.importance import SweepResult
-
     w_base = [0.9, 2.0, 3.0, 4.0, 5.0]
     w_abl = [[0.5, 1.1, 3.0, 0.7, 0.25], [2.0, 2.0, 2.0, 2.0, 2.0]]  # two "heads" (L=1, H=2)
     base = torch.tensor([[math.log(w), 0.0] for w in w_base])
@@ -256,7 +250,7 @@ def test_from_logits_se_and_ci_equal_direct_computation_on_known_losses():
         assert res.importance[0, h] == pytest.approx(statistics.fmean(d), abs=1e-7)
         assert res.importance_se[0, h] == pytest.approx(se, abs=1e-7)
         lo, hi = res.importance_ci
-        assert hi[0, h] - res.importance[0, h] == pytest.approx(t.ppf(0.975, 4) * se, abs=1e-7)
+        assert hi[0, h] - res.importance[0, h] == pytest.approx(sps.t.ppf(0.975, 4) * se, abs=1e-7)
         assert lo[0, h] == pytest.approx(2 * res.importance[0, h] - hi[0, h])
     hits_base = [w > 1 for w in w_base]
     dacc = [float(wa > 1) - float(b) for wa, b in zip(w_abl[0], hits_base, strict=True)]
@@ -291,8 +285,6 @@ def test_sweep_I_se_and_I_kl_equal_zeroed_columns_model():
 
 
 def test_I_kl_is_exactly_zero_for_all_ones_gates(tiny_model):
-    from headplast.importance import SweepResult
-
     batch = random_batches(1)[0]
     layout = resolve_layout(tiny_model)
     base = _logits(tiny_model, batch)
@@ -415,8 +407,6 @@ def test_autocast_context_refuses_an_unresolved_precision():
 
 
 def test_from_logits_refuses_each_mismatched_shape():
-    from headplast.importance import SweepResult
-
     base, labels = torch.zeros(5, 3), torch.zeros(5, dtype=torch.long)
     SweepResult.from_logits(base, torch.zeros(2, 4, 5, 3), labels)  # consistent: fine
     for abl, lab in [

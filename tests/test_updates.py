@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from headplast.adapters import resolve_layout
+from headplast.io import ArtifactError
 from headplast.updates import head_updates
 
 from .conftest import tiny_bert, tiny_deberta
@@ -73,12 +76,6 @@ def test_update_localised_to_one_head(tmp_path):
 
 
 def test_a_tensor_missing_from_a_checkpoint_is_named_with_its_file(tmp_path):
-    import re
-
-    from safetensors.torch import load_file, save_file
-
-    from headplast.io import ArtifactError
-
     a = _save(tiny_bert(seed=0), tmp_path / "a")
     b = _save(tiny_bert(seed=0), tmp_path / "b")
     name = "bert.encoder.layer.2.attention.self.value.weight"
