@@ -11,16 +11,8 @@ import pytest
 import torch
 
 from headplast.figures import fig_pruning, fig_pruning_mean
-from headplast.pruning import (
-    Order,
-    accuracy_auc,
-    auc_across_seeds,
-    auc_summary,
-    curves_seed_mean,
-    pruning_curves,
-    removal_orders,
-    step_counts,
-)
+from headplast.pruning import Order, pruning_curves, removal_orders, step_counts
+from headplast.pruning_auc import accuracy_auc, auc_across_seeds, auc_summary, curves_seed_mean
 
 from .conftest import random_batches, tiny_bert, tiny_deberta
 

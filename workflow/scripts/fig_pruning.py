@@ -6,7 +6,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 
 from headplast.figures import fig_pruning  # noqa: E402
-from headplast.pruning import accuracy_auc, read_pruning  # noqa: E402
+from headplast.pruning_auc import accuracy_auc, read_pruning  # noqa: E402
 
 sm = snakemake  # noqa: F821
 rows = read_pruning(sm.input.pruning)

@@ -9,7 +9,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
 
 from headplast.io import write_json  # noqa: E402
-from headplast.pruning import auc_summary, read_pruning  # noqa: E402
+from headplast.pruning_auc import auc_summary, read_pruning  # noqa: E402
 from headplast.reliability import SIDECARS, reliability_report  # noqa: E402
 from headplast.statistics import LABEL_FREE_PAIRS, PAIRS, pair_statistics, read_heads  # noqa: E402
 

@@ -8,7 +8,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, a
 
 from headplast.degenerate import seeds_to_summarise  # noqa: E402
 from headplast.io import ArtifactError, atomic_path, read_json, write_json  # noqa: E402
-from headplast.pruning import auc_across_seeds, curves_seed_mean, read_pruning  # noqa: E402
+from headplast.pruning_auc import auc_across_seeds, curves_seed_mean, read_pruning  # noqa: E402
 
 sm = snakemake  # noqa: F821
 seeds = [int(s) for s in sm.params.seeds]
