@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: venv demo test bench report lint format clean mutate
+.PHONY: venv demo test test-fast bench bench-gpu report lint format clean mutate
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ report: demo
 
 test: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -rs --durations=12
+
+# The unit tier for contributors (about a minute): no Snakemake job run for real, no training run,
+# no cluster (markers in pyproject.toml).
+test-fast: venv
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -rs --durations=5 -m "not dag and not training and not slurm"
 
 bench: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench --out results/bench

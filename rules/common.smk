@@ -402,8 +402,9 @@ def get_start_inputs(wildcards):
 SHARED_THETA0_SWEEP = bool(config["measure"]["shared_theta0_sweep"])
 
 
-def theta0_sweep_source(wildcards):
-    """theta0 of the first seed's random start: its encoder is every theta0's encoder."""
+def shared_encoder_source(wildcards):
+    """theta0 of the first seed's random start: its encoder is every theta0's encoder (the shared
+    theta0 sweep and the probe features are computed with it)."""
     return {
         k: v.format(model=wildcards.model, task=wildcards.task, seed=SEEDS[0])
         for k, v in ckpt("init", start="random").items()

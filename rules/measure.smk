@@ -114,7 +114,7 @@ if SHARED_THETA0_SWEEP:
 
     rule theta0_sweep:
         input:
-            unpack(theta0_sweep_source),
+            unpack(shared_encoder_source),
             validation=data_path("validation.jsonl"),
             subset=data_path("eval_subset.json"),
         output:

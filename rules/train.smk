@@ -28,15 +28,44 @@ rule init_checkpoint:
         "../workflow/scripts/init_checkpoint.py"
 
 
+# The frozen encoder's first-token features of the train and validation splits, once per model
+# and task: every seed's theta0 holds the same pre-trained encoder (the file carries its
+# fingerprint; a probe of another encoder is refused), so every seed's probe fits on them.
+rule probe_features:
+    input:
+        unpack(shared_encoder_source),
+        train=data_path("train.jsonl"),
+        validation=data_path("validation.jsonl"),
+    output:
+        features=run_path("probe_features.safetensors"),
+    log:
+        log_path("probe_features", "{model}/{task}"),
+    benchmark:
+        bench_path("probe_features", "{model}/{task}")
+    conda:
+        "../envs/headplast.yaml"
+    threads: get_resource("init", "threads")
+    resources:
+        gpu=1,
+        mem_mb=get_resource("init", "mem_mb"),
+        runtime=get_resource("init", "runtime"),
+    params:
+        max_length=config["max_length"],
+        tokens_per_batch=config["measure"]["tokens_per_batch"],
+        max_train_samples=config["probe"]["max_train_samples"],
+        code=package_code("probe_features.py"),
+    script:
+        "../workflow/scripts/probe_features.py"
+
+
 # theta0 of the `probe` start: the same seed's random theta0 with its head (pooler and classifier)
-# fitted on the frozen encoder's features (LP-FT); only the `probe:` block's values are params,
-# so changing them reruns the probe start alone.
+# fitted on the frozen encoder's features (LP-FT), early-stopped on a held-out part of the train
+# split; only the `probe:` block's values are params, so changing them reruns the probe start alone.
 rule probe_checkpoint:
     input:
         init_model=ckpt("init", start="random")["model"],
         init_config=ckpt("init", start="random")["config"],
-        train=data_path("train.jsonl"),
-        validation=data_path("validation.jsonl"),
+        features=run_path("probe_features.safetensors"),
     output:
         **ckpt("init", start="probe"),
         record=seed_path("probe.json", start="probe"),
@@ -54,8 +83,6 @@ rule probe_checkpoint:
     params:
         hparams=get_probe_params,
         seed=get_seed,
-        max_length=config["max_length"],
-        tokens_per_batch=config["measure"]["tokens_per_batch"],
         code=package_code("probe_checkpoint.py"),
     script:
         "../workflow/scripts/probe_checkpoint.py"

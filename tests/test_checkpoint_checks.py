@@ -76,6 +76,7 @@ def _write(path: Path, labels: list[int]) -> Path:
     return path
 
 
+@pytest.mark.training
 def test_label_names_in_theta0_and_theta1_and_one_class_warning(models, tmp_path, caplog):
     init = tmp_path / "ckpt_init"
     info = init_checkpoint(models["bert"], 2, 0, init, label_names=LABELS, max_length=32)
@@ -99,6 +100,7 @@ def test_label_names_in_theta0_and_theta1_and_one_class_warning(models, tmp_path
     assert final["id2label"] == cfg["id2label"] and final["label2id"] == cfg["label2id"]
 
 
+@pytest.mark.training
 def test_two_classes_no_warning(models, tmp_path, caplog):
     init = tmp_path / "ckpt_init"
     init_checkpoint(models["bert"], 2, 0, init, label_names=LABELS)

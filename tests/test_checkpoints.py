@@ -90,6 +90,7 @@ def _logits(folder: Path) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("mapped_by", ["id2label", "label_map"])
+@pytest.mark.training
 def test_permuted_label_order_is_mapped(setup, mapped_by):
     root, init_dir = setup
     if mapped_by == "id2label":
@@ -162,6 +163,7 @@ def test_ambiguous_label_mappings_are_refused(id2label, label_map, message):
         ({"max_position_embeddings": 64}, "different encoder parameters"),
     ],
 )
+@pytest.mark.training
 def test_a_different_network_is_refused_naming_both(setup, changes, message):
     root, init_dir = setup
     name = "ft_" + "_".join(f"{k}{v}" for k, v in changes.items())
@@ -172,6 +174,7 @@ def test_a_different_network_is_refused_naming_both(setup, changes, message):
     assert not (root / name / "ckpt_final").exists()
 
 
+@pytest.mark.training
 def test_a_different_model_type_is_refused(setup, tmp_path):
     root, init_dir = setup
     other = Path(make_tiny_model(str(tmp_path / "deberta"), "deberta"))

@@ -100,7 +100,7 @@ def _kwargs(root: Path, name: str) -> dict:
     )
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_two_gloo_processes_take_the_steps_of_one(setup, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

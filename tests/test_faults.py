@@ -167,7 +167,7 @@ def test_valid_test_config_passes_dry_run(tmp_path):
     run_snakemake(make_workdir(tmp_path), "-n", "--quiet")
 
 
-@pytest.mark.slow
+@pytest.mark.dag
 def test_subset_larger_than_split_fails_in_eval_subset_rule(tmp_path):
     wd = make_workdir(tmp_path, {"eval_subset": {"size": 100}})  # validation has 60 examples
     proc = run_snakemake(wd, "results/data/nli_a/eval_subset.json", check=False)
@@ -270,7 +270,7 @@ def test_missing_local_file_is_named_by_prepare_data(tmp_path):
     assert "prepare_data" in out and "raw/validation.tsv" in out, out
 
 
-@pytest.mark.slow
+@pytest.mark.dag
 def test_label_outside_set_fails_prepare_data_naming_file_and_column(tmp_path):
     wd = _local_workdir(tmp_path, val_label="maybe")
     proc = run_snakemake(wd, "results/data/nli_a/meta.json", check=False)
@@ -691,7 +691,7 @@ def test_heads_script_writes_nothing_on_truncated_input(head_files, tmp_path):
 # ---------------------------------------------------------------------------------- training
 
 
-@pytest.mark.slow
+@pytest.mark.dag
 def test_finetune_runtime_grows_with_each_retry(tmp_path):
     """The real finetune rule under Snakemake's --retries: a stand-in script records the runtime
     Snakemake gives each attempt and fails twice; the third attempt succeeds."""
@@ -747,7 +747,7 @@ def two_runs(tmp_path_factory):
     return dirs
 
 
-@pytest.mark.slow
+@pytest.mark.dag
 def test_two_runs_give_byte_identical_jsonl(two_runs):
     a, b = (wd / "results" / "tiny_bert" / "nli_a" / "random" / "seed1" for wd in two_runs)
     for name in JSONL:
@@ -755,7 +755,7 @@ def test_two_runs_give_byte_identical_jsonl(two_runs):
         assert len((a / name).read_text().splitlines()) == 8  # 2 layers x 4 heads
 
 
-@pytest.mark.slow
+@pytest.mark.dag
 def test_workflow_checkpoints_are_safetensors_only(two_runs):
     seed_dir = two_runs[0] / "results" / "tiny_bert" / "nli_a" / "random" / "seed1"
     for which in ("ckpt_init", "ckpt_final"):

@@ -16,8 +16,6 @@ from tests.make_tiny_model import make_tiny_model
 from tests.test_workflow import planned_jobs
 from tests.workflow_utils import Replace, make_workdir, run_snakemake, tiny_config
 
-pytestmark = pytest.mark.slow
-
 MODELS = {"tiny_bert": {"name_or_path": "tiny_model"}, "tiny_deb": {"name_or_path": "tiny_deb"}}
 # the "public fine-tune": generic label names, its order 0 contradiction, 1 entailment, 2 neutral
 LABEL_MAP = {"LABEL_0": "contradiction", "LABEL_1": "entailment", "LABEL_2": "neutral"}
@@ -90,6 +88,7 @@ def test_checkpoint_task_config_refusals(tmp_path, change, message):
     assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
 
 
+@pytest.mark.dag
 def test_checkpoint_task_real_run_one_seed(tmp_path):
     """One seed: theta1 of DeBERTa trained on nli_a, and BERT's heads.csv with theta1 imported
     from public_ft (the rest of the DAG is the same rules as tests/test_workflow.py runs)."""

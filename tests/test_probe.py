@@ -25,16 +25,20 @@ from transformers import (
 import headplast.adapters as adapters
 from headplast.adapters import UnsupportedModelError, resolve_head
 from headplast.importance import ablation_sweep
+from headplast.io import ArtifactError
 from headplast.probe import (
+    EncoderMismatchError,
+    ProbeFeatures,
+    compute_probe_features,
     evaluate_head,
     first_token_features,
     fit_probe,
     head_logits,
+    holdout_split,
     merge_probe_hparams,
     probe_checkpoint,
 )
 from headplast.shared_sweep import (
-    EncoderMismatchError,
     Theta0Sweep,
     importance_from_theta0_sweep,
     theta0_hidden_sweep,
@@ -171,7 +175,7 @@ def test_probe_learns_and_changes_only_the_head(family):
         batch_size=50,
         weight_decay=0.0,
         seed=0,
-    )
+    ).train_loss
     after = evaluate_head(model, x_val, y_val)
     assert losses[-1] < losses[0] / 5
     assert after["accuracy"] >= 0.95 > chance + 0.2
@@ -203,17 +207,50 @@ def test_probe_hparams_checked():
         merge_probe_hparams({"epoch": 3})
     with pytest.raises(ValueError, match="probe.batch_size"):
         merge_probe_hparams({"batch_size": 0})
+    with pytest.raises(ValueError, match="probe.patience"):
+        merge_probe_hparams({"patience": 0})
+    with pytest.raises(ValueError, match=r"probe.holdout_fraction.*\[0, 1\)"):
+        merge_probe_hparams({"holdout_fraction": 1.0})
 
 
-def test_probe_checkpoint_on_disk(tmp_path):
-    """The saved probe theta0 reloads with the random theta0's encoder bit for bit, its head
-    changed, and a record whose validation numbers are the saved model's."""
-    from headplast.measures import load_checkpoint
-    from headplast.training import init_checkpoint
+def test_holdout_split_is_the_same_for_every_seed_and_disjoint():
+    fit, held = holdout_split(50, 0.1)
+    assert held.numel() == 5 and fit.numel() == 45
+    assert sorted(fit.tolist() + held.tolist()) == list(range(50))
+    assert torch.equal(held, holdout_split(50, 0.1)[1])  # no training seed in it
+    assert holdout_split(50, 0.0)[1].numel() == 0
+    assert holdout_split(3, 0.01)[1].numel() == 1 and holdout_split(3, 0.99)[0].numel() == 1
 
-    src = make_tiny_model(str(tmp_path / "src"))
-    init_dir, probe_dir = tmp_path / "random" / "ckpt_init", tmp_path / "probe" / "ckpt_init"
-    init_checkpoint(src, 2, 1, init_dir)
+
+def test_early_stopping_keeps_the_head_of_the_lowest_held_out_loss():
+    """A learning rate high enough to overfit 30 random-label examples: the held-out loss rises
+    after its minimum, fitting stops `patience` epochs later, and the saved head is the best
+    epoch's (its held-out loss, recomputed, is the minimum recorded)."""
+    model = tiny_bert()
+    x, y = first_token_features(model, _marked_batches(60, 0))
+    y = torch.randint(0, 3, y.shape, generator=torch.Generator().manual_seed(0))  # noise labels
+    held = (x[30:], y[30:])
+    fit = fit_probe(
+        model,
+        x[:30],
+        y[:30],
+        epochs=200,
+        learning_rate=3e-2,
+        batch_size=None,
+        weight_decay=0.0,
+        seed=0,
+        held_out=held,
+        patience=3,
+    )
+    best = int(np.argmin(fit.held_out_loss)) + 1
+    assert fit.best_epoch == best < len(fit.train_loss) == best + 3 < 200
+    assert len(fit.held_out_loss) == len(fit.train_loss)
+    kept = evaluate_head(model, *held)["loss"]
+    assert kept == pytest.approx(fit.held_out_loss[best - 1], abs=1e-6)
+    assert kept < fit.held_out_loss[-1]
+
+
+def _write_pairs(tmp_path: Path) -> None:
     rng = random.Random(0)
     for name, n in (("train", 40), ("validation", 20)):
         with open(tmp_path / f"{name}.jsonl", "w") as fh:
@@ -224,16 +261,37 @@ def test_probe_checkpoint_on_disk(tmp_path):
                     "hypothesis": "a dog",
                 }
                 fh.write(json.dumps({**row, "label": label}) + "\n")
-    hp = {"epochs": 3, "learning_rate": 1e-2, "batch_size": None, "weight_decay": 0.0}
-    record = probe_checkpoint(
-        init_dir, tmp_path / "train.jsonl", tmp_path / "validation.jsonl", probe_dir,
-        hparams=hp, seed=1, max_length=32,
+
+
+def test_probe_checkpoint_on_disk(tmp_path):
+    """Features computed once from one seed's theta0 serve another seed's probe (same encoder);
+    the saved probe theta0 reloads with the random theta0's encoder bit for bit, its head
+    changed, and a record whose validation numbers are the saved model's."""
+    from headplast.measures import load_checkpoint
+    from headplast.training import init_checkpoint
+
+    src = make_tiny_model(str(tmp_path / "src"))
+    init_dir, probe_dir = tmp_path / "random" / "ckpt_init", tmp_path / "probe" / "ckpt_init"
+    init_checkpoint(src, 2, 1, init_dir)
+    init_checkpoint(src, 2, 2, tmp_path / "seed2")
+    _write_pairs(tmp_path)
+    features = tmp_path / "probe_features.safetensors"
+    info = compute_probe_features(
+        tmp_path / "seed2", tmp_path / "train.jsonl", tmp_path / "validation.jsonl", features,
+        max_length=32, max_train_samples=30,
     )  # fmt: skip
+    assert info["n_train"] == 30 and info["n_validation"] == 20
+    loaded = ProbeFeatures.load(features)
+    assert loaded.n_train_all == 40 and loaded.train.shape == (30, 32)
+    hp = {"epochs": 3, "learning_rate": 1e-2, "batch_size": None, "weight_decay": 0.0}
+    record = probe_checkpoint(init_dir, features, probe_dir, hparams=hp, seed=1)
     assert (probe_dir / "model.safetensors").exists() and (probe_dir / "config.json").exists()
     assert (probe_dir / "tokenizer.json").exists() or (probe_dir / "vocab.txt").exists()
-    assert record["hparams"]["epochs"] == 3 and len(record["train_loss_per_epoch"]) == 3
+    assert record["hparams"]["epochs"] == 3 and record["epochs_run"] <= 3
+    assert len(record["train_loss_per_epoch"]) == len(record["held_out_loss_per_epoch"])
+    assert record["n_train_examples"] == 27 and record["n_held_out_examples"] == 3
     assert set(record["head_modules"]) == {"bert.pooler", "classifier"}
-    assert record["n_train_examples"] == 40 and record["validation_majority_rate"] >= 0.5
+    assert record["n_train_split"] == 40 and record["validation_majority_rate"] >= 0.5
     json.dumps(record, allow_nan=False)
     random_model, _ = load_checkpoint(init_dir, torch.device("cpu"))
     probe_model, _ = load_checkpoint(probe_dir, torch.device("cpu"))
@@ -242,6 +300,29 @@ def test_probe_checkpoint_on_disk(tmp_path):
     assert not torch.equal(
         random_model.bert.pooler.dense.weight, probe_model.bert.pooler.dense.weight
     )
+    # the record's validation numbers are the saved model's, on the features' validation split
+    x_val, y_val = loaded.validation, loaded.validation_labels
+    assert evaluate_head(probe_model, x_val, y_val) == pytest.approx(
+        record["validation"]["probe"], abs=1e-6
+    )
+
+
+def test_probe_features_of_another_encoder_are_refused(tmp_path):
+    from headplast.training import init_checkpoint
+
+    other = make_tiny_model(str(tmp_path / "other"))
+    init_checkpoint(other, 2, 1, tmp_path / "theta0")
+    x, y = torch.zeros(4, 32), torch.zeros(4, dtype=torch.long)
+    ProbeFeatures(x, y, x.clone(), y.clone(), "0" * 64, 4).save(tmp_path / "f.safetensors")
+    with pytest.raises(EncoderMismatchError, match="another encoder.*probe_features"):
+        probe_checkpoint(
+            tmp_path / "theta0", tmp_path / "f.safetensors", tmp_path / "out",
+            hparams={"epochs": 1}, seed=1,
+        )  # fmt: skip
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ArtifactError, match="not a probe features file"):
+        ProbeFeatures.load(tmp_path / "bad.safetensors")
 
 
 # ------------------------------------------------------------------------------ shared theta0 sweep

@@ -36,6 +36,7 @@ LOCAL_PROFILE = REPO / "profiles" / "local" / "config.yaml"
 STATE = Path(os.environ.get("HEADPLAST_SLURM_STATE", "/tmp/headplast-slurm"))
 GPU_RULES = [
     "init_checkpoint",
+    "probe_features",
     "probe_checkpoint",
     "theta0_sweep",
     "finetune",
@@ -206,11 +207,14 @@ def _overrides(info: dict[str, str], profile: Path = SLURM_PROFILE) -> list[str]
     ]
 
 
+# Snakemake run against the cluster: the real profile and plugin, with the plugin's polling gap
+# capped for the one-node test cluster (tests/slurm/snakemake_polling.py says why).
+SUBMIT = [sys.executable, str(REPO / "tests" / "slurm" / "snakemake_polling.py")]
+
+
 def _snakemake(workdir: Path, info, *extra, timeout=MAIN_TIMEOUT_S, check=True):
     cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
+        *SUBMIT,
         "--profile",
         "profiles/slurm",
         *_overrides(info),
@@ -278,7 +282,6 @@ def _wait_sacct(ids, done=lambda s: s not in ("PENDING", "RUNNING", "COMPLETING"
 
 # ----------------------------------------------------------------- the workflow, on SLURM
 @pytest.mark.slurm
-@pytest.mark.slow
 def test_workflow_on_slurm(cluster, tmp_path, request):
     """The tiny test DAG (.test/config.yaml), every job an sbatch job; all artifacts, all
     jobs COMPLETED in sacct, the GPU rules submitted with --gpus=1 (or --gres=gpu)."""
@@ -399,15 +402,7 @@ def _scancel_when_running(workdir: Path, proc: subprocess.Popen, rule: str, t=18
 
 
 def _popen_snakemake(workdir, info, *extra):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--profile",
-        "profiles/slurm",
-        *_overrides(info),
-        *extra,
-    ]
+    cmd = [*SUBMIT, "--profile", "profiles/slurm", *_overrides(info), *extra]
     return subprocess.Popen(
         cmd, cwd=workdir, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

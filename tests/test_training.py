@@ -135,6 +135,7 @@ def test_init_checkpoint_deterministic_in_seed(setup, tmp_path):
 # ------------------------------------------------------------------------------------------ theta1
 
 
+@pytest.mark.training
 def test_finetune_writes_theta1_and_run_config(reference):
     rc, out = reference
     assert REQUIRED_KEYS <= set(rc)
@@ -167,6 +168,7 @@ def test_finetune_writes_theta1_and_run_config(reference):
     assert (trainer_out / "trainer_state.json").exists()
 
 
+@pytest.mark.training
 def test_nonfinite_loss_fails_naming_the_step(setup):
     root = setup[0]
     with pytest.raises(NonFiniteLossError, match=r"at step \d+"):
@@ -174,6 +176,7 @@ def test_nonfinite_loss_fails_naming_the_step(setup):
     assert not (root / "nan" / "ckpt_final").exists()
 
 
+@pytest.mark.training
 def test_stale_checkpoints_of_another_configuration_are_discarded(setup):
     hp = {**HP, "num_train_epochs": 1}
     _run(setup, "stale", hparams=hp, keep_checkpoints=True)
@@ -239,6 +242,7 @@ def _assert_same_weights(a: Path, b: Path) -> None:
         assert torch.equal(ta[k], tb[k]), k
 
 
+@pytest.mark.training
 def test_resume_after_sigterm_mid_epoch_matches_uninterrupted(setup, reference):
     root = setup[0]
     _interrupt(root, "sigterm", stop_at=4, sig=signal.SIGTERM)  # step 4: half-way through epoch 1
@@ -251,6 +255,7 @@ def test_resume_after_sigterm_mid_epoch_matches_uninterrupted(setup, reference):
     _assert_same_weights(root / "sigterm" / "ckpt_final", reference[1])
 
 
+@pytest.mark.training
 def test_resume_after_sigkill_with_partial_checkpoint_matches_uninterrupted(setup, reference):
     root = setup[0]
     _interrupt(root, "sigkill", stop_at=8, sig=signal.SIGKILL)  # step 8: an epoch boundary

@@ -18,9 +18,8 @@ import yaml
 
 from tests.workflow_utils import REPO, make_workdir, run_snakemake, tiny_config, write_config
 
-pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-TRAINING = {"init_checkpoint", "probe_checkpoint", "finetune"}
+TRAINING = {"init_checkpoint", "probe_features", "probe_checkpoint", "finetune"}
 DATA = {"synthetic_nli", "prepare_data", "eval_subset"}
 
 
@@ -92,15 +91,18 @@ def test_reference_config_plans_the_full_experiment():
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
     assert counts["finetune"] == "20" and counts["importance_pre_shared"] == "20"
     assert counts["probe_checkpoint"] == "10" and counts["theta0_sweep"] == "2"
+    assert counts["probe_features"] == "2"  # once per model and task, not per seed
     assert counts["eval_subset"] == "2" and counts["compare_tasks"] == "1"
 
 
+@pytest.mark.dag
 def test_tiny_dag_produces_every_artifact(finished):
     cfg = tiny_config()
     (model,) = cfg["models"]
     for task in cfg["tasks"]:
         assert (finished / f"results/data/{task}/eval_subset.json").exists()
         assert (finished / "results" / model / task / "theta0_sweep.safetensors").exists()
+        assert (finished / "results" / model / task / "probe_features.safetensors").exists()
         for start, seed in itertools.product(cfg["starts"], cfg["seeds"]):
             run = finished / "results" / model / task / start
             d = run / f"seed{seed}"
@@ -136,6 +138,9 @@ def test_tiny_dag_produces_every_artifact(finished):
             ):  # the probe's record, and its theta0 is what fine-tuning started from
                 assert run_config["probe"]["validation"]["probe"]["accuracy"] >= 0
                 assert run_config["probe"]["seed"] == seed
+                probe = run_config["probe"]
+                assert 1 <= probe["best_epoch"] <= probe["epochs_run"] <= cfg["probe"]["epochs"]
+                assert probe["n_held_out_examples"] > 0  # early stopping on the train split
             for fig in (
                 "fig_heatmaps_mean",
                 "fig_rank_stability",
@@ -210,6 +215,7 @@ def test_job_multiset_tells_one_seed_from_all():
     assert job_multiset(every) == expected_jobs(per_seed=("stats",), tasks=("nli_a",))
 
 
+@pytest.mark.dag
 def test_analysis_parameter_reruns_only_statistics_and_figures(finished):
     jobs = _rerun_plan(finished, {"analysis": {"top_k": 2}})  # stats and compare_tasks use it
     assert job_multiset(jobs) == expected_jobs(
@@ -221,6 +227,7 @@ def test_analysis_parameter_reruns_only_statistics_and_figures(finished):
     )
 
 
+@pytest.mark.dag
 def test_pruning_parameter_reruns_only_pruning_and_what_reads_it(finished):
     jobs = _rerun_plan(finished, {"pruning": {"n_random_orders": 3}})
     assert job_multiset(jobs) == expected_jobs(
@@ -230,6 +237,7 @@ def test_pruning_parameter_reruns_only_pruning_and_what_reads_it(finished):
     )
 
 
+@pytest.mark.dag
 def test_eval_subset_size_reruns_measures_not_training(finished):
     jobs = _rerun_plan(finished, {"eval_subset": {"size": 30}})
     per_seed_measures = (
@@ -248,6 +256,7 @@ def test_eval_subset_size_reruns_measures_not_training(finished):
     )
 
 
+@pytest.mark.dag
 def test_training_hyperparameter_reruns_only_that_task(finished):
     jobs = _rerun_plan(finished, {"tasks": {"nli_a": {"train": {"learning_rate": 5.0e-4}}}})
     assert job_multiset(jobs) == expected_jobs(
@@ -267,6 +276,7 @@ def test_training_hyperparameter_reruns_only_that_task(finished):
     )
 
 
+@pytest.mark.dag
 def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
     """Changing a `probe:` value reruns every job of the probe start (probing, fine-tuning, every
     measure, statistic and summary) and the comparisons across starts: nothing of the random
@@ -278,14 +288,25 @@ def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
         if job[1].get("start") == "probe"  # probe_checkpoint's path spells `probe` itself
         or job[0] in {"probe_checkpoint", "compare_tasks", "compare_starts", "all"}
     ]
-    for change in ({"learning_rate": 5.0e-3}, {"epochs": 2}, {"batch_size": 8}):
+    for change in (
+        {"learning_rate": 5.0e-3},
+        {"epochs": 2},
+        {"batch_size": 8},
+        {"patience": 1},
+        {"holdout_fraction": 0.2},
+    ):
         jobs = _rerun_plan(finished, {"probe": change})
         assert job_multiset(jobs) == job_multiset(expected), change
+    # the train subsample changes the features too: once per (model, task), for every seed
+    subsample = _rerun_plan(finished, {"probe": {"max_train_samples": 100}})
+    features = expected_jobs(per_model_task=("probe_features",))
+    assert job_multiset(subsample) == job_multiset(expected) + features
     assert {"probe_checkpoint", "finetune", "importance_pre_shared", "update"} <= rules_of(jobs)
     assert not [job for job in jobs if job[1].get("start") == "random"]
     assert not rules_of(jobs) & ({"init_checkpoint", "theta0_sweep"} | DATA)
 
 
+@pytest.mark.dag
 def test_changed_package_code_reruns_exactly_its_rules(finished):
     """A real change to the gradients code reruns gradfisher_pre and what depends on it, the
     same jobs as forcing gradfisher_pre; training and the other measures stay. A comment or
@@ -313,6 +334,7 @@ def test_changed_package_code_reruns_exactly_its_rules(finished):
     assert planned_jobs(finished) == []  # the original code: up to date again
 
 
+@pytest.mark.dag
 def test_checkpoints_name_the_task_labels(finished):
     """theta0 and theta1 carry the task's label names (results/data/<task>/meta.json)."""
     import json
@@ -325,6 +347,7 @@ def test_checkpoints_name_the_task_labels(finished):
     assert len(sorted(finished.glob("results/*/*/random/seed*/ckpt_*/config.json"))) == 8
 
 
+@pytest.mark.dag
 def test_report_has_every_figure(finished):
     run_snakemake(finished, "--report", "report.html")
     html = (finished / "report.html").read_text(errors="replace")

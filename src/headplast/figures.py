@@ -510,7 +510,7 @@ def fig_pruning(
     """Pruning curves of one seed (rows of ``pruning.jsonl``): accuracy (left) and loss (right)
     against the fraction of heads removed; one line per score order, the reverse order dashed,
     the random orders as a grey min-max band around their mean. ``auc`` maps each order to the
-    area under its accuracy curve (:func:`headplast.pruning_auc.accuracy_auc`), shown in the legend."""
+    area under its accuracy curve (:func:`headplast.pruning_auc.accuracy_auc`), in the legend."""
     df = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
     rand = df[df["kind"] == "random"]
@@ -547,9 +547,9 @@ def fig_pruning_mean(
     path: str | os.PathLike,
     title: str | None = None,
 ) -> Figure:
-    """Seed-mean pruning curves (:func:`headplast.pruning_auc.curves_seed_mean`) with +-1 sd bands
-    over seeds; ``aucs`` (:func:`headplast.pruning_auc.auc_across_seeds`) gives the legend's mean and
-    sd of the area under the accuracy curve."""
+    """Seed-mean pruning curves (:func:`headplast.pruning_auc.curves_seed_mean`) with +-1 sd
+    bands over seeds; ``aucs`` (:func:`headplast.pruning_auc.auc_across_seeds`) gives the
+    legend's mean and sd of the area under the accuracy curve."""
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
     n_seeds = int(mean_df["n_seeds"].max())
     for i, (order, g) in enumerate(mean_df.groupby("order", sort=False)):

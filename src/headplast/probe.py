@@ -10,13 +10,24 @@ them with AdamW. The head runs through the model's own code (pooler, activation,
 the encoder replaced by a stub that returns the features, so a probe fitted here is exactly the
 head of the saved checkpoint.
 
+The encoder is the same for every seed of a model (each seed's theta0 differs only in its head),
+so the features are computed once per model and task (:func:`compute_probe_features`, the
+``probe_features`` rule) and every seed's probe reads them (:class:`ProbeFeatures`); the file
+carries the encoder's fingerprint, and a probe whose theta0 holds another encoder is refused.
+
 The head is kept in eval mode while fitting (no dropout): the features are fixed, and weight
-decay is the regulariser (as the L2 penalty of the logistic-regression probe in LP-FT).
+decay is the regulariser (as the L2 penalty of the logistic-regression probe in LP-FT). A
+``holdout_fraction`` of the train split (the same examples for every seed) is held out of the fit:
+after each epoch the head's mean cross-entropy on it is measured, fitting stops once it has not
+improved for ``patience`` epochs, and the head of the epoch with the lowest held-out loss is kept
+(early stopping). The task's validation split is never used to choose the head.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import os
 import random
@@ -33,7 +44,7 @@ from torch import nn
 from .adapters import HeadLayout, UnsupportedModelError, resolve_head
 from .batching import encode_pairs, make_batches
 from .data import file_fingerprint, read_split
-from .io import atomic_dir
+from .io import ArtifactError, atomic_dir, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +54,27 @@ PROBE_DEFAULTS: dict[str, Any] = {
     "batch_size": 64,  # None: full batch
     "weight_decay": 0.01,
     "max_train_samples": None,  # None: the whole train split
+    "holdout_fraction": 0.1,  # of the (subsampled) train split, for early stopping; 0: none
+    "patience": 5,  # epochs without a lower held-out loss before fitting stops
 }
+#: Draws the held-out part of the train split: the same examples for every training seed.
+HOLDOUT_SEED = 0
+
+
+class EncoderMismatchError(ArtifactError):
+    """Features or a sweep computed with one encoder were applied to a checkpoint of another."""
+
+
+def encoder_fingerprint(model: nn.Module, head: HeadLayout | None = None) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of the encoder's state (sorted by name)."""
+    head = head or resolve_head(model)
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        if head.is_encoder(name):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _require_first_token(head: HeadLayout) -> None:
@@ -118,6 +149,17 @@ def head_logits(
     return torch.cat(out)
 
 
+@dataclasses.dataclass(frozen=True)
+class ProbeFit:
+    """What fitting a probe did: the mean training loss of each epoch run, the mean held-out
+    cross-entropy after each (empty without a held-out part), and the epoch whose head was kept
+    (1-based; the last one without a held-out part)."""
+
+    train_loss: list[float]
+    held_out_loss: list[float]
+    best_epoch: int
+
+
 def fit_probe(
     model: nn.Module,
     features: torch.Tensor,
@@ -129,10 +171,13 @@ def fit_probe(
     weight_decay: float,
     seed: int,
     head: HeadLayout | None = None,
-) -> list[float]:
+    held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
+    patience: int | None = None,
+) -> ProbeFit:
     """Fit every head parameter (AdamW, cross-entropy) on fixed features [N, D] with labels [N];
     encoder parameters get no gradient and are not touched. Minibatches are drawn in a seeded
-    order. Returns the mean training loss of each epoch."""
+    order. With ``held_out`` (features [M, D], labels [M]) the head of the epoch with the lowest
+    held-out loss is kept, and fitting stops after ``patience`` epochs without a new lowest."""
     head = head or resolve_head(model)
     named = dict(model.named_parameters())
     params = [named[n] for n in head.head_parameters]
@@ -144,28 +189,47 @@ def fit_probe(
     gen = torch.Generator().manual_seed(int(seed))
     n = features.shape[0]
     bs = n if batch_size is None else int(batch_size)
-    history = []
+    history: list[float] = []
+    held: list[float] = []
+    best: tuple[float, int, list[torch.Tensor]] | None = None
     try:
-        for _ in range(int(epochs)):
-            order = torch.randperm(n, generator=gen).to(features.device)
-            total = 0.0
-            for i in range(0, n, bs):
-                idx = order[i : i + bs]
-                loss = F.cross_entropy(head_logits(model, features[idx], head), labels[idx])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"probe loss is {loss.item()} in epoch {len(history) + 1}; lower "
-                        "`probe.learning_rate`"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.numel()
-            history.append(total / n)
+        for epoch in range(1, int(epochs) + 1):
+            history.append(_probe_epoch(model, features, labels, head, opt, gen, bs, epoch))
+            if held_out is None:
+                continue
+            held.append(evaluate_head(model, *held_out, head)["loss"])
+            if best is None or held[-1] < best[0]:
+                best = (held[-1], epoch, [p.detach().clone() for p in params])
+            elif patience is not None and epoch - best[1] >= int(patience):
+                break
     finally:
         for name, p in named.items():
             p.requires_grad_(flags[name])
-    return history
+    if best is None:
+        return ProbeFit(history, held, len(history))
+    with torch.no_grad():
+        for p, kept in zip(params, best[2], strict=True):
+            p.copy_(kept)
+    return ProbeFit(history, held, best[1])
+
+
+def _probe_epoch(model, features, labels, head, opt, gen, batch_size, epoch) -> float:
+    """One pass over the features in a seeded order; the mean training loss."""
+    n = features.shape[0]
+    order = torch.randperm(n, generator=gen).to(features.device)
+    total = 0.0
+    for i in range(0, n, batch_size):
+        idx = order[i : i + batch_size]
+        loss = F.cross_entropy(head_logits(model, features[idx], head), labels[idx])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"probe loss is {loss.item()} in epoch {epoch}; lower `probe.learning_rate`"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * idx.numel()
+    return total / n
 
 
 @torch.no_grad()
@@ -185,73 +249,189 @@ def _features_of(model, tokenizer, rows, max_length, tokens_per_batch, head):
     return first_token_features(model, batches, head)
 
 
+@dataclasses.dataclass(frozen=True)
+class ProbeFeatures:
+    """The frozen encoder's first-token features, float32: ``train`` [N, D] with
+    ``train_labels`` [N] (the subsampled train split, in file order) and ``validation`` [M, D]
+    with ``validation_labels`` [M]; the encoder's fingerprint and the train split's size before
+    subsampling."""
+
+    train: torch.Tensor
+    train_labels: torch.Tensor
+    validation: torch.Tensor
+    validation_labels: torch.Tensor
+    encoder_sha256: str
+    n_train_all: int
+
+    TENSORS = ("train", "train_labels", "validation", "validation_labels")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """One safetensors file (written atomically), the fingerprint and size as metadata."""
+        from safetensors.torch import save_file
+
+        tensors = {k: getattr(self, k).detach().cpu().contiguous() for k in self.TENSORS}
+        meta = {"encoder_sha256": self.encoder_sha256, "n_train_all": str(self.n_train_all)}
+        with atomic_path(path) as tmp:
+            save_file(tensors, os.fspath(tmp), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ProbeFeatures:
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.exists():
+            raise ArtifactError(f"{path}: file not found; run the probe_features rule")
+        try:
+            with safe_open(os.fspath(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                t = {k: f.get_tensor(k) for k in cls.TENSORS}
+        except Exception as exc:
+            raise ArtifactError(
+                f"{path}: not a probe features file ({exc}); delete it and rerun"
+            ) from exc
+        if "encoder_sha256" not in meta or "n_train_all" not in meta:
+            raise ArtifactError(f"{path}: no encoder fingerprint; delete it and rerun")
+        ok = (
+            t["train"].dim() == t["validation"].dim() == 2
+            and t["train"].shape[1] == t["validation"].shape[1]
+            and t["train_labels"].shape == t["train"].shape[:1]
+            and t["validation_labels"].shape == t["validation"].shape[:1]
+        )
+        if not ok:
+            raise ArtifactError(f"{path}: inconsistent shapes; delete it and rerun")
+        return cls(**t, encoder_sha256=meta["encoder_sha256"], n_train_all=int(meta["n_train_all"]))
+
+
+def compute_probe_features(
+    ckpt_dir: str | os.PathLike,
+    train_path: str | os.PathLike,
+    validation_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    max_length: int,
+    tokens_per_batch: int = 8192,
+    max_train_samples: int | None = None,
+) -> dict[str, Any]:
+    """The features every seed's probe of one model and task fits on: one encoder pass over the
+    train split (a fixed subsample of ``max_train_samples``, the same rows as fine-tuning's) and
+    the validation split with the checkpoint in ``ckpt_dir`` (any theta0 of the model: they share
+    the encoder), saved to ``out_path``. Returns run info."""
+    from .precision import enable_tf32, pick_device
+    from .training import SUBSAMPLE_SEED, load_model, load_tokenizer
+
+    t0 = time.perf_counter()
+    device = pick_device()
+    if device.type == "cuda":
+        enable_tf32()
+    ckpt_dir = Path(ckpt_dir)
+    tokenizer = load_tokenizer(ckpt_dir)
+    model = load_model(ckpt_dir).to(device).eval()
+    head = resolve_head(model)
+    _require_first_token(head)
+    train_rows = read_split(train_path)
+    n_all = len(train_rows)
+    if max_train_samples is not None and int(max_train_samples) < n_all:
+        idx = sorted(random.Random(SUBSAMPLE_SEED).sample(range(n_all), int(max_train_samples)))
+        train_rows = [train_rows[i] for i in idx]
+    x_train, y_train = _features_of(
+        model, tokenizer, train_rows, max_length, tokens_per_batch, head
+    )
+    x_val, y_val = _features_of(
+        model, tokenizer, read_split(validation_path), max_length, tokens_per_batch, head
+    )
+    features = ProbeFeatures(
+        x_train, y_train, x_val, y_val, encoder_fingerprint(model, head), n_all
+    )
+    features.save(out_path)
+    return {
+        "device": device.type,
+        "n_train": int(x_train.shape[0]),
+        "n_validation": int(x_val.shape[0]),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
 def merge_probe_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     """The config's ``probe:`` block over the defaults; unknown keys and bad values are errors."""
     unknown = sorted(set(hparams) - set(PROBE_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown `probe` key(s) {unknown}; known: {sorted(PROBE_DEFAULTS)}")
     hp = {**PROBE_DEFAULTS, **hparams}
-    for key in ("epochs", "batch_size", "max_train_samples"):
+    for key in ("epochs", "batch_size", "max_train_samples", "patience"):
         if hp[key] is not None and int(hp[key]) < 1:
             raise ValueError(f"`probe.{key}` must be a positive integer, got {hp[key]}")
+    if not 0 <= float(hp["holdout_fraction"]) < 1:
+        raise ValueError(
+            f"`probe.holdout_fraction` must be in [0, 1), got {hp['holdout_fraction']}"
+        )
     return hp
+
+
+def holdout_split(n: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fit, held-out) row indices of n train rows, each sorted: round(fraction * n) rows drawn
+    with :data:`HOLDOUT_SEED` (the same rows for every training seed) are held out; none for
+    fraction 0. At least one row stays on each side when anything is held out."""
+    k = round(float(fraction) * n)
+    if fraction > 0:
+        k = min(max(k, 1), n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(HOLDOUT_SEED))
+    return perm[k:].sort().values, perm[:k].sort().values
 
 
 def probe_checkpoint(
     init_dir: str | os.PathLike,
-    train_path: str | os.PathLike,
-    validation_path: str | os.PathLike,
+    features_path: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
     hparams: dict[str, Any],
     seed: int,
-    max_length: int,
-    tokens_per_batch: int = 8192,
 ) -> dict[str, Any]:
-    """Probe the random-start theta0 in ``init_dir`` and save it (same encoder, fitted head) with
-    its tokenizer to ``out_dir``, atomically. Returns the probe record: hyper-parameters, the
-    training losses, and validation loss/accuracy of the random head and of the fitted one."""
-    from .precision import enable_tf32, pick_device
-    from .training import SUBSAMPLE_SEED, load_model, load_tokenizer
+    """Probe the random-start theta0 in ``init_dir`` on the encoder's features
+    (:class:`ProbeFeatures` at ``features_path``, from the same encoder) and save it (same
+    encoder, fitted head) with its tokenizer to ``out_dir``, atomically. Returns the probe
+    record: hyper-parameters, training and held-out losses per epoch, the epoch kept, and
+    validation loss/accuracy of the random head and of the fitted one."""
+    from .precision import pick_device
+    from .training import load_model, load_tokenizer
 
     t0 = time.perf_counter()
     hp = merge_probe_hparams(dict(hparams))
     device = pick_device()
-    if device.type == "cuda":
-        enable_tf32()
     torch.manual_seed(int(seed))
     init_dir = Path(init_dir)
     tokenizer = load_tokenizer(init_dir)
     model = load_model(init_dir).to(device).eval()
     head = resolve_head(model)
     _require_first_token(head)
-    train_rows = read_split(train_path)
-    n_all = len(train_rows)
-    if hp["max_train_samples"] is not None and int(hp["max_train_samples"]) < n_all:
-        idx = sorted(random.Random(SUBSAMPLE_SEED).sample(range(n_all), hp["max_train_samples"]))
-        train_rows = [train_rows[i] for i in idx]
-    val_rows = read_split(validation_path)
+    feats = ProbeFeatures.load(features_path)
+    if feats.encoder_sha256 != encoder_fingerprint(model, head):
+        raise EncoderMismatchError(
+            f"{features_path}: computed with another encoder than {init_dir}'s; delete it and "
+            "rerun the probe_features rule"
+        )
     encoder_before = {k: v.clone() for k, v in model.state_dict().items() if head.is_encoder(k)}
-
-    x_train, y_train = _features_of(
-        model, tokenizer, train_rows, max_length, tokens_per_batch, head
-    )
-    x_val, y_val = _features_of(model, tokenizer, val_rows, max_length, tokens_per_batch, head)
-    t_feat = time.perf_counter() - t0
+    fit_idx, held_idx = holdout_split(feats.train.shape[0], hp["holdout_fraction"])
+    x_fit, y_fit = feats.train[fit_idx].to(device), feats.train_labels[fit_idx].to(device)
+    held_out = None
+    if held_idx.numel():
+        held_out = (feats.train[held_idx].to(device), feats.train_labels[held_idx].to(device))
+    x_val, y_val = feats.validation.to(device), feats.validation_labels.to(device)
     before = evaluate_head(model, x_val, y_val, head)
-    losses = fit_probe(
+    fit = fit_probe(
         model,
-        x_train,
-        y_train,
+        x_fit,
+        y_fit,
         epochs=hp["epochs"],
         learning_rate=hp["learning_rate"],
         batch_size=hp["batch_size"],
         weight_decay=hp["weight_decay"],
         seed=seed,
         head=head,
+        held_out=held_out,
+        patience=hp["patience"],
     )
     after = evaluate_head(model, x_val, y_val, head)
-    train_after = evaluate_head(model, x_train, y_train, head)
+    train_after = evaluate_head(model, x_fit, y_fit, head)
     state = model.state_dict()
     changed = [k for k, v in encoder_before.items() if not torch.equal(v, state[k])]
     if changed:  # cannot happen unless the adapter table is wrong: then refuse to save
@@ -265,17 +445,23 @@ def probe_checkpoint(
         "seed": int(seed),
         "init_dir": os.fspath(init_dir),
         "init_model_sha256": file_fingerprint(init_dir / "model.safetensors"),
+        "features": os.fspath(features_path),
+        "encoder_sha256": feats.encoder_sha256,
         "head_modules": list(head.head_modules),
         "head_parameters": list(head.head_parameters),
-        "n_train_examples": len(train_rows),
-        "n_validation_examples": len(val_rows),
-        "train_loss_per_epoch": [round(v, 6) for v in losses],
+        "n_train_split": feats.n_train_all,
+        "n_train_examples": int(fit_idx.numel()),
+        "n_held_out_examples": int(held_idx.numel()),
+        "n_validation_examples": int(y_val.numel()),
+        "train_loss_per_epoch": [round(v, 6) for v in fit.train_loss],
+        "held_out_loss_per_epoch": [round(v, 6) for v in fit.held_out_loss],
+        "epochs_run": len(fit.train_loss),
+        "best_epoch": fit.best_epoch,
         "train": train_after,
         "validation": {"random_head": before, "probe": after},
         "validation_majority_rate": float(counts.max() / counts.sum()),
         "device": device.type,
-        "feature_seconds": round(t_feat, 3),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    log.info("probe: validation %s -> %s", before, after)
+    log.info("probe: validation %s -> %s (epoch %d kept)", before, after, fit.best_epoch)
     return record

@@ -17,7 +17,6 @@ whose encoder differs (another model, a retrained encoder) is refused.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .adapters import HeadLayout, resolve_head, resolve_layout
+from .adapters import resolve_head, resolve_layout
 from .gating import head_gates
 from .importance import (
     SweepResult,
@@ -43,11 +42,13 @@ from .importance import (
 )
 from .io import ArtifactError, atomic_path
 from .precision import autocast_context
-from .probe import _first, _require_first_token, head_logits
-
-
-class EncoderMismatchError(ArtifactError):
-    """A shared theta0 sweep was applied to a checkpoint with a different encoder."""
+from .probe import (
+    EncoderMismatchError,
+    _first,
+    _require_first_token,
+    encoder_fingerprint,
+    head_logits,
+)
 
 
 @dataclass(frozen=True)
@@ -102,18 +103,6 @@ class Theta0Sweep:
         ):
             raise ArtifactError(f"{path}: inconsistent shapes; delete it and rerun")
         return cls(**t, encoder_sha256=meta["encoder_sha256"], precision=meta.get("precision", ""))
-
-
-def encoder_fingerprint(model: nn.Module, head: HeadLayout | None = None) -> str:
-    """sha256 over the names, dtypes, shapes and bytes of the encoder's state (sorted by name)."""
-    head = head or resolve_head(model)
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        if head.is_encoder(name):
-            t = t.detach().cpu().contiguous()
-            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 @torch.no_grad()

@@ -25,12 +25,9 @@ if os.path.dirname(sm.output.config) != out_dir:
     raise ValueError("output.model and output.config must share one folder")
 record = probe_checkpoint(
     os.path.dirname(sm.input.init_model),
-    sm.input.train,
-    sm.input.validation,
+    sm.input.features,
     out_dir,
     hparams=dict(sm.params.hparams),
     seed=int(sm.params.seed),
-    max_length=int(sm.params.max_length),
-    tokens_per_batch=int(sm.params.tokens_per_batch),
 )
 write_json(sm.output.record, record)
