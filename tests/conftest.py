@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,3 +86,15 @@ def random_batches(
 @pytest.fixture(params=["deberta", "bert"])
 def tiny_model(request):
     return tiny_deberta() if request.param == "deberta" else tiny_bert()
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory) -> Path:
+    """The tiny DAG (.test/config.yaml: 2 tasks x 2 starts x 2 seeds, 2-layer x 4-head random
+    BERT) run once for the whole session, for real; every test that reads a finished tree reads
+    this one (and restores what it changes)."""
+    from tests.workflow_utils import make_workdir, run_snakemake
+
+    workdir = make_workdir(tmp_path_factory.mktemp("dag"))
+    run_snakemake(workdir)
+    return workdir

@@ -736,15 +736,13 @@ JSONL = ["importance_pre.jsonl", "importance_post.jsonl", "gradfisher_pre.jsonl"
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    """The tiny DAG up to the four per-head JSONL files of one task and seed, twice, each in its
-    own folder."""
-    dirs = []
-    for name in ("run_a", "run_b"):
-        wd = make_workdir(tmp_path_factory.mktemp(name), {"seeds": [1]})
-        run_snakemake(wd, *[f"results/tiny_bert/nli_a/random/seed1/{f}" for f in JSONL])
-        dirs.append(wd)
-    return dirs
+def two_runs(tmp_path_factory, finished):
+    """The four per-head JSONL files of one task and seed from two runs in their own folders: the
+    session's whole tiny DAG (2 tasks x 2 seeds), and a run of seed 1 alone up to those files (a
+    different DAG: the same numbers)."""
+    wd = make_workdir(tmp_path_factory.mktemp("run_b"), {"seeds": [1]})
+    run_snakemake(wd, *[f"results/tiny_bert/nli_a/random/seed1/{f}" for f in JSONL])
+    return [finished, wd]
 
 
 @pytest.mark.dag

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.workflow_utils import REPO, make_workdir, run_snakemake, tiny_config, write_config
+from tests.workflow_utils import REPO, run_snakemake, tiny_config, write_config
 
 BIN = Path(sys.executable).parent
 TRAINING = {"init_checkpoint", "probe_features", "probe_checkpoint", "finetune"}
@@ -41,14 +41,6 @@ def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
 
 def rules_of(jobs) -> set[str]:
     return {rule for rule, _ in jobs}
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """The tiny DAG (2 tasks x 2 seeds, 2-layer x 4-head random BERT) run once, for real."""
-    workdir = make_workdir(tmp_path_factory.mktemp("dag"))
-    run_snakemake(workdir)
-    return workdir
 
 
 def test_lint_and_format_clean():
