@@ -13,6 +13,7 @@ from headplast.statistics import PAIRS, counter_examples, pair_statistics
 from headplast.summary import (
     case_counts,
     compare_tasks,
+    fisher_z_pool,
     pair_stats_across_seeds,
     rank_stability,
     seed_mean,
@@ -100,14 +101,17 @@ def test_pair_stats_across_seeds(heads_by_seed):
     assert list(out["pairs"]) == list(stats[1]["pairs"])
     blk = out["pairs"]["I_pre~Urel"]
     vals = np.array([stats[s]["pairs"]["I_pre~Urel"]["rho"] for s in SEEDS])
-    mean, sd = vals.mean(), vals.std(ddof=1)
-    half = sps.t.ppf(0.975, 2) * sd / math.sqrt(3)
-    assert blk["rho"]["mean"] == pytest.approx(mean)
-    assert blk["rho"]["sd"] == pytest.approx(sd)
-    assert blk["rho"]["ci"] == pytest.approx([mean - half, mean + half])
+    z = np.arctanh(vals)  # Fisher's z by hand: the pooled rho and its t-interval on z
+    half = sps.t.ppf(0.975, 2) * z.std(ddof=1) / math.sqrt(3)
+    assert blk["rho"]["mean"] == pytest.approx(math.tanh(z.mean()))
+    assert blk["rho"]["sd"] == pytest.approx(vals.std(ddof=1))
+    assert blk["rho"]["ci"] == pytest.approx(
+        [math.tanh(z.mean() - half), math.tanh(z.mean() + half)]
+    )
+    assert blk["rho"]["informative"] is True and blk["rho"]["method"] == "fisher_z"
     assert blk["rho"]["values"] == {str(s): stats[s]["pairs"]["I_pre~Urel"]["rho"] for s in SEEDS}
-    lay = [stats[s]["pairs"]["I_pre~Urel"]["rho_layer"] for s in SEEDS]
-    assert blk["rho_layer"]["mean"] == pytest.approx(np.mean(lay))
+    lay = np.array([stats[s]["pairs"]["I_pre~Urel"]["rho_layer"] for s in SEEDS])
+    assert blk["rho_layer"]["mean"] == pytest.approx(math.tanh(np.arctanh(lay).mean()))
     ov = [stats[s]["pairs"]["I_pre~Urel"]["topk"]["overlap"] for s in SEEDS]
     assert blk["overlap"]["mean"] == pytest.approx(np.mean(ov))
     assert blk["overlap"]["expected"] == pytest.approx(9 / 12)
@@ -115,6 +119,37 @@ def test_pair_stats_across_seeds(heads_by_seed):
     one = pair_stats_across_seeds({1: stats[1]})
     assert one["pairs"]["I_pre~Urel"]["rho"]["sd"] is None
     assert one["pairs"]["I_pre~Urel"]["rho"]["ci"] == [None, None]
+    two = pair_stats_across_seeds({1: stats[1], 2: stats[2]})["pairs"]["I_pre~Urel"]["rho"]
+    assert two["informative"] is False and -1 <= two["ci"][0] <= two["ci"][1] <= 1
+
+
+def test_fisher_z_pool_stays_a_correlation():
+    """Property over 2,000 random draws (1-8 seeds, rho anywhere in [-1, 1], exact +-1 and 0
+    included): the pooled rho and both bounds lie in [-1, 1], the point inside its interval; the
+    raw t-interval it replaces leaves [-1, 1] on many of the same draws."""
+    rng = np.random.default_rng(0)
+    raw_outside = 0
+    for _ in range(2000):
+        n = int(rng.integers(1, 9))
+        vals = rng.uniform(-1, 1, n)
+        vals[rng.random(n) < 0.1] = rng.choice([-1.0, 0.0, 1.0])
+        out = fisher_z_pool(list(vals))
+        assert -1 <= out["mean"] <= 1 and out["n"] == n
+        assert out["informative"] == (n >= 3)
+        if n == 1:
+            assert out["ci"] == [None, None]
+            continue
+        lo, hi = out["ci"]
+        assert -1 <= lo <= out["mean"] <= hi <= 1, (vals, out)
+        half = sps.t.ppf(0.975, n - 1) * vals.std(ddof=1) / math.sqrt(n)
+        raw_outside += not -1 <= vals.mean() - half <= vals.mean() + half <= 1
+    assert raw_outside > 500
+    # nulls and non-finite values are left out; all-equal seeds give a zero-width interval
+    assert fisher_z_pool([0.5, None, float("nan"), 0.5])["ci"] == pytest.approx([0.5, 0.5])
+    assert fisher_z_pool([]) == {
+        "mean": None, "sd": None, "ci": [None, None], "n": 0, "informative": False,
+        "method": "fisher_z",
+    }  # fmt: skip
 
 
 def _cases(heads):

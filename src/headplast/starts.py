@@ -67,7 +67,7 @@ def compare_starts(
                     "rho": rho.get("mean"),
                     "rho_low": low,
                     "rho_high": high,
-                    "interval": f"{pair_stats.get('ci_level', 0.95):.0%} t-interval over seeds",
+                    "interval": _pooled_interval(rho, pair_stats.get("ci_level", 0.95)),
                     "overlap": ov.get("mean"),
                     "overlap_chance": ov.get("expected"),
                     "n": rho.get("n"),
@@ -77,6 +77,15 @@ def compare_starts(
     num = ["rho", "rho_low", "rho_high", "overlap", "overlap_chance", "n"]
     table[num] = table[num].apply(pd.to_numeric)
     return table.sort_values(["model", "task", "section", "item", "start"], kind="stable")
+
+
+def _pooled_interval(rho: Mapping[str, Any], level: float) -> str:
+    """What a pair's rho_low..rho_high is, in words (the pooling of
+    :func:`headplast.summary.fisher_z_pool`; a t-interval of raw rho from older summaries)."""
+    if rho.get("method") != "fisher_z":
+        return f"{level:.0%} t-interval over seeds"
+    words = f"{level:.0%} interval over seeds on Fisher's z"
+    return words if rho.get("informative") else f"{words} (not informative: {rho.get('n')} seeds)"
 
 
 def fig_starts(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:

@@ -2,7 +2,8 @@
 
 - :func:`seed_mean`: per-head mean and sd of every measure over seeds (``heads_mean.csv``).
 - :func:`rank_stability`: how reproducible each head ranking is from seed to seed.
-- :func:`pair_stats_across_seeds`: mean, spread and interval of each pair's statistics.
+- :func:`pair_stats_across_seeds`: each pair's statistics pooled over seeds with their interval
+  (correlations on Fisher's z, :func:`fisher_z_pool`).
 - :func:`case_counts`: in how many seeds each head is a counter-example.
 - :func:`compare_tasks`: do two tasks rank the heads alike (e.g. MNLI vs RTE importance)?
 """
@@ -156,6 +157,43 @@ def _spread(values: Sequence[float | None], level: float = 0.95) -> dict[str, An
     return {"mean": mean, "sd": sd, "ci": ci, "n": int(n)}
 
 
+#: Fewer seeds than this give a pooled correlation whose interval says little (with 2 seeds the
+#: t quantile of one degree of freedom is 12.7): reported, and marked not informative.
+MIN_INFORMATIVE_SEEDS = 3
+#: Correlations pooled on Fisher's z; the other statistics of a pair by the plain t-interval.
+FISHER_Z_STATS: tuple[str, ...] = ("rho", "rho_layer", "noise_ceiling")
+
+
+def fisher_z_pool(values: Sequence[float | None], level: float = 0.95) -> dict[str, Any]:
+    """Correlations of several seeds pooled on Fisher's z (docs: "Pooling over seeds").
+
+    z_s = arctanh(rho_s) (|rho| = 1 is taken as 1 - 1e-15, whose z is finite); the pooled rho is
+    tanh(mean z), the interval tanh(mean z +- t_(n-1) * sd_z / sqrt(n)) at ``level``: the point
+    and both bounds lie in [-1, 1], the point inside its interval. ``sd`` is the spread of the
+    raw rho over seeds (ddof=1). Null or non-finite values are left out; ``n`` counts the rest.
+    ``informative`` is False below :data:`MIN_INFORMATIVE_SEEDS` seeds (the interval is still
+    given). With one seed the interval is [None, None].
+    """
+    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    n = v.size
+    out: dict[str, Any] = {
+        "mean": None,
+        "sd": float(v.std(ddof=1)) if n > 1 else None,
+        "ci": [None, None],
+        "n": int(n),
+        "informative": bool(n >= MIN_INFORMATIVE_SEEDS),
+        "method": "fisher_z",
+    }
+    if n == 0:
+        return out
+    z = np.arctanh(np.clip(v, -1 + 1e-15, 1 - 1e-15))
+    out["mean"] = float(np.tanh(z.mean()))
+    if n > 1:
+        half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * float(z.std(ddof=1)) / math.sqrt(n)
+        out["ci"] = [float(np.tanh(z.mean() - half)), float(np.tanh(z.mean() + half))]
+    return out
+
+
 def pair_stats_across_seeds(
     stats_by_seed: Mapping[int, Mapping[str, Any]],
     level: float = 0.95,
@@ -164,11 +202,12 @@ def pair_stats_across_seeds(
     """Each pair's statistics over seeds, from the per-seed ``stats.json`` contents.
 
     Per pair (keyed ``"x~y"`` as in ``stats.json``): ``rho`` and ``rho_layer`` each as
-    ``{mean, sd, ci, n, values}`` where ``ci`` is the ``level`` t-interval for the mean over
-    seeds, ``mean +- t_{n-1} * sd / sqrt(n)`` (``None`` with fewer than two seeds), and
-    ``values`` maps seed -> per-seed value; ``overlap`` as ``{mean, sd, ci, n, values, k,
-    expected}`` (``expected`` the chance overlap ``k*k/n``); and ``n_seeds``. Pairs are those of
-    the first seed; a seed lacking a pair raises :class:`ArtifactError`.
+    ``{mean, sd, ci, n, informative, method, values}``, pooled on Fisher's z
+    (:func:`fisher_z_pool`: ``mean`` and ``ci`` in [-1, 1]; ``informative`` False below three
+    seeds), ``values`` mapping seed -> per-seed value; ``overlap`` as ``{mean, sd, ci, n, values,
+    k, expected}`` with the ``level`` t-interval of the mean, ``mean +- t_{n-1} * sd / sqrt(n)``
+    (``expected`` the chance overlap ``k*k/n``); and ``n_seeds``. Pairs are those of the first
+    seed; a seed lacking a pair raises :class:`ArtifactError`.
 
     Noise ceilings, labelled as such and beside the raw rho: where the per-seed stats carry them,
     ``noise_ceiling`` and ``rho_disattenuated`` (split-half, per seed) as spreads like ``rho``;
@@ -180,7 +219,12 @@ def pair_stats_across_seeds(
         raise ValueError("no seeds given")
     first = next(iter(stats_by_seed.values()))
     out: dict[str, Any] = {"n_seeds": len(stats_by_seed), "ci_level": level, "pairs": {}}
-    out["ci_method"] = "t-interval for the mean over seeds: mean +- t_(n-1) * sd / sqrt(n)"
+    out["ci_method"] = (
+        f"{', '.join(FISHER_Z_STATS)}: pooled on Fisher's z, tanh(mean z +- t_(n-1) * sd_z / "
+        "sqrt(n)), not informative below "
+        f"{MIN_INFORMATIVE_SEEDS} seeds; rho_disattenuated and overlap: t-interval of the mean "
+        "over seeds, mean +- t_(n-1) * sd / sqrt(n)"
+    )
     for name, ref in first["pairs"].items():
         per_seed = {}
         for seed, st in stats_by_seed.items():
@@ -192,7 +236,8 @@ def pair_stats_across_seeds(
             if stat not in ref:
                 continue
             vals = {s: _none_if_nan(p.get(stat)) for s, p in per_seed.items()}
-            block[stat] = {**_spread(list(vals.values()), level), "values": _str_keys(vals)}
+            pool = fisher_z_pool if stat in FISHER_Z_STATS else _spread
+            block[stat] = {**pool(list(vals.values()), level), "values": _str_keys(vals)}
         if stability is not None:
             r_xx = (stability.get(block["x"]) or {}).get("mean")
             r_yy = (stability.get(block["y"]) or {}).get("mean")
