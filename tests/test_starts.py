@@ -1,0 +1,88 @@
+"""headplast.starts: the starts side by side, from hand-written stability and pair summaries."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from headplast.starts import COLUMNS, compare_starts, fig_starts
+
+
+def _stability(mean: float, lo: float, hi: float, n: int = 3) -> dict:
+    return {"mean": mean, "min": lo, "max": hi, "n_pairs": n}
+
+
+def _pair(mean, ci, n, informative=True, overlap=2.5, expected=0.75, method="fisher_z") -> dict:
+    return {
+        "rho": {"mean": mean, "ci": ci, "n": n, "informative": informative, "method": method},
+        "overlap": {"mean": overlap, "expected": expected},
+    }
+
+
+RUNS = {
+    ("m", "t", "random"): (
+        {"I_pre": _stability(0.1, -0.2, 0.3), "Urel": _stability(0.7, 0.6, 0.8)},
+        {"ci_level": 0.95, "pairs": {"I_pre~Urel": _pair(0.2, [-0.5, 0.7], 3)}},
+    ),
+    ("m", "t", "probe"): (
+        {"I_pre": _stability(0.9, 0.85, 0.95), "Urel": _stability(0.6, 0.5, 0.7)},
+        {"ci_level": 0.9, "pairs": {"I_pre~Urel": _pair(0.4, [-0.9, 0.95], 2, False)}},
+    ),
+}
+
+
+def test_rows_read_side_by_side():
+    table = compare_starts(RUNS)
+    assert list(table.columns) == COLUMNS
+    # sorted by model, task, section, item, then start: the two starts of one item adjacent
+    assert table[["section", "item", "start"]].values.tolist() == [
+        ["pair", "I_pre~Urel", "probe"],
+        ["pair", "I_pre~Urel", "random"],
+        ["stability", "I_pre", "probe"],
+        ["stability", "I_pre", "random"],
+        ["stability", "Urel", "probe"],
+        ["stability", "Urel", "random"],
+    ]
+    row = table[(table["item"] == "I_pre~Urel") & (table["start"] == "random")].iloc[0]
+    assert (row["rho"], row["rho_low"], row["rho_high"], row["n"]) == (0.2, -0.5, 0.7, 3)
+    assert (row["overlap"], row["overlap_chance"]) == (2.5, 0.75)
+    assert row["interval"] == "95% interval over seeds on Fisher's z"
+    probe = table[(table["item"] == "I_pre~Urel") & (table["start"] == "probe")].iloc[0]
+    assert probe["interval"] == "90% interval over seeds on Fisher's z (not informative: 2 seeds)"
+    stab = table[(table["item"] == "Urel") & (table["start"] == "probe")].iloc[0]
+    assert (stab["rho"], stab["rho_low"], stab["rho_high"], stab["n"]) == (0.6, 0.5, 0.7, 3)
+    assert stab["interval"] == "min..max over seed pairs"
+    assert math.isnan(stab["overlap"]) and math.isnan(stab["overlap_chance"])
+    for col in ("rho", "rho_low", "rho_high", "overlap", "overlap_chance", "n"):
+        assert pd.api.types.is_numeric_dtype(table[col]), col
+
+
+def test_older_summaries_and_missing_intervals():
+    """A pair summary without a method (a raw t-interval) is named so; one seed (no interval)
+    gives NaN bounds, not an error."""
+    runs = {
+        ("m", "t", "random"): (
+            {},
+            {"pairs": {"G~Urel": _pair(0.3, None, 1, method=None)}},
+        )
+    }
+    row = compare_starts(runs).iloc[0]
+    assert row["interval"] == "95% t-interval over seeds"
+    assert math.isnan(row["rho_low"]) and math.isnan(row["rho_high"]) and row["rho"] == 0.3
+
+
+def test_fig_starts_draws_every_run(tmp_path):
+    runs = {**RUNS, ("m", "t2", "random"): RUNS[("m", "t", "random")]}
+    out = tmp_path / "fig_starts.png"
+    fig_starts(compare_starts(runs), out, title="starts")
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    from matplotlib.image import imread
+
+    h, w = imread(out).shape[:2]
+    assert w == pytest.approx(13 * 110, abs=2) and h == pytest.approx(2 * 3.6 * 110, abs=2)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+    assert np.isfinite(compare_starts(runs)["rho"]).all()
