@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +170,38 @@ def read_head_jsonl(
             f"({n_layers} layers x {n_heads} heads); the file is truncated or from another model"
         )
     return df.sort_values(["layer", "head"]).reset_index(drop=True)
+
+
+def save_tensors(
+    path: str | os.PathLike, tensors: Mapping[str, Any], meta: Mapping[str, str]
+) -> None:
+    """Torch tensors and string metadata as one safetensors file, written atomically (torch is
+    imported here, not with this module)."""
+    from safetensors.torch import save_file
+
+    flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(flat, os.fspath(tmp), metadata=dict(meta))
+
+
+def load_tensors(
+    path: str | os.PathLike, names: Sequence[str], what: str, meta_keys: Sequence[str] = ()
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors by name, metadata) of a safetensors file that should be ``what`` (e.g. "a theta0
+    sweep"): an :class:`ArtifactError` naming the file if it is missing, unreadable, or lacks one
+    of ``names`` or of the metadata ``meta_keys``."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: file not found; rerun the rule that writes {what}")
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in names}
+    except Exception as exc:
+        raise ArtifactError(f"{path}: not {what} ({exc}); delete it and rerun") from exc
+    missing = [k for k in meta_keys if k not in meta]
+    if missing:
+        raise ArtifactError(f"{path}: no {', '.join(missing)} in its metadata; delete it and rerun")
+    return tensors, meta

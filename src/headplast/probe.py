@@ -44,7 +44,7 @@ from torch import nn
 from .adapters import HeadLayout, UnsupportedModelError, resolve_head
 from .batching import encode_pairs, make_batches
 from .data import file_fingerprint, read_split
-from .io import ArtifactError, atomic_dir, atomic_path
+from .io import ArtifactError, atomic_dir, load_tensors, save_tensors
 
 log = logging.getLogger(__name__)
 
@@ -267,30 +267,14 @@ class ProbeFeatures:
 
     def save(self, path: str | os.PathLike) -> None:
         """One safetensors file (written atomically), the fingerprint and size as metadata."""
-        from safetensors.torch import save_file
-
-        tensors = {k: getattr(self, k).detach().cpu().contiguous() for k in self.TENSORS}
         meta = {"encoder_sha256": self.encoder_sha256, "n_train_all": str(self.n_train_all)}
-        with atomic_path(path) as tmp:
-            save_file(tensors, os.fspath(tmp), metadata=meta)
+        save_tensors(path, {k: getattr(self, k) for k in self.TENSORS}, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ProbeFeatures:
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.exists():
-            raise ArtifactError(f"{path}: file not found; run the probe_features rule")
-        try:
-            with safe_open(os.fspath(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                t = {k: f.get_tensor(k) for k in cls.TENSORS}
-        except Exception as exc:
-            raise ArtifactError(
-                f"{path}: not a probe features file ({exc}); delete it and rerun"
-            ) from exc
-        if "encoder_sha256" not in meta or "n_train_all" not in meta:
-            raise ArtifactError(f"{path}: no encoder fingerprint; delete it and rerun")
+        t, meta = load_tensors(
+            path, cls.TENSORS, "a probe features file", ["encoder_sha256", "n_train_all"]
+        )
         ok = (
             t["train"].dim() == t["validation"].dim() == 2
             and t["train"].shape[1] == t["validation"].shape[1]

@@ -21,7 +21,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -40,7 +39,7 @@ from .importance import (
     model_device,
     split_batch,
 )
-from .io import ArtifactError, atomic_path
+from .io import ArtifactError, load_tensors, save_tensors
 from .precision import autocast_context
 from .probe import (
     EncoderMismatchError,
@@ -64,36 +63,18 @@ class Theta0Sweep:
     encoder_sha256: str
     precision: str
 
+    TENSORS = ("base", "ablate", "labels", "order")
+
     def save(self, path: str | os.PathLike) -> None:
         """One safetensors file (written atomically), fingerprint and precision as metadata."""
-        from safetensors.torch import save_file
-
-        tensors = {
-            "base": self.base,
-            "ablate": self.ablate,
-            "labels": self.labels,
-            "order": self.order,
-        }
-        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        meta = {"encoder_sha256": self.encoder_sha256, "precision": self.precision}
-        with atomic_path(path) as tmp:
-            save_file(tensors, os.fspath(tmp), metadata=meta)
+        tensors = {k: getattr(self, k) for k in self.TENSORS}
+        save_tensors(
+            path, tensors, {"encoder_sha256": self.encoder_sha256, "precision": self.precision}
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Theta0Sweep:
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.exists():
-            raise ArtifactError(f"{path}: file not found")
-        try:
-            with safe_open(os.fspath(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                t = {k: f.get_tensor(k) for k in ("base", "ablate", "labels", "order")}
-        except Exception as exc:
-            raise ArtifactError(f"{path}: not a theta0 sweep ({exc}); delete it and rerun") from exc
-        if "encoder_sha256" not in meta:
-            raise ArtifactError(f"{path}: no encoder fingerprint; delete it and rerun")
+        t, meta = load_tensors(path, cls.TENSORS, "a theta0 sweep", ["encoder_sha256"])
         n, d = t["base"].shape
         if (
             t["ablate"].dim() != 4
