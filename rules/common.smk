@@ -16,6 +16,7 @@ sys.path.insert(
 
 from headplast.config import (
     ConfigError,
+    canonical,
     coerce_config,
     explain_config_errors,
     load_schema,
@@ -47,7 +48,8 @@ def package_code(script):
     )
 
 
-TASKS = list(config["tasks"])
+# sorted: the DAG and every param built from these lists do not depend on the config's key order
+TASKS = sorted(config["tasks"])
 SEEDS = [int(s) for s in config["seeds"]]
 STARTS = list(config["starts"])
 GLUE_LABELS = {
@@ -75,7 +77,7 @@ def _task_models(task):
             + ("not both" if "train" in spec else "one of them")
         )
     if "checkpoints" not in spec:
-        return list(config["models"])
+        return sorted(config["models"])
     model = spec["checkpoints"].get("model")
     if model is None:
         if len(config["models"]) > 1:
@@ -207,6 +209,10 @@ def get_data_inputs(wildcards):
 
 def get_data_spec(wildcards):
     """The task's data block as prepare_data consumes it (generated data = local files)."""
+    return canonical(_data_spec(wildcards))
+
+
+def _data_spec(wildcards):
     spec = dict(data_config(wildcards.task))
     if spec["source"] == "synthetic":
         train, validation = get_data_inputs(wildcards)
@@ -233,7 +239,7 @@ def get_synthetic_params(wildcards):
     spec = data_config(wildcards.task)
     if spec["source"] != "synthetic":
         raise WorkflowError(f"task {wildcards.task} does not use generated data")
-    return {k: spec[k] for k in ("n_train", "n_validation", "seed")}
+    return canonical({k: spec[k] for k in ("n_train", "n_validation", "seed")})
 
 
 def get_num_labels(wildcards):
@@ -247,7 +253,7 @@ def get_num_labels(wildcards):
 
 def get_train_params(wildcards):
     """This task's training hyper-parameters only: changing them reruns this task alone."""
-    return dict(config["tasks"][wildcards.task]["train"])
+    return canonical(config["tasks"][wildcards.task]["train"])
 
 
 def get_resource(stage, key):
@@ -277,7 +283,7 @@ def get_checkpoint_files(wildcards):
 
 
 def get_label_map(wildcards):
-    return checkpoint_spec(wildcards.task).get("label_map")
+    return canonical(checkpoint_spec(wildcards.task).get("label_map"))
 
 
 def get_finetune_gpus(wildcards):
@@ -389,7 +395,7 @@ def get_seed(wildcards):
 
 def get_probe_params(wildcards):
     """The `probe:` block: changing it reruns the probe start's jobs only."""
-    return dict(config["probe"])
+    return canonical(config["probe"])
 
 
 def get_start_inputs(wildcards):

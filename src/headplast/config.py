@@ -98,8 +98,8 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
     wanted its text (``label_names: [0, 1]`` -> ["0", "1"]); a scalar where a list of scalars
     is wanted becomes a one-item list, a comma-separated string its items (``"1,2"`` -> [1, 2]);
     lists and mappings are walked (``properties``, ``additionalProperties``, ``items``,
-    ``allOf`` and ``if``/``then``/``else``). Anything else is returned unchanged, so that
-    validation still names it.
+    ``allOf`` and ``if``/``then``/``else``); an integer where only a number is wanted becomes a
+    float. Anything else is returned unchanged, so that validation still names it.
     """
     if not isinstance(schema, dict):
         return value
@@ -131,6 +131,21 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
         return str(value)  # `label_names: [0, 1]`: the names of labels written as 0 and 1
     if isinstance(value, float) and value.is_integer() and "integer" in types:
         return int(value)  # `max_length=2e3` reaches the config as 2000.0
+    if isinstance(value, int) and not isinstance(value, bool) and types == ["number"]:
+        return float(value)  # `learning_rate: 1` and `1.0` are one value, spelled once
+    return value
+
+
+def canonical(value: Any) -> Any:
+    """``value`` in one spelling for rule params: mappings with their keys sorted (recursively),
+    tuples as lists. Snakemake compares a rule's params by their ``repr``, in which a mapping's
+    key order counts: without this, the same config with its keys in another order (a YAML tool
+    that sorts keys, a nested ``--config`` override merged into a mapping) would rerun every job
+    that takes a mapping, fine-tuning included. Numbers are typed by :func:`coerce` already."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
     return value
 
 
