@@ -40,7 +40,7 @@ bench: venv
 # On a GPU machine: the measuring stage (1,024 examples of 128 tokens) and 200 bf16 fine-tuning
 # steps of DeBERTa-v3-base's architecture, with examples/s and the share of the GPU's peak.
 bench-gpu: venv
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench_gpu --out results/bench
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench.gpu --out results/bench
 
 # Mutation testing of the measuring core (gating, importance, gradients, updates, heads,
 # statistics) against its fast unit tests; settings in pyproject.toml [tool.mutmut]. README,

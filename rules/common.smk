@@ -14,14 +14,16 @@ sys.path.insert(
     0, str(SRC)
 )  # the package beside this workflow, as the scripts import it
 
-from headplast.config import (
+from headplast.pipeline.config import (
     ConfigError,
     canonical,
     coerce_config,
     explain_config_errors,
+    fill_defaults,
     load_schema,
 )
-from headplast.provenance import code_fingerprint
+from headplast.data.tasks import GLUE_TASKS
+from headplast.pipeline.provenance import code_fingerprint
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -29,7 +31,7 @@ SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 # asks, then name every violation by its config key before Snakemake's own validation (which
 # fills in the defaults).
 _SCHEMA = load_schema(SCHEMA)
-config.update(coerce_config(config, _SCHEMA))
+config.update(fill_defaults(coerce_config(config, _SCHEMA), _SCHEMA))
 try:
     explain_config_errors(config, _SCHEMA, "workflow/schemas/config.schema.yaml")
 except ConfigError as err:
@@ -52,17 +54,6 @@ def package_code(script):
 TASKS = sorted(config["tasks"])
 SEEDS = [int(s) for s in config["seeds"]]
 STARTS = list(config["starts"])
-GLUE_LABELS = {
-    "mnli": 3,
-    "rte": 2,
-    "qnli": 2,
-    "mrpc": 2,
-    "qqp": 2,
-    "sst2": 2,
-    "cola": 2,
-    "wnli": 2,
-}
-GLUE_VALIDATION = {"mnli": "validation_matched"}
 SYNTHETIC_LABELS = ["entailment", "neutral", "contradiction"]
 
 
@@ -229,9 +220,7 @@ def _data_spec(wildcards):
             "label_names": SYNTHETIC_LABELS,
         }
     if spec["source"] == "glue":
-        spec.setdefault(
-            "validation_split", GLUE_VALIDATION.get(spec["name"], "validation")
-        )
+        spec.setdefault("validation_split", GLUE_TASKS[spec["name"]].validation_split)
     return spec
 
 
@@ -245,7 +234,7 @@ def get_synthetic_params(wildcards):
 def get_num_labels(wildcards):
     spec = data_config(wildcards.task)
     if spec["source"] == "glue":
-        return GLUE_LABELS[spec["name"]]
+        return GLUE_TASKS[spec["name"]].n_labels
     if spec["source"] == "local":
         return len(spec["label_names"])
     return len(SYNTHETIC_LABELS)

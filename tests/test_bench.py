@@ -1,12 +1,12 @@
-"""Smoke test of ``python -m headplast.bench`` on tiny models: structure and output format only,
-never timings."""
+"""Smoke test of ``python -m headplast.bench`` on tiny models: structure and output format
+only, never timings."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from headplast import bench
+from headplast.bench import ratios as bench
 
 LAST_LINE = re.compile(
     r"^sweep_vs_naive_L12=(\d+\.\d+) sweep_vs_naive_L6=(\d+\.\d+) gradfisher_speedup=(\d+\.\d+)$"
@@ -77,8 +77,8 @@ def test_attention_core_skip_is_used_and_its_fallback_is_exact(monkeypatch):
     the output projection directly (BERT, DeBERTa); without that reuse it is exact as well."""
     import torch
 
-    from headplast import importance
-    from headplast.adapters import resolve_layout
+    from headplast.measure import importance, prefix_cache
+    from headplast.model.adapters import resolve_layout
 
     from .conftest import random_batches, tiny_bert, tiny_deberta
 
@@ -87,20 +87,20 @@ def test_attention_core_skip_is_used_and_its_fallback_is_exact(monkeypatch):
         batch = random_batches(1, batch=3)[0]
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         with torch.no_grad():
-            _, cached, core = importance._forward_capturing(model, layout, inputs)
+            _, cached, core = prefix_cache.forward_capturing(model, layout, inputs)
         assert len(cached) == len(core) == layout.n_layers
         assert all(c is not None for c in core)
 
     model = tiny_deberta()
     batches = random_batches(2, batch=3)
     naive = importance.naive_sweep(model, batches)
-    capture = importance._forward_capturing
+    capture = prefix_cache.forward_capturing
 
     def without_core(*args):
         logits, cached, core = capture(*args)
         return logits, cached, [None] * len(core)
 
-    monkeypatch.setattr(importance, "_forward_capturing", without_core)
+    monkeypatch.setattr(importance, "forward_capturing", without_core)
     for sweep_tokens in (None, 10_000):
         fast = importance.ablation_sweep(model, batches, sweep_tokens=sweep_tokens)
         rel = abs(fast.loss_ablate - naive.loss_ablate).max() / abs(naive.loss_ablate).max()

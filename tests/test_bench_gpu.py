@@ -1,4 +1,4 @@
-"""``python -m headplast.bench_gpu --tiny`` on the CPU: every stage runs, is counted and lands in
+"""``python -m headplast.bench.gpu --tiny`` on the CPU: every stage runs, is counted and lands in
 bench_gpu.json; never timings."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 import torch
 
-from headplast import bench_gpu
+from headplast.bench import gpu as bench_gpu
 
 LAST_LINE = re.compile(
     r"^measure_examples_per_s=\d+\.\d\d finetune_steps_per_s=\d+\.\d{3} measure_peak_share=n/a$"

@@ -11,8 +11,10 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, DebertaV2Config, ElectraConfig, RobertaConfig
 
-from headplast.adapters import MaxLengthError, check_max_length, max_input_length
-from headplast.training import ModelLoadError, finetune, init_checkpoint
+from headplast.model.adapters import MaxLengthError, check_max_length, max_input_length
+from headplast.model.loading import ModelLoadError
+from headplast.train.finetune import finetune
+from headplast.train.theta0 import init_checkpoint
 from tests.make_tiny_model import make_tiny_model
 
 torch.set_num_threads(1)
@@ -88,7 +90,7 @@ def test_label_names_in_theta0_and_theta1_and_one_class_warning(models, tmp_path
     train = _write(tmp_path / "train.jsonl", [1] * 8)  # one class only
     validation = _write(tmp_path / "validation.jsonl", [0, 1, 0, 1])
     hp = {"learning_rate": 1e-3, "num_train_epochs": 1, "per_device_train_batch_size": 4}
-    with caplog.at_level(logging.WARNING, logger="headplast.training"):
+    with caplog.at_level(logging.WARNING, logger="headplast.train.finetune"):
         rc = finetune(init, train, validation, tmp_path / "ckpt_final", tmp_path / "tr", hp, 0, 32)
     assert rc["train_label_counts"] == {"not_entailment": 8}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -106,7 +108,7 @@ def test_two_classes_no_warning(models, tmp_path, caplog):
     init_checkpoint(models["bert"], 2, 0, init, label_names=LABELS)
     train = _write(tmp_path / "train.jsonl", [0, 1] * 4)
     hp = {"learning_rate": 1e-3, "num_train_epochs": 1, "per_device_train_batch_size": 4}
-    with caplog.at_level(logging.WARNING, logger="headplast.training"):
+    with caplog.at_level(logging.WARNING, logger="headplast.train.finetune"):
         rc = finetune(init, train, train, tmp_path / "final", tmp_path / "tr", hp, 0, 32)
     assert rc["train_label_counts"] == {"entailment": 4, "not_entailment": 4}
     assert not [r for r in caplog.records if "training examples" in r.getMessage()]

@@ -16,8 +16,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from headplast.checkpoints import CheckpointMismatchError, import_final, label_permutation
-from headplast.training import init_checkpoint, load_model
+from headplast.model.loading import load_model
+from headplast.train.checkpoints import CheckpointMismatchError, import_final, label_permutation
+from headplast.train.theta0 import init_checkpoint
 from tests.make_tiny_model import make_tiny_model
 
 torch.set_num_threads(1)

@@ -1,4 +1,5 @@
-"""headplast.config: command-line values typed by the schema, violations worded by config key."""
+"""headplast.pipeline.config: command-line values typed by the schema, violations worded by config
+key."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import yaml
 from snakemake.cli import parse_config
 
-from headplast.config import (
+from headplast.pipeline.config import (
     ConfigError,
     coerce,
     coerce_config,
@@ -149,3 +150,40 @@ def test_task_names_that_would_break_paths_and_wildcards():
         "config key `tasks.rte-small`: the name 'rte-small' is not allowed here ('rte-small' "
         "does not match '^[A-Za-z0-9_]+$'; names become folder names and wildcard values)"
     ]
+
+
+def test_glue_tasks_have_one_table():
+    """The schema admits exactly the GLUE tasks the loader and the label count know."""
+    from headplast.data.tasks import GLUE_TASKS
+
+    data = SCHEMA["properties"]["tasks"]["additionalProperties"]["properties"]["data"]
+    glue = next(
+        p["then"] for p in data["allOf"] if p["if"]["properties"]["source"]["const"] == "glue"
+    )
+    assert sorted(glue["properties"]["name"]["enum"]) == sorted(GLUE_TASKS)
+    assert GLUE_TASKS["mnli"].n_labels == 3 and GLUE_TASKS["mnli"].validation_split != "validation"
+    bad = {**BASE, "tasks": {"t": {"data": {"source": "glue", "name": "sst2"}, "train": {}}}}
+    assert any("sst2" in e for e in config_errors(bad, SCHEMA))  # refused at validation
+
+
+def test_training_and_probe_defaults_come_from_the_package_table():
+    """The schema gives no defaults of its own for these blocks; fill_defaults sets every
+    optional key from headplast.train.defaults, which direct calls read too, and keeps what the
+    config gives."""
+    from headplast.pipeline.config import fill_defaults
+    from headplast.train.defaults import HPARAM_DEFAULTS, PROBE_DEFAULTS
+
+    train = SCHEMA["properties"]["tasks"]["additionalProperties"]["properties"]["train"]
+    probe = SCHEMA["properties"]["probe"]
+    for block in (train, probe):
+        assert not [k for k, v in block["properties"].items() if "default" in v]
+    assert set(train["properties"]) <= set(HPARAM_DEFAULTS)
+    assert set(probe["properties"]) == set(PROBE_DEFAULTS)
+    cfg = fill_defaults({**BASE, "probe": {"epochs": 7}}, SCHEMA)
+    optional = set(train["properties"]) - set(train["required"])
+    for task in cfg["tasks"].values():
+        given = BASE["tasks"][next(iter(BASE["tasks"]))]["train"]
+        for k in optional:
+            assert task["train"][k] == given.get(k, HPARAM_DEFAULTS[k]), k
+    assert cfg["probe"] == {**PROBE_DEFAULTS, "epochs": 7}
+    assert config_errors(cfg, SCHEMA) == []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from headplast.data import (
+from headplast.data.tasks import (
     DataError,
     file_fingerprint,
     load_glue,
@@ -281,7 +281,7 @@ def test_eval_subset_errors(size: int) -> None:
 
 
 def test_eval_subset_all_is_the_whole_split():
-    from headplast.data import make_eval_subset
+    from headplast.data.tasks import make_eval_subset
 
     assert make_eval_subset(7, "all", 999) == list(range(7))
     with pytest.raises(DataError, match="eval_subset.size = every"):

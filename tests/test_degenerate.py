@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from headplast.degenerate import degeneracy, majority_class_rate, split_degenerate
+from headplast.analysis.statistics import PAIRS, counter_examples, pair_statistics
 from headplast.io import read_json, write_json
-from headplast.statistics import PAIRS, counter_examples, pair_statistics
-from headplast.training import init_checkpoint
+from headplast.train.degenerate import degeneracy, majority_class_rate, split_degenerate
+from headplast.train.theta0 import init_checkpoint
 from tests.make_tiny_model import make_tiny_model
+from tests.pruning_rows import synthetic_curves
 from tests.script_runner import run_script
-from tests.test_pruning import _curves
 from tests.test_summary import make_heads
 
 HP = {
@@ -158,7 +158,7 @@ def test_degenerate_seed_left_out_of_pruning_summary(lr0_run, tmp_path, keep):
     for s, rc in run_configs.items():
         rows = [  # pruning.jsonl rows: the curves plus which heads were removed
             {**r, "n_removed": 2 * r["step"], "removed": [[0, h] for h in range(2 * r["step"])]}
-            for r in _curves({1: 0.0, 2: -0.5, 3: 0.1}[s])
+            for r in synthetic_curves({1: 0.0, 2: -0.5, 3: 0.1}[s])
         ]
         (tmp_path / f"pruning{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         write_json(tmp_path / f"rc{s}.json", rc)

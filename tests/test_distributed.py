@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from headplast.distributed import finetune_data_parallel, gpus_of_job
-from headplast.training import finetune, init_checkpoint, load_model, split_batch
+from headplast.model.loading import load_model
+from headplast.train.distributed import finetune_data_parallel, gpus_of_job
+from headplast.train.finetune import finetune, split_batch
+from headplast.train.theta0 import init_checkpoint
 from tests.make_tiny_model import make_tiny_model
 
 torch.set_num_threads(1)

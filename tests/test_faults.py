@@ -17,11 +17,11 @@ import pytest
 import torch
 import yaml
 
-from headplast.adapters import UnsupportedModelError
-from headplast.data import make_eval_subset, prepare_task_data
-from headplast.heads import GRADFISHER_FIELDS, IMPORTANCE_FIELDS, UPDATE_FIELDS, join_heads
-from headplast.importance import NonFiniteError
+from headplast.data.tasks import make_eval_subset, prepare_task_data
 from headplast.io import ArtifactError, read_head_jsonl, write_json
+from headplast.measure.checks import NonFiniteError
+from headplast.measure.heads import GRADFISHER_FIELDS, IMPORTANCE_FIELDS, UPDATE_FIELDS, join_heads
+from headplast.model.adapters import UnsupportedModelError
 from tests.nan_hooks import nan_gate_gradient, nan_when_ablated
 from tests.script_runner import SCRIPTS, run_script
 from tests.workflow_utils import DELETE, REPO, Replace, make_workdir, run_snakemake
@@ -318,7 +318,7 @@ def test_unsupported_architecture_names_model_type_in_measure_and_init(
         run_gradfisher(ckpt, eval_data, out_dir)
     assert visible_files(out_dir) == ["gradfisher.log", "importance.log"]
     # theta0 is refused at the first rule, before any fine-tuning
-    from headplast.training import init_checkpoint
+    from headplast.train.theta0 import init_checkpoint
 
     with pytest.raises(UnsupportedModelError, match="'gpt2'"):
         init_checkpoint(ckpt, 3, 1, tmp_path / "ckpt_init")
@@ -329,8 +329,8 @@ def test_trust_remote_code_is_off_by_default(tiny_src, tmp_path):
     """A checkpoint that ships its own modelling code is refused, and the code never runs."""
     import shutil
 
-    from headplast.measures import load_checkpoint
-    from headplast.training import load_model
+    from headplast.measure.stage import load_checkpoint
+    from headplast.model.loading import load_model
 
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     assert (
@@ -372,8 +372,8 @@ def test_checkpoints_are_read_from_safetensors_only(tiny_src, tmp_path, monkeypa
 
     from transformers import AutoModelForSequenceClassification
 
-    from headplast.measures import load_checkpoint
-    from headplast.training import ModelLoadError, load_model
+    from headplast.measure.stage import load_checkpoint
+    from headplast.model.loading import ModelLoadError, load_model
 
     ckpt = tmp_path / "pickle_only"
     shutil.copytree(tiny_src, ckpt)
@@ -434,7 +434,7 @@ def test_nan_weights_fail_both_measures_and_write_nothing(tiny_src, eval_data, t
 def test_non_finite_for_one_head_names_head_and_batch(
     tiny_src, eval_data, tmp_path, monkeypatch, script, inject, layer, head, what
 ):
-    import headplast.measures as measures
+    import headplast.measure.stage as measures
 
     real = measures.load_checkpoint
 
@@ -518,7 +518,7 @@ def test_measure_killed_mid_way_leaves_nothing_then_reruns(tiny_src, eval_data, 
     code = f"""
 import json, runpy, sys, time
 from types import SimpleNamespace
-import headplast.measures as measures
+import headplast.measure.stage as measures
 sys.path.insert(0, {str(REPO)!r})
 from tests.script_runner import Named as _Named
 real = measures.load_checkpoint

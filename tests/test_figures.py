@@ -7,17 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from headplast.figures import _label as fig_label
-from headplast.figures import (
+from headplast.analysis.figures import _label as fig_label
+from headplast.analysis.figures import (
     fig_heatmaps,
     fig_rank_stability,
     fig_scatter,
     fig_seed_mean_scatter,
     fig_stats,
 )
+from headplast.analysis.statistics import PAIRS, counter_examples, pair_statistics
+from headplast.analysis.summary import rank_stability, seed_mean
 from headplast.io import ArtifactError, read_json
-from headplast.statistics import PAIRS, counter_examples, pair_statistics
-from headplast.summary import rank_stability, seed_mean
 from tests.script_runner import run_script
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from headplast.adapters import resolve_layout
-from headplast.function_change import attention_js_sum, function_change, js_divergence
+from headplast.measure.function_change import attention_js_sum, function_change, js_divergence
+from headplast.model.adapters import resolve_layout
 
 from .conftest import random_batches, tiny_bert, tiny_deberta
 

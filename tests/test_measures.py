@@ -12,20 +12,15 @@ import torch
 from scipy import stats as sps
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
-from headplast.adapters import UnsupportedModelError, resolve_layout
-from headplast.gating import head_gates
-from headplast.gradients import gate_gradients, per_example_gate_grads, per_example_loop
-from headplast.importance import (
-    NonFiniteError,
-    SweepResult,
-    ablation_sweep,
-    check_finite,
-    json_float,
-    naive_sweep,
-    split_batch,
-    standard_error,
-)
-from headplast.precision import autocast_context
+from headplast.data.batching import split_batch
+from headplast.io import json_float
+from headplast.measure.checks import NonFiniteError, check_finite
+from headplast.measure.gradients import gate_gradients, per_example_gate_grads, per_example_loop
+from headplast.measure.importance import SweepResult, ablation_sweep, naive_sweep
+from headplast.measure.uncertainty import standard_error
+from headplast.model.adapters import UnsupportedModelError, resolve_layout
+from headplast.model.gating import head_gates
+from headplast.model.precision import autocast_context
 
 from .conftest import random_batches, tiny_bert, tiny_deberta
 from .nan_hooks import nan_gate_gradient, nan_when_ablated
@@ -231,7 +226,7 @@ def test_cached_sweep_runs_only_layers_at_and_above_the_ablation(tiny_model):
     assert queries == [2 * per_pass * (1 + 4 * i) for i in range(3)]
 
 
-# ------------------------------------------------------------ per-example uncertainty (issue 14)
+# ------------------------------------------------------------------- per-example uncertainty
 
 
 def test_from_logits_se_and_ci_equal_direct_computation_on_known_losses():

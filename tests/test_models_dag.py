@@ -39,7 +39,7 @@ def _workdir(tmp_path: Path, seeds=(1, 2), **task_overrides) -> Path:
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     make_tiny_model(str(wd / "tiny_deb"), "deberta")
     if not (wd / "public_ft").exists():
-        from headplast.training import init_checkpoint
+        from headplast.train.theta0 import init_checkpoint
 
         init_checkpoint(wd / "tiny_model", 3, 5, wd / "public_ft")  # id2label LABEL_0..2
     return wd

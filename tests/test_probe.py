@@ -22,26 +22,24 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-import headplast.adapters as adapters
-from headplast.adapters import UnsupportedModelError, resolve_head
-from headplast.importance import ablation_sweep
+import headplast.model.adapters as adapters
 from headplast.io import ArtifactError
-from headplast.probe import (
-    EncoderMismatchError,
-    ProbeFeatures,
-    compute_probe_features,
-    evaluate_head,
-    first_token_features,
-    fit_probe,
-    head_logits,
-    holdout_split,
-    merge_probe_hparams,
-    probe_checkpoint,
-)
-from headplast.shared_sweep import (
+from headplast.measure.importance import ablation_sweep
+from headplast.measure.shared_sweep import (
     Theta0Sweep,
     importance_from_theta0_sweep,
     theta0_hidden_sweep,
+)
+from headplast.model.adapters import UnsupportedModelError, resolve_head
+from headplast.model.head import EncoderMismatchError, first_token_features, head_logits
+from headplast.train.probe import (
+    ProbeFeatures,
+    compute_probe_features,
+    evaluate_head,
+    fit_probe,
+    holdout_split,
+    merge_probe_hparams,
+    probe_checkpoint,
 )
 from tests.conftest import random_batches, tiny_bert, tiny_deberta
 from tests.make_tiny_model import make_tiny_model
@@ -267,8 +265,8 @@ def test_probe_checkpoint_on_disk(tmp_path):
     """Features computed once from one seed's theta0 serve another seed's probe (same encoder);
     the saved probe theta0 reloads with the random theta0's encoder bit for bit, its head
     changed, and a record whose validation numbers are the saved model's."""
-    from headplast.measures import load_checkpoint
-    from headplast.training import init_checkpoint
+    from headplast.measure.stage import load_checkpoint
+    from headplast.train.theta0 import init_checkpoint
 
     src = make_tiny_model(str(tmp_path / "src"))
     init_dir, probe_dir = tmp_path / "random" / "ckpt_init", tmp_path / "probe" / "ckpt_init"
@@ -308,7 +306,7 @@ def test_probe_checkpoint_on_disk(tmp_path):
 
 
 def test_probe_features_of_another_encoder_are_refused(tmp_path):
-    from headplast.training import init_checkpoint
+    from headplast.train.theta0 import init_checkpoint
 
     other = make_tiny_model(str(tmp_path / "other"))
     init_checkpoint(other, 2, 1, tmp_path / "theta0")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from headplast.provenance import code_fingerprint, code_symbols
+from headplast.pipeline.provenance import code_fingerprint, code_symbols
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -40,34 +40,42 @@ def changed(before: dict[str, str], src: Path) -> set[str]:
 
 def test_comments_formatting_and_docstrings_change_nothing(src):
     before = fingerprints(src)
-    grad = src / "headplast" / "gradients.py"
+    grad = src / "headplast" / "measure" / "gradients.py"
     edit(grad, "DEFAULT_EPS = 1e-20", "DEFAULT_EPS = (\n    1e-20  # a comment\n)\n\n# another")
     edit(grad, "one backward per batch.", "one backward pass per batch (reworded).")
     text = grad.read_text()
     grad.write_text('"""A new module docstring."""\n' + text.split('"""', 2)[2].lstrip("\n"))
     edit(
-        src / "headplast" / "measures.py", "def measure_gradfisher(", "def measure_gradfisher(  # x"
+        src / "headplast" / "measure" / "stage.py",
+        "def measure_gradfisher(",
+        "def measure_gradfisher(  # x",
     )
     assert changed(before, src) == set()
 
 
 def test_changed_gradient_constant_changes_gradfisher_only(src):
     before = fingerprints(src)
-    edit(src / "headplast" / "gradients.py", "DEFAULT_EPS = 1e-20", "DEFAULT_EPS = 1e-12")
+    edit(
+        src / "headplast" / "measure" / "gradients.py", "DEFAULT_EPS = 1e-20", "DEFAULT_EPS = 1e-12"
+    )
     assert changed(before, src) == {"gradfisher.py"}
 
 
 def test_shared_code_changes_every_rule_that_reaches_it(src):
     before = fingerprints(src)
     # resolve_layout: both measures, and theta0 (imported inside init_checkpoint's body)
-    edit(src / "headplast" / "adapters.py", "if bad:", "if bad and True:")
+    edit(src / "headplast" / "model" / "adapters.py", "if bad:", "if bad and True:")
     assert changed(before, src) == {"gradfisher.py", "importance.py", "init_checkpoint.py"}
 
 
 def test_import_time_statement_reaches_every_importer(src):
     """A top-level statement of gradients runs whenever measures (which imports it) is imported."""
     before = fingerprints(src)
-    edit(src / "headplast" / "gradients.py", "DEFAULT_EPS = 1e-20", "DEFAULT_EPS = 1e-20\nprint(1)")
+    edit(
+        src / "headplast" / "measure" / "gradients.py",
+        "DEFAULT_EPS = 1e-20",
+        "DEFAULT_EPS = 1e-20\nprint(1)",
+    )
     assert changed(before, src) == {"gradfisher.py", "importance.py"}
 
 

@@ -10,11 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
-from headplast.figures import fig_pruning, fig_pruning_mean
-from headplast.pruning import Order, pruning_curves, removal_orders, step_counts
-from headplast.pruning_auc import accuracy_auc, auc_across_seeds, auc_summary, curves_seed_mean
+from headplast.analysis.figures import fig_pruning, fig_pruning_mean
+from headplast.analysis.pruning_auc import (
+    accuracy_auc,
+    auc_across_seeds,
+    auc_summary,
+    curves_seed_mean,
+)
+from headplast.measure.pruning import Order, pruning_curves, removal_orders, step_counts
 
 from .conftest import random_batches, tiny_bert, tiny_deberta
+from .pruning_rows import synthetic_curves
 
 OUTPUT_WEIGHT = re.compile(r"encoder\.layer\.(\d+)\.attention\.output\.dense\.weight$")
 HEADS = [(layer, head) for layer in range(3) for head in range(4)]  # tiny models: 3 x 4, d = 8
@@ -171,27 +177,8 @@ def test_accuracy_auc_is_the_trapezoid_over_the_removed_fraction():
         accuracy_auc(rows[1:5])
 
 
-def _curves(seed_shift: float) -> list[dict]:
-    """Synthetic pruning.jsonl rows: two score orders, the reverse order and two random ones."""
-    fr = [0.0, 0.5, 1.0]
-    tops = {"I_pre": 0.9, "Urel": 0.7, "I_post_reverse": 0.4, "random_0": 0.6, "random_1": 0.5}
-    kinds = {"I_pre": "score", "Urel": "score", "I_post_reverse": "reverse"}
-    return [
-        {
-            "order": o,
-            "kind": kinds.get(o, "random"),
-            "step": j,
-            "fraction": f,
-            "acc": (0.8 if f == 0 else top + seed_shift if f == 0.5 else 0.3),
-            "loss": 1.0 + f,
-        }
-        for o, top in tops.items()
-        for j, f in enumerate(fr)
-    ]
-
-
 def test_seed_mean_of_curves_and_aucs():
-    by_seed = {1: _curves(0.0), 2: _curves(0.1)}
+    by_seed = {1: synthetic_curves(0.0), 2: synthetic_curves(0.1)}
     mean = curves_seed_mean(by_seed)
     assert list(dict.fromkeys(mean["order"])) == ["I_pre", "Urel", "I_post_reverse", "random"]
     mid = mean[(mean["order"] == "random") & (mean["fraction"] == 0.5)].iloc[0]
@@ -204,14 +191,14 @@ def test_seed_mean_of_curves_and_aucs():
     assert aucs["I_pre"]["mean"] == pytest.approx(np.mean([0.725, 0.775]))
     assert aucs["I_pre"]["per_seed"] == {"1": pytest.approx(0.725), "2": pytest.approx(0.775)}
     assert aucs["random"]["mean"] == pytest.approx(0.25 * (1.1 + 2 * 0.6))
-    assert auc_across_seeds({1: _curves(0.0)})["I_pre"]["sd"] is None
+    assert auc_across_seeds({1: synthetic_curves(0.0)})["I_pre"]["sd"] is None
 
 
 def test_pruning_figures_are_written(tmp_path):
-    rows = _curves(0.0)
+    rows = synthetic_curves(0.0)
     auc = dict(zip(accuracy_auc(rows)["order"], accuracy_auc(rows)["auc"], strict=True))
     fig_pruning(rows, auc, tmp_path / "p.png")
-    by_seed = {1: rows, 2: _curves(0.1)}
+    by_seed = {1: rows, 2: synthetic_curves(0.1)}
     fig_pruning_mean(curves_seed_mean(by_seed), auc_across_seeds(by_seed), tmp_path / "m.png")
     for name in ("p.png", "m.png"):
         data = (tmp_path / name).read_bytes()

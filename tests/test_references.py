@@ -1,8 +1,8 @@
-"""Measures against references that share no code with what they test (issue 13).
+"""Measures against references that share no code with what they test.
 
-No reference here goes through headplast.adapters, headplast.gating or the measures' own helpers:
-module names and state-dict keys are spelled out per family, losses come from the unhooked model,
-gate gradients from parameter gradients, and the join is checked value by value.
+No reference here goes through headplast.model.adapters, headplast.model.gating or the measures'
+own helpers: module names and state-dict keys are spelled out per family, losses come from the
+unhooked model, gate gradients from parameter gradients, and the join is checked value by value.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from headplast.adapters import resolve_layout
-from headplast.gradients import gate_gradients
-from headplast.heads import join_heads
-from headplast.importance import ablation_sweep, naive_sweep
-from headplast.updates import head_updates
+from headplast.measure.gradients import gate_gradients
+from headplast.measure.heads import join_heads
+from headplast.measure.importance import ablation_sweep, naive_sweep
+from headplast.measure.updates import head_updates
+from headplast.model.adapters import resolve_layout
 
 from .conftest import random_batches, tiny_bert, tiny_deberta
 

@@ -7,18 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from headplast.reliability import (
+from headplast.analysis.reliability import (
     disattenuated,
     measure_reliabilities,
     noise_ceiling,
     pair_ceiling,
     prophecy_n,
-    read_per_example,
     seed_to_seed,
     spearman_brown,
     split_half,
-    write_per_example,
 )
+from headplast.io import read_per_example, write_per_example
 
 
 def _signal_plus_noise(n_examples, n_heads, sd_signal, sd_noise, seed):

@@ -1,4 +1,5 @@
-"""headplast.starts: the starts side by side, from hand-written stability and pair summaries."""
+"""headplast.analysis.starts: the starts side by side, from hand-written stability and pair
+summaries."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from headplast.starts import COLUMNS, compare_starts, fig_starts
+from headplast.analysis.starts import COLUMNS, compare_starts, fig_starts
 
 
 def _stability(mean: float, lo: float, hi: float, n: int = 3) -> dict:

@@ -1,4 +1,4 @@
-"""headplast.statistics against scipy and hand-computed values."""
+"""headplast.analysis.statistics against scipy and hand-computed values."""
 
 import itertools
 import math
@@ -9,9 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from headplast.importance import t_quantile
-from headplast.io import ArtifactError
-from headplast.statistics import (
+from headplast.analysis.statistics import (
     PAIRS,
     REQUIRED_COLUMNS,
     _spearman_vectorized,
@@ -26,6 +24,8 @@ from headplast.statistics import (
     topk_overlap,
     validate_heads,
 )
+from headplast.io import ArtifactError
+from headplast.measure.uncertainty import t_quantile
 
 
 def make_heads(seed: int = 0, n_layers: int = 4, n_heads: int = 6) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""headplast.summary on three synthetic seeds, plus the across-seed and across-task scripts."""
+"""headplast.analysis.summary on three synthetic seeds, plus the across-seed and across-task
+scripts."""
 
 import json
 import math
@@ -8,9 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from headplast.io import ArtifactError, read_json
-from headplast.statistics import PAIRS, counter_examples, pair_statistics
-from headplast.summary import (
+from headplast.analysis.statistics import PAIRS, counter_examples, pair_statistics
+from headplast.analysis.summary import (
     case_counts,
     compare_tasks,
     fisher_z_pool,
@@ -18,6 +18,7 @@ from headplast.summary import (
     rank_stability,
     seed_mean,
 )
+from headplast.io import ArtifactError, read_json
 from tests.script_runner import run_script
 
 SEEDS = (1, 2, 3)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from headplast.synthetic_nli import (
+from headplast.data.synthetic_nli import (
     LABEL_NAMES,
     Attribute,
     Event,

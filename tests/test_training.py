@@ -20,15 +20,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from headplast.precision import autocast_context, pick_device, resolve_precision
-from headplast.training import (
-    ModelLoadError,
-    NonFiniteLossError,
-    _complete_checkpoints,
-    finetune,
-    init_checkpoint,
-    load_model,
-)
+from headplast.model.loading import ModelLoadError, load_model
+from headplast.model.precision import autocast_context, pick_device, resolve_precision
+from headplast.train.finetune import NonFiniteLossError, _complete_checkpoints, finetune
+from headplast.train.theta0 import init_checkpoint
 from tests.make_tiny_model import make_tiny_model
 
 torch.set_num_threads(1)
@@ -152,8 +147,8 @@ def test_finetune_writes_theta1_and_run_config(reference):
     assert rc["degenerate"] is False and rc["accuracy_margin"] > rc["min_accuracy_gain"]
     json.dumps(rc, allow_nan=False)
     # theta1's metrics (taken from the evaluation that selected it) are those of the saved model
-    from headplast.batching import encode_pairs, make_batches
-    from headplast.measures import load_checkpoint
+    from headplast.data.batching import encode_pairs, make_batches
+    from headplast.measure.stage import load_checkpoint
 
     model, tok = load_checkpoint(out, torch.device("cpu"))
     rows = [json.loads(line) for line in (out.parents[1] / "validation.jsonl").open()]
@@ -193,7 +188,7 @@ _INTERRUPTED = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     from transformers import TrainerCallback
-    from headplast.training import finetune, install_sigterm_handler
+    from headplast.train.finetune import finetune, install_sigterm_handler
 
     root, name, stop_at, marker = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     hp = json.loads(sys.argv[5])

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from headplast.adapters import resolve_layout
 from headplast.io import ArtifactError
-from headplast.updates import head_updates
+from headplast.measure.updates import head_updates
+from headplast.model.adapters import resolve_layout
 
 from .conftest import tiny_bert, tiny_deberta
 

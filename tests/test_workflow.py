@@ -346,7 +346,7 @@ def test_changed_package_code_reruns_exactly_its_rules(finished):
     link.unlink()
     shutil.copytree(package, link)  # the workdir's own copy of the same code
     try:
-        grad = link / "headplast" / "gradients.py"
+        grad = link / "headplast" / "measure" / "gradients.py"
         original = grad.read_text()
         assert planned_jobs(finished) == []
         docs = original.replace('"""G, F, Ppred', '"""Gradient statistics: G, F, Ppred', 1)

@@ -205,3 +205,40 @@ def load_tensors(
     if missing:
         raise ArtifactError(f"{path}: no {', '.join(missing)} in its metadata; delete it and rerun")
     return tensors, meta
+
+
+def json_float(v) -> float | None:
+    """A JSON-safe float: None for NaN (e.g. a standard error from one example)."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def write_per_example(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write per-example arrays ([n, L, H] each) to an ``.npz`` atomically (float32; integer
+    arrays keep their type)."""
+    out = {
+        k: (
+            np.asarray(v, dtype=np.float32)
+            if np.issubdtype(np.asarray(v).dtype, np.floating)
+            else v
+        )
+        for k, v in arrays.items()
+    }
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **out)
+
+
+def read_per_example(path: str | os.PathLike, key: str) -> np.ndarray:
+    """Array ``key`` ([n, L, H]) of a sidecar written by :func:`write_per_example`."""
+    try:
+        with np.load(path) as data:
+            if key not in data:
+                raise ArtifactError(
+                    f"{path}: no array {key!r} (has {sorted(data.files)}); rerun the rule that "
+                    "makes it"
+                )
+            return np.asarray(data[key], dtype=np.float64)
+    except (OSError, ValueError) as err:
+        if isinstance(err, ArtifactError):
+            raise
+        raise ArtifactError(f"{path}: not a readable .npz ({err}); delete it and rerun") from err

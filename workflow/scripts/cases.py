@@ -2,13 +2,15 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.io import write_json  # noqa: E402
-from headplast.statistics import counter_examples, read_heads  # noqa: E402
+log = start(snakemake)
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.statistics import counter_examples, read_heads
+from headplast.io import write_json
+
+sm = snakemake
 heads = read_heads(sm.input.heads)
 cases = counter_examples(
     heads, top_q=float(sm.params.top_quantile), bottom_q=float(sm.params.bottom_quantile)

@@ -2,13 +2,15 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.io import ArtifactError, atomic_path, read_json  # noqa: E402
-from headplast.starts import compare_starts, fig_starts  # noqa: E402
+log = start(snakemake)
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.starts import compare_starts, fig_starts
+from headplast.io import ArtifactError, atomic_path, read_json
+
+sm = snakemake
 keys = [tuple(r.split("/")) for r in sm.params.runs]
 stability, pair_stats = list(sm.input.stability), list(sm.input.pair_stats)
 if not len(keys) == len(stability) == len(pair_stats):

@@ -2,13 +2,15 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.io import ArtifactError, atomic_path  # noqa: E402
-from headplast.summary import compare_runs, read_heads_mean  # noqa: E402
+log = start(snakemake)
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.summary import compare_runs, read_heads_mean
+from headplast.io import ArtifactError, atomic_path
+
+sm = snakemake
 measures = ("I_pre", "I_post", "G", "Ppred", "Urel")
 runs = [tuple(str(r).split("/")) for r in sm.params.runs]  # (model, task, start)
 files = list(sm.input.heads_mean)

@@ -1,10 +1,12 @@
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.data import DataError, file_fingerprint, make_eval_subset, read_split  # noqa: E402
-from headplast.io import write_json  # noqa: E402
+log = start(snakemake)
+
+from headplast.data.tasks import DataError, file_fingerprint, make_eval_subset, read_split
+from headplast.io import write_json
 
 n_validation = len(read_split(snakemake.input.validation))
 try:

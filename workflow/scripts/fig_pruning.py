@@ -2,13 +2,15 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.figures import fig_pruning  # noqa: E402
-from headplast.pruning_auc import accuracy_auc, read_pruning  # noqa: E402
+log = start(snakemake)
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.figures import fig_pruning
+from headplast.analysis.pruning_auc import accuracy_auc, read_pruning
+
+sm = snakemake
 rows = read_pruning(sm.input.pruning)
 aucs = accuracy_auc(rows)
 where = ", ".join(f"{k} {v}" for k, v in dict(sm.wildcards.items()).items())

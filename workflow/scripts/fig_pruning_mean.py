@@ -2,15 +2,17 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import pandas as pd  # noqa: E402
+log = start(snakemake)
 
-from headplast.figures import fig_pruning_mean  # noqa: E402
-from headplast.io import read_json  # noqa: E402
+import pandas as pd
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.figures import fig_pruning_mean
+from headplast.io import read_json
+
+sm = snakemake
 where = ", ".join(f"{k} {v}" for k, v in dict(sm.wildcards.items()).items())
 curves = pd.read_csv(sm.input.curves)
 n = int(curves["n_seeds"].max())

@@ -2,14 +2,16 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.figures import fig_scatter  # noqa: E402
-from headplast.io import read_json  # noqa: E402
-from headplast.statistics import read_heads  # noqa: E402
+log = start(snakemake)
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.figures import fig_scatter
+from headplast.analysis.statistics import read_heads
+from headplast.io import read_json
+
+sm = snakemake
 x, y = sm.params.x, sm.params.y
 where = ", ".join(f"{k} {v}" for k, v in dict(sm.wildcards.items()).items())
 fig_scatter(

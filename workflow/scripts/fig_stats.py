@@ -2,13 +2,15 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.figures import fig_stats  # noqa: E402
-from headplast.io import ArtifactError, read_json  # noqa: E402
+log = start(snakemake)
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.figures import fig_stats
+from headplast.io import ArtifactError, read_json
+
+sm = snakemake
 stats = read_json(sm.input.stats)
 if "pairs" not in stats or not stats["pairs"]:
     raise ArtifactError(f"{sm.input.stats}: no 'pairs'; rerun the stats rule")

@@ -2,18 +2,20 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.figures import (  # noqa: E402
+log = start(snakemake)
+
+from headplast.analysis.figures import (
     fig_heatmaps,
     fig_rank_stability,
     fig_seed_mean_scatter,
 )
-from headplast.io import read_json  # noqa: E402
-from headplast.summary import read_heads_mean  # noqa: E402
+from headplast.analysis.summary import read_heads_mean
+from headplast.io import read_json
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 measures = ("I_pre", "I_post", "G", "Urel", "A_js", "C_rel")
 mean = read_heads_mean(sm.input.heads_mean, measures)
 stability = read_json(sm.input.stability)

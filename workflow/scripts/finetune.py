@@ -3,24 +3,21 @@ trainer_out/ is not declared (a killed job resumes); N > 1 GPUs: N data-parallel
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
-sys.stdout = sys.stderr  # the Trainer prints its logs to stdout
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import logging  # noqa: E402
-import os  # noqa: E402
+log = start(snakemake)
 
-from headplast.degenerate import warning_text  # noqa: E402
-from headplast.distributed import finetune_data_parallel, gpus_of_job  # noqa: E402
-from headplast.io import read_json, write_json  # noqa: E402
-from headplast.training import finetune, install_sigterm_handler  # noqa: E402
+import os
 
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, force=True, format="%(levelname)s %(name)s: %(message)s"
-)
+from headplast.io import read_json, write_json
+from headplast.train.degenerate import warning_text
+from headplast.train.distributed import finetune_data_parallel, gpus_of_job
+from headplast.train.finetune import finetune, install_sigterm_handler
+
 install_sigterm_handler()
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 out_dir = os.path.dirname(sm.output.model)
 if os.path.dirname(sm.output.config) != out_dir:
     raise ValueError("output.model and output.config must share one folder")
@@ -41,6 +38,6 @@ run_config = finetune(**kwargs) if nproc == 1 else finetune_data_parallel(nproc,
 if probe := sm.input.get("probe"):  # the probe start: how its theta0 was fitted
     run_config["probe"] = read_json(probe)
 write_json(sm.output.run_config, run_config)
-logging.getLogger("finetune").info("theta1 validation: %s", run_config["validation"]["theta1"])
+log.info("theta1 validation: %s", run_config["validation"]["theta1"])
 if warning := warning_text(run_config):
-    logging.getLogger("finetune").warning(warning)
+    log.warning(warning)

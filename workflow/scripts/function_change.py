@@ -1,20 +1,18 @@
 """function_change.jsonl: per head A_js and C_rel between theta0 and theta1 on the eval subset."""
 
-import logging
 import os
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import torch  # noqa: E402
+log = start(snakemake, threads=True)
 
-from headplast.io import write_head_jsonl  # noqa: E402
-from headplast.measures import measure_function_change  # noqa: E402
 
-sm = snakemake  # noqa: F821
-torch.set_num_threads(sm.threads)
+from headplast.io import write_head_jsonl
+from headplast.measure.stage import measure_function_change
+
+sm = snakemake
 rows, info = measure_function_change(
     os.path.dirname(sm.input.init_model),
     os.path.dirname(sm.input.final_model),

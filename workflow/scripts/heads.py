@@ -1,10 +1,12 @@
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.heads import join_heads  # noqa: E402
-from headplast.io import atomic_path  # noqa: E402
+log = start(snakemake)
+
+from headplast.io import atomic_path
+from headplast.measure.heads import join_heads
 
 df = join_heads(
     snakemake.input.importance_pre,

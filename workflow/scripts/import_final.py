@@ -2,21 +2,17 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
-sys.stdout = sys.stderr
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import logging  # noqa: E402
-import os  # noqa: E402
+log = start(snakemake)
 
-from headplast.checkpoints import import_final  # noqa: E402
-from headplast.io import write_json  # noqa: E402
+import os
 
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, force=True, format="%(levelname)s %(name)s: %(message)s"
-)
+from headplast.io import write_json
+from headplast.train.checkpoints import import_final
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 out_dir = os.path.dirname(sm.output.model)
 if os.path.dirname(sm.output.config) != out_dir:
     raise ValueError("output.model and output.config must share one folder")
@@ -32,4 +28,4 @@ run_config = import_final(
     tokens_per_batch=int(sm.params.tokens_per_batch),
 )
 write_json(sm.output.run_config, run_config)
-logging.getLogger("import_final").info("theta1 validation: %s", run_config["validation"])
+log.info("theta1 validation: %s", run_config["validation"])

@@ -1,17 +1,15 @@
-import logging
 import os
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import torch  # noqa: E402
+log = start(snakemake, threads=True)
 
-from headplast.io import write_head_jsonl  # noqa: E402
-from headplast.measures import measure_importance  # noqa: E402
 
-torch.set_num_threads(snakemake.threads)
+from headplast.io import write_head_jsonl
+from headplast.measure.stage import measure_importance
+
 rows, info = measure_importance(
     os.path.dirname(snakemake.input.model),
     snakemake.input.validation,

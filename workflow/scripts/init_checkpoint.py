@@ -2,21 +2,17 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
-sys.stdout = sys.stderr
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import logging  # noqa: E402
-import os  # noqa: E402
+log = start(snakemake)
 
-from headplast.io import read_json  # noqa: E402
-from headplast.training import init_checkpoint  # noqa: E402
+import os
 
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, force=True, format="%(levelname)s %(name)s: %(message)s"
-)
+from headplast.io import read_json
+from headplast.train.theta0 import init_checkpoint
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 out_dir = os.path.dirname(sm.output.model)
 for path in (sm.output.model, sm.output.config):
     if os.path.dirname(path) != out_dir:
@@ -30,4 +26,4 @@ info = init_checkpoint(
     label_names=read_json(sm.input.meta)["label_names"],  # theta0/theta1 name their labels
     max_length=int(sm.params.max_length),  # checked against the model's position limit
 )
-logging.getLogger("init_checkpoint").info("theta0 written to %s: %s", out_dir, info)
+log.info("theta0 written to %s: %s", out_dir, info)

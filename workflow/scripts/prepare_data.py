@@ -1,9 +1,11 @@
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.data import prepare_task_data  # noqa: E402
+log = start(snakemake)
+
+from headplast.data.tasks import prepare_task_data
 
 meta = prepare_task_data(
     snakemake.params.spec,

@@ -2,24 +2,17 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
-sys.stdout = sys.stderr
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import logging  # noqa: E402
-import os  # noqa: E402
+log = start(snakemake, threads=True)
 
-import torch  # noqa: E402
+import os
 
-from headplast.io import write_json  # noqa: E402
-from headplast.probe import probe_checkpoint  # noqa: E402
+from headplast.io import write_json
+from headplast.train.probe import probe_checkpoint
 
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, force=True, format="%(levelname)s %(name)s: %(message)s"
-)
-
-sm = snakemake  # noqa: F821
-torch.set_num_threads(sm.threads)
+sm = snakemake
 out_dir = os.path.dirname(sm.output.model)
 if os.path.dirname(sm.output.config) != out_dir:
     raise ValueError("output.model and output.config must share one folder")

@@ -2,23 +2,16 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
-sys.stdout = sys.stderr
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import logging  # noqa: E402
-import os  # noqa: E402
+log = start(snakemake, threads=True)
 
-import torch  # noqa: E402
+import os
 
-from headplast.probe import compute_probe_features  # noqa: E402
+from headplast.train.probe import compute_probe_features
 
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, force=True, format="%(levelname)s %(name)s: %(message)s"
-)
-
-sm = snakemake  # noqa: F821
-torch.set_num_threads(sm.threads)
+sm = snakemake
 info = compute_probe_features(
     os.path.dirname(sm.input.model),
     sm.input.train,
@@ -28,4 +21,4 @@ info = compute_probe_features(
     tokens_per_batch=int(sm.params.tokens_per_batch),
     max_train_samples=sm.params.max_train_samples,
 )
-logging.getLogger("probe_features").info("features: %s", info)
+log.info("features: %s", info)

@@ -1,20 +1,18 @@
 """pruning.jsonl: accuracy and loss at theta1 as heads are removed in each score's order."""
 
-import logging
 import os
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import torch  # noqa: E402
+log = start(snakemake, threads=True)
 
-from headplast.io import write_jsonl  # noqa: E402
-from headplast.measures import measure_pruning  # noqa: E402
 
-sm = snakemake  # noqa: F821
-torch.set_num_threads(sm.threads)
+from headplast.io import write_jsonl
+from headplast.measure.stage import measure_pruning
+
+sm = snakemake
 heads = ("importance_pre", "importance_post", "gradfisher_pre")
 rows, info = measure_pruning(
     os.path.dirname(sm.input.model),

@@ -5,15 +5,17 @@ under each pruning curve."""
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.io import write_json  # noqa: E402
-from headplast.pruning_auc import auc_summary, read_pruning  # noqa: E402
-from headplast.reliability import SIDECARS, reliability_report  # noqa: E402
-from headplast.statistics import LABEL_FREE_PAIRS, PAIRS, pair_statistics, read_heads  # noqa: E402
+log = start(snakemake)
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.pruning_auc import auc_summary, read_pruning
+from headplast.analysis.reliability import SIDECARS, reliability_report
+from headplast.analysis.statistics import LABEL_FREE_PAIRS, PAIRS, pair_statistics, read_heads
+from headplast.io import write_json
+
+sm = snakemake
 heads = read_heads(sm.input.heads)
 pairs = PAIRS + tuple(p for p in LABEL_FREE_PAIRS if set(p) <= set(heads.columns))
 sidecars = {k: sm.input.get(k) for k in SIDECARS if sm.input.get(k)}

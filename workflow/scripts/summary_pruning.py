@@ -3,14 +3,16 @@ whose run_config.json flags them degenerate are left out unless analysis.keep_de
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.degenerate import seeds_to_summarise  # noqa: E402
-from headplast.io import ArtifactError, atomic_path, read_json, write_json  # noqa: E402
-from headplast.pruning_auc import auc_across_seeds, curves_seed_mean, read_pruning  # noqa: E402
+log = start(snakemake)
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.pruning_auc import auc_across_seeds, curves_seed_mean, read_pruning
+from headplast.io import ArtifactError, atomic_path, read_json, write_json
+from headplast.train.degenerate import seeds_to_summarise
+
+sm = snakemake
 seeds = [int(s) for s in sm.params.seeds]
 files, configs = list(sm.input.pruning), list(sm.input.run_config)
 if len(files) != len(seeds) or len(configs) != len(seeds):

@@ -4,13 +4,15 @@ analysis.keep_degenerate; pair_stats.json names them."""
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.io import atomic_path, write_json  # noqa: E402
-from headplast.summary import summarise_seeds  # noqa: E402
+log = start(snakemake)
 
-sm = snakemake  # noqa: F821
+from headplast.analysis.summary import summarise_seeds
+from headplast.io import atomic_path, write_json
+
+sm = snakemake
 out = summarise_seeds(
     sm.params.seeds,
     list(sm.input.heads),

@@ -1,9 +1,11 @@
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.synthetic_nli import write_synthetic_nli  # noqa: E402
+log = start(snakemake)
+
+from headplast.data.synthetic_nli import write_synthetic_nli
 
 spec = snakemake.params.spec
 write_synthetic_nli(

@@ -4,16 +4,15 @@ import logging
 import os
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-import torch  # noqa: E402
+log = start(snakemake, threads=True)
 
-from headplast.shared_sweep import measure_theta0_sweep  # noqa: E402
 
-sm = snakemake  # noqa: F821
-torch.set_num_threads(sm.threads)
+from headplast.measure.shared_sweep import measure_theta0_sweep
+
+sm = snakemake
 info = measure_theta0_sweep(
     os.path.dirname(sm.input.model),
     sm.input.validation,

@@ -1,11 +1,13 @@
 import os
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 (package, also in conda envs)
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the package beside the workflow
+from headplast.pipeline.script import start
 
-from headplast.io import write_head_jsonl  # noqa: E402
-from headplast.updates import head_updates  # noqa: E402
+log = start(snakemake)
+
+from headplast.io import write_head_jsonl
+from headplast.measure.updates import head_updates
 
 rows = head_updates(
     os.path.dirname(snakemake.input.init_model), os.path.dirname(snakemake.input.final_model)

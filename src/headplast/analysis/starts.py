@@ -1,0 +1,139 @@
+"""The starts side by side: does a probed classifier at theta0 change what the measures say?
+
+:func:`compare_starts` puts, per model and task, each start's across-seed summaries next to each
+other: the seed-to-seed stability of every head ranking (``stability.json`` of
+:func:`headplast.analysis.summary.rank_stability`) and every pair statistic (``pair_stats.json`` of
+:func:`headplast.analysis.summary.pair_stats_across_seeds`). :func:`fig_starts` draws the table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = [
+    "model",
+    "task",
+    "start",
+    "section",  # stability (item = measure) or pair (item = "x~y")
+    "item",
+    "rho",  # stability: mean Spearman over seed pairs; pair: mean over seeds of the pair's rho
+    "rho_low",
+    "rho_high",
+    "interval",  # what rho_low..rho_high is
+    "overlap",  # pair: mean top-K overlap over seeds
+    "overlap_chance",  # pair: K*K/n, the overlap of two random top-K sets
+    "n",  # stability: seed pairs; pair: seeds
+]
+
+
+def compare_starts(
+    runs: Mapping[tuple[str, str, str], tuple[Mapping[str, Any], Mapping[str, Any]]],
+) -> pd.DataFrame:
+    """One row per (model, task, start, section, item), from ``runs[(model, task, start)] =
+    (stability, pair_stats)``; rows of one model and task, item and section differ only in the
+    start, so the starts read side by side. Missing values (one seed) are NaN."""
+    rows = []
+    for (model, task, start), (stability, pair_stats) in runs.items():
+        for measure, st in stability.items():
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "start": start,
+                    "section": "stability",
+                    "item": measure,
+                    "rho": st.get("mean"),
+                    "rho_low": st.get("min"),
+                    "rho_high": st.get("max"),
+                    "interval": "min..max over seed pairs",
+                    "n": st.get("n_pairs"),
+                }
+            )
+        for name, p in pair_stats.get("pairs", {}).items():
+            rho, ov = p["rho"], p["overlap"]
+            low, high = rho.get("ci") or [None, None]
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "start": start,
+                    "section": "pair",
+                    "item": name,
+                    "rho": rho.get("mean"),
+                    "rho_low": low,
+                    "rho_high": high,
+                    "interval": _pooled_interval(rho, pair_stats.get("ci_level", 0.95)),
+                    "overlap": ov.get("mean"),
+                    "overlap_chance": ov.get("expected"),
+                    "n": rho.get("n"),
+                }
+            )
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    num = ["rho", "rho_low", "rho_high", "overlap", "overlap_chance", "n"]
+    table[num] = table[num].apply(pd.to_numeric)
+    return table.sort_values(["model", "task", "section", "item", "start"], kind="stable")
+
+
+def _pooled_interval(rho: Mapping[str, Any], level: float) -> str:
+    """What a pair's rho_low..rho_high is, in words (the pooling of
+    :func:`headplast.analysis.summary.fisher_z_pool`; a t-interval of raw rho from older
+    summaries)."""
+    if rho.get("method") != "fisher_z":
+        return f"{level:.0%} t-interval over seeds"
+    words = f"{level:.0%} interval over seeds on Fisher's z"
+    return words if rho.get("informative") else f"{words} (not informative: {rho.get('n')} seeds)"
+
+
+def fig_starts(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
+    """Per model and task a row of two panels: seed-to-seed stability of each measure's head
+    ranking, and each pair's rho, one bar per start, with their intervals as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from headplast.io import atomic_path
+
+    runs = list(dict.fromkeys(zip(table["model"], table["task"], strict=True)))
+    starts = list(dict.fromkeys(table["start"]))
+    fig, axes = plt.subplots(
+        len(runs), 2, figsize=(13, 3.6 * len(runs)), squeeze=False, width_ratios=[1, 2]
+    )
+    width = 0.8 / max(1, len(starts))
+    for r, (model, task) in enumerate(runs):
+        for c, section in enumerate(("stability", "pair")):
+            ax = axes[r, c]
+            sub = table[(table["model"] == model) & (table["task"] == task)]
+            sub = sub[sub["section"] == section]
+            items = list(dict.fromkeys(sub["item"]))
+            x = np.arange(len(items))
+            for i, start in enumerate(starts):
+                s = sub[sub["start"] == start].set_index("item").reindex(items)
+                y = s["rho"].to_numpy(float)
+                err = np.vstack(
+                    [y - s["rho_low"].to_numpy(float), s["rho_high"].to_numpy(float) - y]
+                )
+                ax.bar(x + (i - (len(starts) - 1) / 2) * width, y, width, label=start)
+                ax.errorbar(
+                    x + (i - (len(starts) - 1) / 2) * width, y, yerr=np.abs(err), fmt="none",
+                    ecolor="black", capsize=2, lw=0.8,
+                )  # fmt: skip
+            ax.axhline(0, color="grey", lw=0.6)
+            ax.set_xticks(x, items, rotation=45 if section == "pair" else 0, ha="right")
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_ylabel("seed-to-seed Spearman" if section == "stability" else "Spearman rho")
+            what = "stability of head rankings" if section == "stability" else "pair statistics"
+            ax.set_title(f"{model} / {task}: {what}", fontsize=10)
+            if r == 0 and c == 0:
+                ax.legend(title="start", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)

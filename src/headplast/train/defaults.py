@@ -1,0 +1,38 @@
+"""Default hyper-parameters of fine-tuning and probing: the one table that direct calls
+(:func:`headplast.train.finetune.finetune`, :func:`headplast.train.probe.probe_checkpoint`) and
+the workflow's config (:func:`headplast.pipeline.config.fill_defaults`, before validation) both
+read. No torch here, so the workflow can read it at parse time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Seed of the fixed subsample taken when ``max_train_samples`` is set: the same examples for every
+#: training seed, so seeds differ only in initialisation, order and dropout.
+SUBSAMPLE_SEED = 0
+
+#: Fine-tuning (``tasks.<task>.train``); the config must give the first three itself.
+HPARAM_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 2e-5,
+    "num_train_epochs": 3,
+    "per_device_train_batch_size": 32,
+    "per_device_eval_batch_size": 64,
+    "warmup_ratio": 0.0,
+    "weight_decay": 0.0,
+    "eval_steps": None,  # None: evaluate and save once per epoch
+    "max_train_samples": None,  # None: the whole training split
+    "gradient_accumulation_steps": 1,
+    "save_total_limit": 2,
+    "logging_steps": 1,  # the non-finite-loss check sees every logged loss
+}
+
+#: Linear probing of the `probe` start (``probe:``).
+PROBE_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "learning_rate": 1e-3,
+    "batch_size": 64,  # None: full batch
+    "weight_decay": 0.01,
+    "max_train_samples": None,  # None: the whole train split
+    "holdout_fraction": 0.1,  # of the (subsampled) train split, for early stopping; 0: none
+    "patience": 5,  # epochs without a lower held-out loss before fitting stops
+}

@@ -1,0 +1,459 @@
+"""theta1: fine-tuning theta0 (:mod:`headplast.train.theta0`) with the Hugging Face Trainer.
+
+``finetune`` keeps the best checkpoint by validation accuracy (theta1), and resumes from the last
+complete Trainer checkpoint when an earlier run of the same configuration was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from headplast.data.tasks import file_fingerprint, read_split
+from headplast.io import atomic_dir, read_json, write_json
+from headplast.model.loading import load_model, load_tokenizer
+from headplast.model.precision import enable_tf32, pick_device, resolve_precision
+from headplast.train.defaults import HPARAM_DEFAULTS, SUBSAMPLE_SEED
+from headplast.train.degenerate import DEFAULT_MIN_ACCURACY_GAIN, degeneracy
+
+log = logging.getLogger(__name__)
+
+_FINGERPRINT_NAME = "headplast_fingerprint.json"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for pkg in ("torch", "transformers", "datasets", "accelerate", "safetensors", "headplast"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _best_eval_metrics(state: Any) -> dict[str, float] | None:
+    """theta1's validation metrics from the evaluation that selected it (the best checkpoint is
+    loaded at the end of train(); evaluating it again would repeat the same numbers)."""
+    step = getattr(state, "best_global_step", None)
+    for entry in reversed(state.log_history):
+        if step is not None and entry.get("step") == step and "eval_accuracy" in entry:
+            return _metrics(entry)
+    return None
+
+
+def _check_labels(rows: Sequence[dict[str, Any]], num_labels: int, path: str | os.PathLike) -> None:
+    for i, r in enumerate(rows):
+        lab = r["label"]
+        if isinstance(lab, bool) or not isinstance(lab, int) or not 0 <= lab < num_labels:
+            raise ValueError(
+                f"{path}: example {i} has label {lab!r}; the model has {num_labels} labels "
+                f"(integers 0..{num_labels - 1})"
+            )
+
+
+def _warn_one_class(
+    rows: Sequence[dict[str, Any]], id2label: dict[int, str], path: str | os.PathLike
+) -> dict[str, int]:
+    """Examples per label name of the training rows; a warning in the log when they hold one
+    class only (the classifier can only learn to predict it; accuracy says nothing)."""
+    counts = Counter(int(r["label"]) for r in rows)
+    named = {str(id2label.get(k, k)): n for k, n in sorted(counts.items())}
+    if len(counts) == 1:
+        log.warning(
+            "%s: all %d training examples (after max_train_samples) have the label %s; the "
+            "classifier can only learn to predict that class. Check the data, "
+            "data.columns.label and max_train_samples",
+            path,
+            len(rows),
+            next(iter(named)),
+        )
+    return named
+
+
+def _merge_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(hparams) - set(HPARAM_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"unknown training hyper-parameter(s) {unknown}; known: {sorted(HPARAM_DEFAULTS)}"
+        )
+    hp = {**HPARAM_DEFAULTS, **hparams}
+    if not 0 <= float(hp["warmup_ratio"]) < 1:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {hp['warmup_ratio']}")
+    for key in (
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "logging_steps",
+    ):
+        if int(hp[key]) < 1:
+            raise ValueError(f"{key} must be a positive integer, got {hp[key]}")
+    if hp["eval_steps"] is not None and int(hp["eval_steps"]) < 1:
+        raise ValueError(f"eval_steps must be a positive integer or null, got {hp['eval_steps']}")
+    if hp["max_train_samples"] is not None and int(hp["max_train_samples"]) < 1:
+        raise ValueError(
+            f"max_train_samples must be a positive integer or null, got {hp['max_train_samples']}"
+        )
+    return hp
+
+
+def split_batch(per_device: int, accumulation: int, world_size: int) -> tuple[int, int]:
+    """(per-device batch, accumulation steps) for ``world_size`` data-parallel processes that
+    keep the configured effective batch E = ``per_device`` x ``accumulation`` (the batch of one
+    optimizer step on one process): world_size x batch x steps = E, with the largest per-device
+    batch <= ``per_device``. E must be a multiple of ``world_size``."""
+    effective = int(per_device) * int(accumulation)
+    if world_size < 1 or effective % world_size:
+        raise ValueError(
+            f"the effective batch per_device_train_batch_size x gradient_accumulation_steps = "
+            f"{per_device} x {accumulation} = {effective} cannot be split over {world_size} "
+            f"processes; make it a multiple of resources.finetune.gpus = {world_size}"
+        )
+    share = effective // world_size
+    batch = max(b for b in range(1, min(int(per_device), share) + 1) if share % b == 0)
+    return batch, share // batch
+
+
+def _tokenize(tokenizer: Any, rows: Sequence[dict[str, Any]], max_length: int) -> Any:
+    """A ``datasets.Dataset`` of unpadded encodings (the collator pads each batch)."""
+    from datasets import Dataset
+
+    enc = tokenizer(
+        [r["premise"] for r in rows],
+        [r["hypothesis"] for r in rows],
+        truncation=True,
+        max_length=int(max_length),
+    )
+    data = {k: list(v) for k, v in enc.items()}
+    data["label"] = [int(r["label"]) for r in rows]
+    return Dataset.from_dict(data)
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(path.name.split("-", 1)[1])
+
+
+def _complete_checkpoints(trainer_dir: Path) -> list[Path]:
+    """Trainer checkpoints sorted by step; incomplete ones (a job killed while saving) are removed.
+
+    The Trainer writes ``trainer_state.json`` last, so a checkpoint is complete when that file
+    parses and the weights, optimizer, scheduler and RNG state are there.
+    """
+    found = []
+    for p in trainer_dir.glob("checkpoint-*"):
+        if not p.is_dir() or not p.name.split("-", 1)[1].isdigit():
+            continue
+        ok = all((p / f).is_file() for f in ("model.safetensors", "optimizer.pt", "scheduler.pt"))
+        ok = ok and any(p.glob("rng_state*.pth"))
+        try:
+            json.loads((p / "trainer_state.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            ok = False
+        if ok:
+            found.append(p)
+        else:
+            log.warning("removing incomplete Trainer checkpoint %s (job killed while saving)", p)
+            shutil.rmtree(p)
+    return sorted(found, key=_checkpoint_step)
+
+
+def install_sigterm_handler() -> None:
+    """Turn SIGTERM (SLURM time limit, Snakemake or scheduler cancel) into SystemExit, so temporary
+    folders are cleaned up. Checkpoints already written stay; a rerun resumes from the last one."""
+
+    def _handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _handler)
+
+
+def _make_finite_loss_callback() -> Any:
+    from transformers import TrainerCallback
+
+    class FiniteLossCallback(TrainerCallback):
+        """Fail at once when a logged training loss is NaN or infinite, naming the step."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                window = args.logging_steps
+                where = (
+                    f"step {state.global_step}"
+                    if window == 1
+                    else f"the {window} steps ending at step {state.global_step}"
+                )
+                raise NonFiniteLossError(
+                    f"training loss is {loss} at {where} (epoch {state.epoch:.3f}); "
+                    "nothing was written to the output folder. Lower learning_rate, or use "
+                    "precision bf16/fp32 instead of fp16."
+                )
+
+    return FiniteLossCallback()
+
+
+def _accuracy(eval_pred: Any) -> dict[str, float]:
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+
+
+def _metrics(raw: dict[str, float]) -> dict[str, float]:
+    out = {"loss": float(raw["eval_loss"]), "accuracy": float(raw["eval_accuracy"])}
+    return out
+
+
+def _resume_point(trainer_dir: Path, fingerprint: dict[str, Any]) -> Path | None:
+    """The last complete Trainer checkpoint in ``trainer_dir`` written by this very
+    configuration (``fingerprint``: hyper-parameters, seed, data, theta0, world size), or None;
+    checkpoints of another configuration are stale and deleted. Records ``fingerprint``."""
+    fp_path = trainer_dir / _FINGERPRINT_NAME
+    ckpts = _complete_checkpoints(trainer_dir)
+    if ckpts:
+        try:
+            old = read_json(fp_path)
+        except Exception:
+            old = None
+        if old != fingerprint:
+            log.warning(
+                "%s holds checkpoints of a different configuration (hyper-parameters, seed, data, "
+                "theta0 or GPU count changed); discarding them and training from the start",
+                trainer_dir,
+            )
+            for p in ckpts:
+                shutil.rmtree(p)
+            ckpts = []
+    write_json(fp_path, fingerprint)
+    resume_from = ckpts[-1] if ckpts else None
+    if resume_from is not None:
+        log.info("resuming from %s (step %d)", resume_from, _checkpoint_step(resume_from))
+    return resume_from
+
+
+# --------------------------------------------------------------------------------------------------
+# theta1
+
+
+def finetune(
+    init_dir: str | os.PathLike,
+    train_path: str | os.PathLike,
+    validation_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    trainer_dir: str | os.PathLike,
+    hparams: dict[str, Any],
+    seed: int,
+    max_length: int,
+    precision: str = "auto",
+    *,
+    callbacks: Sequence[Any] = (),
+    keep_checkpoints: bool = False,
+    min_accuracy_gain: float = DEFAULT_MIN_ACCURACY_GAIN,
+) -> dict[str, Any] | None:
+    """Fine-tune theta0 in ``init_dir`` and save the best checkpoint by validation accuracy (theta1)
+    to ``out_dir``, atomically. Returns the run configuration (see the module docs).
+
+    Trainer checkpoints go to ``trainer_dir``; when it holds complete checkpoints from an
+    interrupted run of the same configuration (same hyper-parameters, seed, data and theta0),
+    training resumes from the last one. After success they are deleted unless
+    ``keep_checkpoints``; the Trainer state (the log history) stays in
+    ``trainer_dir/trainer_state.json``. The record flags a degenerate run (theta1 not beating the
+    validation split's majority-class rate by ``min_accuracy_gain``;
+    :mod:`headplast.train.degenerate`).
+
+    Run under torchrun (WORLD_SIZE = N > 1 processes, see :mod:`headplast.train.distributed`), the
+    Trainer trains data-parallel (DDP; gloo on CPU) with the effective batch kept: each optimizer
+    step averages per_device_train_batch_size x gradient_accumulation_steps examples, as on one
+    process (:func:`split_batch`), so the number of steps and the schedule do not depend on N.
+    Only rank 0 writes ``out_dir`` and returns the run configuration; other ranks return None.
+    """
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    t_start = time.time()
+    hp = _merge_hparams(hparams)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    per_device, accumulation = split_batch(
+        hp["per_device_train_batch_size"], hp["gradient_accumulation_steps"], world_size
+    )
+    used = resolve_precision(precision)
+    device = pick_device()
+    if device.type == "cuda":
+        enable_tf32()
+    init_dir, trainer_dir, out_dir = Path(init_dir), Path(trainer_dir), Path(out_dir)
+
+    set_seed(int(seed))
+    tokenizer = load_tokenizer(init_dir)
+    model = load_model(init_dir)
+    num_labels = int(model.config.num_labels)
+
+    train_rows = read_split(train_path)
+    val_rows = read_split(validation_path)
+    _check_labels(train_rows, num_labels, train_path)
+    _check_labels(val_rows, num_labels, validation_path)
+    n_train_all = len(train_rows)
+    if hp["max_train_samples"] is not None and int(hp["max_train_samples"]) < n_train_all:
+        idx = sorted(
+            random.Random(SUBSAMPLE_SEED).sample(range(n_train_all), hp["max_train_samples"])
+        )
+        train_rows = [train_rows[i] for i in idx]
+    label_counts = _warn_one_class(train_rows, model.config.id2label, train_path)
+    train_ds = _tokenize(tokenizer, train_rows, max_length)
+    val_ds = _tokenize(tokenizer, val_rows, max_length)
+
+    data_fp = {
+        name: {"path": os.fspath(path), "sha256": file_fingerprint(path)}
+        for name, path in (("train", train_path), ("validation", validation_path))
+    }
+    data_fp["train"]["n_examples"] = n_train_all
+    data_fp["validation"]["n_examples"] = len(val_rows)
+    init_sha = file_fingerprint(init_dir / "model.safetensors")
+
+    half = used in ("bf16", "fp16")
+    strategy = "steps" if hp["eval_steps"] is not None else "epoch"
+    step_kwargs = (
+        {"eval_steps": int(hp["eval_steps"]), "save_steps": int(hp["eval_steps"])}
+        if strategy == "steps"
+        else {}
+    )
+    args = TrainingArguments(
+        output_dir=os.fspath(trainer_dir),
+        learning_rate=float(hp["learning_rate"]),
+        num_train_epochs=float(hp["num_train_epochs"]),
+        per_device_train_batch_size=per_device,
+        per_device_eval_batch_size=int(hp["per_device_eval_batch_size"]),
+        gradient_accumulation_steps=accumulation,
+        warmup_steps=float(hp["warmup_ratio"]),  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=float(hp["weight_decay"]),
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        **step_kwargs,
+        save_total_limit=hp["save_total_limit"],
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=int(hp["logging_steps"]),
+        logging_nan_inf_filter=False,
+        bf16=used == "bf16",
+        fp16=used == "fp16",
+        seed=int(seed),
+        data_seed=int(seed),
+        train_sampling_strategy="group_by_length",
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=not sys.stderr.isatty(),
+        use_cpu=device.type == "cpu",
+        ddp_backend="gloo" if device.type == "cpu" and world_size > 1 else None,
+    )
+    trainer_dir.mkdir(parents=True, exist_ok=True)
+    fp_path = trainer_dir / _FINGERPRINT_NAME
+    fingerprint = {
+        "hparams": hp,
+        "seed": int(seed),
+        "max_length": int(max_length),
+        "precision": used,
+        "init_model_sha256": init_sha,
+        "world_size": world_size,
+        "train_sha256": data_fp["train"]["sha256"],
+        "validation_sha256": data_fp["validation"]["sha256"],
+    }
+    # Rank 0 first (removes incomplete and stale checkpoints), then the other ranks see the same.
+    with args.main_process_first(local=False, desc="checking trainer_out for a resume point"):
+        resume_from = _resume_point(trainer_dir, fingerprint)
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if half else None),
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        compute_metrics=_accuracy,
+        callbacks=[_make_finite_loss_callback(), *callbacks],
+    )
+
+    theta0 = _metrics(trainer.evaluate())
+    log.info("theta0 validation: %s", theta0)
+    result = trainer.train(
+        resume_from_checkpoint=os.fspath(resume_from) if resume_from is not None else None
+    )
+    if not math.isfinite(result.training_loss):
+        raise NonFiniteLossError(
+            f"mean training loss is {result.training_loss}; nothing was written to {out_dir}"
+        )
+    theta1 = _best_eval_metrics(trainer.state) or _metrics(trainer.evaluate())
+    log.info("theta1 validation: %s", theta1)
+    for name, m in (("theta0", theta0), ("theta1", theta1)):
+        if not all(math.isfinite(v) for v in m.values()):
+            raise NonFiniteLossError(f"{name} validation metrics are not finite: {m}")
+
+    if not trainer.is_world_process_zero():
+        return None
+    best_ckpt = trainer.state.best_model_checkpoint
+    with atomic_dir(out_dir) as tmp:
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    trainer.state.save_to_json(os.fspath(trainer_dir / "trainer_state.json"))
+    if not keep_checkpoints:
+        for p in trainer_dir.glob("checkpoint-*"):
+            shutil.rmtree(p, ignore_errors=True)
+        fp_path.unlink(missing_ok=True)
+
+    gpu_name = torch.cuda.get_device_name(0) if device.type == "cuda" else None
+    return {
+        "hparams": hp,
+        "seed": int(seed),
+        "data_seed": int(seed),
+        "max_length": int(max_length),
+        "precision_requested": precision,
+        "precision": used,
+        "tf32": device.type == "cuda",
+        "device": device.type,
+        "device_name": gpu_name,
+        "versions": package_versions(),
+        "init_dir": os.fspath(init_dir),
+        "init_model_sha256": init_sha,
+        "model_type": model.config.model_type,
+        "num_labels": num_labels,
+        "num_parameters": int(sum(p.numel() for p in trainer.model.parameters())),
+        "data": data_fp,
+        "n_train_examples": len(train_rows),
+        "train_label_counts": label_counts,
+        "max_train_samples_seed": SUBSAMPLE_SEED,
+        "validation": {"theta0": theta0, "theta1": theta1},
+        "best_checkpoint_step": (_checkpoint_step(Path(best_ckpt)) if best_ckpt else None),
+        "best_metric": trainer.state.best_metric,
+        "metric_for_best_model": "accuracy",
+        "global_steps": int(trainer.state.global_step),
+        "world_size": world_size,
+        "per_device_train_batch_size_used": per_device,
+        "gradient_accumulation_steps_used": accumulation,
+        "effective_train_batch_size": per_device * accumulation * world_size,
+        "train_loss": float(result.training_loss),
+        "resumed": resume_from is not None,
+        "resumed_from_step": (_checkpoint_step(resume_from) if resume_from is not None else None),
+        **degeneracy(theta1["accuracy"], [int(r["label"]) for r in val_rows], min_accuracy_gain),
+        "wall_time_s": round(time.time() - t_start, 3),
+    }
