@@ -40,6 +40,7 @@ from headplast.io import iter_jsonl, write_json, write_jsonl
 CANONICAL_KEYS = ("premise", "hypothesis", "label")
 """Keys of every record of a canonical split; ``label`` is an int index into the label names."""
 
+
 @dataclass(frozen=True)
 class GlueTask:
     """A GLUE sentence-pair task: the dataset columns that play premise and hypothesis, its number

@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -256,57 +257,31 @@ def _resume_point(trainer_dir: Path, fingerprint: dict[str, Any]) -> Path | None
 # theta1
 
 
-def finetune(
-    init_dir: str | os.PathLike,
+@dataclass(frozen=True)
+class FinetuneData:
+    """The splits fine-tuning reads: canonical rows (``train`` after the ``max_train_samples``
+    subsample), their tokenised datasets, the train split's label counts, and the data
+    fingerprint the run record and the resume check carry (path, sha256, examples per split)."""
+
+    train_rows: list[dict[str, Any]]
+    val_rows: list[dict[str, Any]]
+    train_ds: Any
+    val_ds: Any
+    label_counts: dict[str, int]
+    fingerprint: dict[str, dict[str, Any]]
+
+
+def load_finetune_data(
+    tokenizer: Any,
+    model_config: Any,
     train_path: str | os.PathLike,
     validation_path: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    trainer_dir: str | os.PathLike,
-    hparams: dict[str, Any],
-    seed: int,
+    hp: dict[str, Any],
     max_length: int,
-    precision: str = "auto",
-    *,
-    callbacks: Sequence[Any] = (),
-    keep_checkpoints: bool = False,
-    min_accuracy_gain: float = DEFAULT_MIN_ACCURACY_GAIN,
-) -> dict[str, Any] | None:
-    """Fine-tune theta0 in ``init_dir`` and save the best checkpoint by validation accuracy (theta1)
-    to ``out_dir``, atomically. Returns the run configuration (see the module docs).
-
-    Trainer checkpoints go to ``trainer_dir``; when it holds complete checkpoints from an
-    interrupted run of the same configuration (same hyper-parameters, seed, data and theta0),
-    training resumes from the last one. After success they are deleted unless
-    ``keep_checkpoints``; the Trainer state (the log history) stays in
-    ``trainer_dir/trainer_state.json``. The record flags a degenerate run (theta1 not beating the
-    validation split's majority-class rate by ``min_accuracy_gain``;
-    :mod:`headplast.train.degenerate`).
-
-    Run under torchrun (WORLD_SIZE = N > 1 processes, see :mod:`headplast.train.distributed`), the
-    Trainer trains data-parallel (DDP; gloo on CPU) with the effective batch kept: each optimizer
-    step averages per_device_train_batch_size x gradient_accumulation_steps examples, as on one
-    process (:func:`split_batch`), so the number of steps and the schedule do not depend on N.
-    Only rank 0 writes ``out_dir`` and returns the run configuration; other ranks return None.
-    """
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
-
-    t_start = time.time()
-    hp = _merge_hparams(hparams)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    per_device, accumulation = split_batch(
-        hp["per_device_train_batch_size"], hp["gradient_accumulation_steps"], world_size
-    )
-    used = resolve_precision(precision)
-    device = pick_device()
-    if device.type == "cuda":
-        enable_tf32()
-    init_dir, trainer_dir, out_dir = Path(init_dir), Path(trainer_dir), Path(out_dir)
-
-    set_seed(int(seed))
-    tokenizer = load_tokenizer(init_dir)
-    model = load_model(init_dir)
-    num_labels = int(model.config.num_labels)
-
+) -> FinetuneData:
+    """Read both splits, check their labels against the model's, take the fixed train subsample
+    (:data:`~headplast.train.defaults.SUBSAMPLE_SEED`) and tokenise."""
+    num_labels = int(model_config.num_labels)
     train_rows = read_split(train_path)
     val_rows = read_split(validation_path)
     _check_labels(train_rows, num_labels, train_path)
@@ -317,26 +292,46 @@ def finetune(
             random.Random(SUBSAMPLE_SEED).sample(range(n_train_all), hp["max_train_samples"])
         )
         train_rows = [train_rows[i] for i in idx]
-    label_counts = _warn_one_class(train_rows, model.config.id2label, train_path)
-    train_ds = _tokenize(tokenizer, train_rows, max_length)
-    val_ds = _tokenize(tokenizer, val_rows, max_length)
-
-    data_fp = {
+    label_counts = _warn_one_class(train_rows, model_config.id2label, train_path)
+    fingerprint = {
         name: {"path": os.fspath(path), "sha256": file_fingerprint(path)}
         for name, path in (("train", train_path), ("validation", validation_path))
     }
-    data_fp["train"]["n_examples"] = n_train_all
-    data_fp["validation"]["n_examples"] = len(val_rows)
-    init_sha = file_fingerprint(init_dir / "model.safetensors")
+    fingerprint["train"]["n_examples"] = n_train_all
+    fingerprint["validation"]["n_examples"] = len(val_rows)
+    return FinetuneData(
+        train_rows,
+        val_rows,
+        _tokenize(tokenizer, train_rows, max_length),
+        _tokenize(tokenizer, val_rows, max_length),
+        label_counts,
+        fingerprint,
+    )
 
-    half = used in ("bf16", "fp16")
+
+def training_arguments(
+    hp: dict[str, Any],
+    trainer_dir: Path,
+    seed: int,
+    precision: str,
+    device: torch.device,
+    world_size: int,
+) -> Any:
+    """The Trainer's arguments: the hyper-parameters, evaluation and saving once per epoch (or
+    every ``eval_steps``), the best checkpoint by validation accuracy kept, the effective batch
+    split over ``world_size`` processes (:func:`split_batch`), ``precision`` (resolved)."""
+    from transformers import TrainingArguments
+
+    per_device, accumulation = split_batch(
+        hp["per_device_train_batch_size"], hp["gradient_accumulation_steps"], world_size
+    )
     strategy = "steps" if hp["eval_steps"] is not None else "epoch"
     step_kwargs = (
         {"eval_steps": int(hp["eval_steps"]), "save_steps": int(hp["eval_steps"])}
         if strategy == "steps"
         else {}
     )
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=os.fspath(trainer_dir),
         learning_rate=float(hp["learning_rate"]),
         num_train_epochs=float(hp["num_train_epochs"]),
@@ -355,8 +350,8 @@ def finetune(
         logging_strategy="steps",
         logging_steps=int(hp["logging_steps"]),
         logging_nan_inf_filter=False,
-        bf16=used == "bf16",
-        fp16=used == "fp16",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         seed=int(seed),
         data_seed=int(seed),
         train_sampling_strategy="group_by_length",
@@ -366,33 +361,12 @@ def finetune(
         use_cpu=device.type == "cpu",
         ddp_backend="gloo" if device.type == "cpu" and world_size > 1 else None,
     )
-    trainer_dir.mkdir(parents=True, exist_ok=True)
-    fp_path = trainer_dir / _FINGERPRINT_NAME
-    fingerprint = {
-        "hparams": hp,
-        "seed": int(seed),
-        "max_length": int(max_length),
-        "precision": used,
-        "init_model_sha256": init_sha,
-        "world_size": world_size,
-        "train_sha256": data_fp["train"]["sha256"],
-        "validation_sha256": data_fp["validation"]["sha256"],
-    }
-    # Rank 0 first (removes incomplete and stale checkpoints), then the other ranks see the same.
-    with args.main_process_first(local=False, desc="checking trainer_out for a resume point"):
-        resume_from = _resume_point(trainer_dir, fingerprint)
 
-    trainer = Trainer(
-        model=model,
-        args=args,
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if half else None),
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
-        processing_class=tokenizer,
-        compute_metrics=_accuracy,
-        callbacks=[_make_finite_loss_callback(), *callbacks],
-    )
 
+def _train_and_evaluate(trainer: Any, resume_from: Path | None, out_dir: Path) -> tuple:
+    """(theta0 metrics, theta1 metrics, train result): evaluate theta0, train (resuming from
+    ``resume_from``), take theta1's metrics from the evaluation that selected it; every number
+    checked finite."""
     theta0 = _metrics(trainer.evaluate())
     log.info("theta0 validation: %s", theta0)
     result = trainer.train(
@@ -407,21 +381,108 @@ def finetune(
     for name, m in (("theta0", theta0), ("theta1", theta1)):
         if not all(math.isfinite(v) for v in m.values()):
             raise NonFiniteLossError(f"{name} validation metrics are not finite: {m}")
+    return theta0, theta1, result
 
-    if not trainer.is_world_process_zero():
-        return None
-    best_ckpt = trainer.state.best_model_checkpoint
+
+def _save_theta1(
+    trainer: Any, tokenizer: Any, out_dir: Path, trainer_dir: Path, keep_checkpoints: bool
+) -> None:
+    """theta1 (the Trainer's model, the best checkpoint loaded) and the tokenizer to ``out_dir``
+    atomically; the Trainer state beside its checkpoints, which go unless ``keep_checkpoints``."""
     with atomic_dir(out_dir) as tmp:
         trainer.model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-
     trainer.state.save_to_json(os.fspath(trainer_dir / "trainer_state.json"))
     if not keep_checkpoints:
         for p in trainer_dir.glob("checkpoint-*"):
             shutil.rmtree(p, ignore_errors=True)
-        fp_path.unlink(missing_ok=True)
+        (trainer_dir / _FINGERPRINT_NAME).unlink(missing_ok=True)
 
-    gpu_name = torch.cuda.get_device_name(0) if device.type == "cuda" else None
+
+def finetune(
+    init_dir: str | os.PathLike,
+    train_path: str | os.PathLike,
+    validation_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    trainer_dir: str | os.PathLike,
+    hparams: dict[str, Any],
+    seed: int,
+    max_length: int,
+    precision: str = "auto",
+    *,
+    callbacks: Sequence[Any] = (),
+    keep_checkpoints: bool = False,
+    min_accuracy_gain: float = DEFAULT_MIN_ACCURACY_GAIN,
+) -> dict[str, Any] | None:
+    """Fine-tune theta0 in ``init_dir`` and save the best checkpoint by validation accuracy (theta1)
+    to ``out_dir``, atomically. Returns the run configuration (see the module docs).
+
+    In named parts: load the data (:func:`load_finetune_data`), build the Trainer's arguments
+    (:func:`training_arguments`), find a resume point, train and evaluate, save theta1, and
+    write the record (one dict literal of ~40 fields, the longest part of this function).
+
+    Trainer checkpoints go to ``trainer_dir``; when it holds complete checkpoints from an
+    interrupted run of the same configuration (same hyper-parameters, seed, data and theta0),
+    training resumes from the last one. After success they are deleted unless
+    ``keep_checkpoints``; the Trainer state (the log history) stays in
+    ``trainer_dir/trainer_state.json``. The record flags a degenerate run (theta1 not beating the
+    validation split's majority-class rate by ``min_accuracy_gain``;
+    :mod:`headplast.train.degenerate`).
+
+    Run under torchrun (WORLD_SIZE = N > 1 processes, see :mod:`headplast.train.distributed`), the
+    Trainer trains data-parallel (DDP; gloo on CPU) with the effective batch kept: each optimizer
+    step averages per_device_train_batch_size x gradient_accumulation_steps examples, as on one
+    process (:func:`split_batch`), so the number of steps and the schedule do not depend on N.
+    Only rank 0 writes ``out_dir`` and returns the run configuration; other ranks return None.
+    """
+    from transformers import DataCollatorWithPadding, Trainer, set_seed
+
+    t_start = time.time()
+    hp = _merge_hparams(hparams)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    used = resolve_precision(precision)
+    device = pick_device()
+    if device.type == "cuda":
+        enable_tf32()
+    init_dir, trainer_dir, out_dir = Path(init_dir), Path(trainer_dir), Path(out_dir)
+
+    set_seed(int(seed))
+    tokenizer = load_tokenizer(init_dir)
+    model = load_model(init_dir)
+    data = load_finetune_data(tokenizer, model.config, train_path, validation_path, hp, max_length)
+    init_sha = file_fingerprint(init_dir / "model.safetensors")
+    args = training_arguments(hp, trainer_dir, seed, used, device, world_size)
+    trainer_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = {
+        "hparams": hp,
+        "seed": int(seed),
+        "max_length": int(max_length),
+        "precision": used,
+        "init_model_sha256": init_sha,
+        "world_size": world_size,
+        "train_sha256": data.fingerprint["train"]["sha256"],
+        "validation_sha256": data.fingerprint["validation"]["sha256"],
+    }
+    # Rank 0 first (removes incomplete and stale checkpoints), then the other ranks see the same.
+    with args.main_process_first(local=False, desc="checking trainer_out for a resume point"):
+        resume_from = _resume_point(trainer_dir, fingerprint)
+
+    half = used in ("bf16", "fp16")
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if half else None),
+        train_dataset=data.train_ds,
+        eval_dataset=data.val_ds,
+        processing_class=tokenizer,
+        compute_metrics=_accuracy,
+        callbacks=[_make_finite_loss_callback(), *callbacks],
+    )
+    theta0, theta1, result = _train_and_evaluate(trainer, resume_from, out_dir)
+    if not trainer.is_world_process_zero():
+        return None
+    best_ckpt = trainer.state.best_model_checkpoint
+    _save_theta1(trainer, tokenizer, out_dir, trainer_dir, keep_checkpoints)
     return {
         "hparams": hp,
         "seed": int(seed),
@@ -431,16 +492,16 @@ def finetune(
         "precision": used,
         "tf32": device.type == "cuda",
         "device": device.type,
-        "device_name": gpu_name,
+        "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
         "versions": package_versions(),
         "init_dir": os.fspath(init_dir),
         "init_model_sha256": init_sha,
         "model_type": model.config.model_type,
-        "num_labels": num_labels,
+        "num_labels": int(model.config.num_labels),
         "num_parameters": int(sum(p.numel() for p in trainer.model.parameters())),
-        "data": data_fp,
-        "n_train_examples": len(train_rows),
-        "train_label_counts": label_counts,
+        "data": data.fingerprint,
+        "n_train_examples": len(data.train_rows),
+        "train_label_counts": data.label_counts,
         "max_train_samples_seed": SUBSAMPLE_SEED,
         "validation": {"theta0": theta0, "theta1": theta1},
         "best_checkpoint_step": (_checkpoint_step(Path(best_ckpt)) if best_ckpt else None),
@@ -448,12 +509,16 @@ def finetune(
         "metric_for_best_model": "accuracy",
         "global_steps": int(trainer.state.global_step),
         "world_size": world_size,
-        "per_device_train_batch_size_used": per_device,
-        "gradient_accumulation_steps_used": accumulation,
-        "effective_train_batch_size": per_device * accumulation * world_size,
+        "per_device_train_batch_size_used": args.per_device_train_batch_size,
+        "gradient_accumulation_steps_used": args.gradient_accumulation_steps,
+        "effective_train_batch_size": (
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
+        ),
         "train_loss": float(result.training_loss),
         "resumed": resume_from is not None,
         "resumed_from_step": (_checkpoint_step(resume_from) if resume_from is not None else None),
-        **degeneracy(theta1["accuracy"], [int(r["label"]) for r in val_rows], min_accuracy_gain),
+        **degeneracy(
+            theta1["accuracy"], [int(r["label"]) for r in data.val_rows], min_accuracy_gain
+        ),
         "wall_time_s": round(time.time() - t_start, 3),
     }
