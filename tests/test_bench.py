@@ -100,7 +100,7 @@ def test_attention_core_skip_is_used_and_its_fallback_is_exact(monkeypatch):
         logits, cached, core = capture(*args)
         return logits, cached, [None] * len(core)
 
-    monkeypatch.setattr(importance, "forward_capturing", without_core)
+    monkeypatch.setattr(prefix_cache, "forward_capturing", without_core)
     for sweep_tokens in (None, 10_000):
         fast = importance.ablation_sweep(model, batches, sweep_tokens=sweep_tokens)
         rel = abs(fast.loss_ablate - naive.loss_ablate).max() / abs(naive.loss_ablate).max()

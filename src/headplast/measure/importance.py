@@ -32,13 +32,7 @@ from tqdm.auto import tqdm
 from headplast.data.batching import model_device, split_batch
 from headplast.io import json_float
 from headplast.measure.checks import check_finite
-from headplast.measure.prefix_cache import (
-    attention_core,
-    forward_capturing,
-    repeat_first_output,
-    repeat_output,
-    stubbed,
-)
+from headplast.measure.prefix_cache import prefix_cached_passes
 from headplast.measure.uncertainty import standard_error, t_quantile
 from headplast.model.adapters import resolve_layout
 from headplast.model.gating import head_gates
@@ -292,49 +286,13 @@ def ablation_sweep(
     bar = tqdm(total=len(data) * L * H, desc="ablation sweep (head x batch)", disable=not progress)
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, (inputs, labels) in enumerate(data):
-            B = labels.shape[0]
-            logits, cached, core = forward_capturing(model, layout, inputs)
-            logits_store.add_base(bi, logits, labels)
-            width = inputs["input_ids"].shape[1]
-            k_max = 1 if not sweep_tokens else max(1, min(H, sweep_tokens // (B * width)))
-            stacked_inputs: dict[int, dict] = {}
-            for layer in range(L):
-                # What the stubs return, per stacking k: below layer `layer` its input (the
-                # output of layer-1; lower stubs' outputs are overwritten, so they return the
-                # same tensor), and the ablated layer's attention core its cached head contexts.
-                stubs_for: dict[int, list] = {}
-                for start in range(0, H, k_max):
-                    k = min(k_max, H - start)
-                    if k not in stacked_inputs:
-                        stacked_inputs[k] = {
-                            n: t.repeat(k, *([1] * (t.dim() - 1))) if k > 1 else t
-                            for n, t in inputs.items()
-                        }
-                    if k not in stubs_for:
-                        below = repeat_output(cached[layer - 1], k) if layer else None
-                        stubs = [(layout.layers[i].layer, below) for i in range(layer)]
-                        if core[layer] is not None:
-                            stubs.append(
-                                (
-                                    attention_core(model, layout, layer),
-                                    repeat_first_output(core[layer], k),
-                                )
-                            )
-                        stubs_for[k] = stubs
-                    gate = torch.ones(k, B, L, H, device=device)
-                    gate[
-                        torch.arange(k, device=device),
-                        :,
-                        layer,
-                        start + torch.arange(k, device=device),
-                    ] = 0
-                    ctrl.set(gate.view(k * B, L, H), frozenset({layer}))
-                    with stubbed(stubs_for[k]):
-                        logits = model(**stacked_inputs[k]).logits
-                    logits_store.add(bi, layer, slice(start, start + k), logits, labels)
-                    ctrl.set(None)
-                    bar.update(k)
-                del stubs_for
-            del cached, core, stacked_inputs
+            for layer, heads, logits in prefix_cached_passes(
+                model, layout, ctrl, inputs, sweep_tokens
+            ):
+                if layer is None:
+                    logits_store.add_base(bi, logits, labels)
+                else:
+                    logits_store.add(bi, layer, heads, logits, labels)
+                    bar.update(heads.stop - heads.start)
     bar.close()
     return logits_store.result()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -109,3 +110,65 @@ def forward_capturing(model: nn.Module, layout: ModelLayout, inputs: dict) -> tu
         c if fed[i] is not None and first_tensor(c) is fed[i] else None for i, c in enumerate(core)
     ]
     return logits, cached, core
+
+
+def ablation_gates(
+    k: int, batch: int, layout: ModelLayout, layer: int, start: int, device: torch.device
+) -> torch.Tensor:
+    """Gates [k*B, L, H] of k stacked copies of a batch of B: all 1, except that copy j has head
+    ``start + j`` of ``layer`` off."""
+    L, H = layout.n_layers, layout.n_heads
+    gate = torch.ones(k, batch, L, H, device=device)
+    heads = start + torch.arange(k, device=device)
+    gate[torch.arange(k, device=device), :, layer, heads] = 0
+    return gate.view(k * batch, L, H)
+
+
+def prefix_cached_passes(
+    model: nn.Module,
+    layout: ModelLayout,
+    ctrl: Any,
+    inputs: dict[str, torch.Tensor],
+    sweep_tokens: int | None,
+) -> Iterator[tuple[int | None, slice, torch.Tensor]]:
+    """The passes of a prefix-cached sweep over one batch, under the head-gate controller
+    ``ctrl`` (:func:`headplast.model.gating.head_gates`): first the unmodified pass, yielded as
+    ``(None, slice(0, 0), logits)``; then for each layer, the heads in runs of
+    k = sweep_tokens // (B*T) (at least 1, at most H; 1 without ``sweep_tokens``), one pass of k
+    stacked copies of the batch, copy j with head start + j off, yielded as
+    ``(layer, slice(start, start + k), logits [k*B, C])``. The layers below ``layer`` return
+    their cached outputs, and so does the layer's own attention core where
+    :func:`forward_capturing` kept it. A consumer that hooks a module sees every pass in this
+    order."""
+    H = layout.n_heads
+    logits, cached, core = forward_capturing(model, layout, inputs)
+    yield None, slice(0, 0), logits
+    B, width = inputs["input_ids"].shape
+    k_max = 1 if not sweep_tokens else max(1, min(H, sweep_tokens // (B * width)))
+    stacked: dict[int, dict] = {}
+    device = inputs["input_ids"].device
+    for layer in range(layout.n_layers):
+        # What the stubs return, per stacking k: below `layer` its input (the output of
+        # layer - 1; lower stubs' outputs are overwritten, so they return the same tensor), and
+        # the ablated layer's attention core its cached head contexts.
+        stubs_for: dict[int, list] = {}
+        for start in range(0, H, k_max):
+            k = min(k_max, H - start)
+            if k not in stacked:
+                stacked[k] = {n: repeat_output(t, k) for n, t in inputs.items()}
+            if k not in stubs_for:
+                below = repeat_output(cached[layer - 1], k) if layer else None
+                stubs = [(layout.layers[i].layer, below) for i in range(layer)]
+                if core[layer] is not None:
+                    stubs.append(
+                        (attention_core(model, layout, layer), repeat_first_output(core[layer], k))
+                    )
+                stubs_for[k] = stubs
+            ctrl.set(ablation_gates(k, B, layout, layer, start, device), frozenset({layer}))
+            try:
+                with stubbed(stubs_for[k]):
+                    out = model(**stacked[k]).logits
+            finally:
+                ctrl.set(None)
+            yield layer, slice(start, start + k), out
+        del stubs_for

@@ -30,13 +30,7 @@ from headplast.data.batching import model_device, split_batch
 from headplast.io import ArtifactError, load_tensors, save_tensors
 from headplast.measure.checks import check_finite
 from headplast.measure.importance import SweepResult
-from headplast.measure.prefix_cache import (
-    attention_core,
-    forward_capturing,
-    repeat_first_output,
-    repeat_output,
-    stubbed,
-)
+from headplast.measure.prefix_cache import prefix_cached_passes
 from headplast.model.adapters import resolve_head, resolve_layout
 from headplast.model.gating import head_gates
 from headplast.model.head import (
@@ -113,42 +107,20 @@ def theta0_hidden_sweep(
         with head_gates(model, layout) as ctrl, autocast_context(device, precision):
             for inputs, labels in data:
                 B = labels.shape[0]
-                _, cached, core = forward_capturing(model, layout, inputs)
-                bases.append(seen.pop())
                 ablate = None
-                width = inputs["input_ids"].shape[1]
-                k_max = 1 if not sweep_tokens else max(1, min(H, sweep_tokens // (B * width)))
-                stacked: dict[int, dict] = {}
-                for layer in range(L):
-                    stubs_for: dict[int, list] = {}
-                    for start in range(0, H, k_max):
-                        k = min(k_max, H - start)
-                        if k not in stacked:
-                            stacked[k] = {n: repeat_output(t, k) for n, t in inputs.items()}
-                        if k not in stubs_for:
-                            below = repeat_output(cached[layer - 1], k) if layer else None
-                            stubs = [(layout.layers[i].layer, below) for i in range(layer)]
-                            if core[layer] is not None:
-                                core_mod = attention_core(model, layout, layer)
-                                stubs.append((core_mod, repeat_first_output(core[layer], k)))
-                            stubs_for[k] = stubs
-                        gate = torch.ones(k, B, L, H, device=device)
-                        heads = start + torch.arange(k, device=device)
-                        gate[torch.arange(k, device=device), :, layer, heads] = 0
-                        ctrl.set(gate.view(k * B, L, H), frozenset({layer}))
-                        with stubbed(stubs_for[k]):
-                            model(**stacked[k])
-                        ctrl.set(None)
-                        h = seen.pop().view(k, B, -1)
-                        if ablate is None:
-                            ablate = torch.empty(L, H, B, h.shape[-1], device=device)
-                        ablate[layer, start : start + k] = h
-                        bar.update(k)
-                    del stubs_for
+                passes = prefix_cached_passes(model, layout, ctrl, inputs, sweep_tokens)
+                for layer, heads, _ in passes:
+                    if layer is None:
+                        bases.append(seen.pop())
+                        continue
+                    h = seen.pop().view(heads.stop - heads.start, B, -1)
+                    if ablate is None:
+                        ablate = torch.empty(L, H, B, h.shape[-1], device=device)
+                    ablate[layer, heads] = h
+                    bar.update(heads.stop - heads.start)
                 ablates.append(ablate)
                 base_bad.append(~torch.isfinite(bases[-1]).all())
                 bad.append((~torch.isfinite(ablate)).flatten(2).any(-1))  # [L, H]
-                del cached, core, stacked
     finally:
         hook.remove()
         bar.close()
