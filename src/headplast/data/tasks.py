@@ -338,7 +338,8 @@ def prepare_task_data(
         if "name" not in spec:
             raise DataError("data.name is missing: the GLUE task, e.g. mnli or rte")
         name = str(spec["name"]).lower()
-        split = spec.get("validation_split", GLUE_TASKS[name].validation_split)
+        default = GLUE_TASKS[name].validation_split if name in GLUE_TASKS else "validation"
+        split = spec.get("validation_split", default)  # an unknown name: load_glue names it
         train, validation, label_names = load_glue(name, split)
         origin = f"nyu-mll/glue {name}: train, {split}"
     elif source == "local":
