@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
-    DebertaV2Config,
-    DebertaV2ForSequenceClassification,
-)
+from transformers import BertForSequenceClassification, DebertaV2ForSequenceClassification
+
+from headplast.model.tiny import tiny_model as build_tiny
 
 # Two intra-op threads for a plain test run on the 2 cores; `make mutate` runs two test
 # processes side by side and sets HEADPLAST_TEST_THREADS=1, because two 2-thread processes on 2
@@ -23,41 +20,11 @@ torch.set_num_threads(int(os.environ.get("HEADPLAST_TEST_THREADS", "2")))
 
 def tiny_deberta(seed: int = 0, n_layers: int = 3, **kw) -> DebertaV2ForSequenceClassification:
     """DeBERTa-v3-like: relative attention with log buckets, shared keys, no absolute positions."""
-    torch.manual_seed(seed)
-    config = DebertaV2Config(
-        vocab_size=128,
-        hidden_size=32,
-        num_hidden_layers=n_layers,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        relative_attention=True,
-        position_buckets=16,
-        max_relative_positions=-1,
-        pos_att_type=["p2c", "c2p"],
-        share_att_key=True,
-        norm_rel_ebd="layer_norm",
-        position_biased_input=False,
-        type_vocab_size=0,
-        num_labels=3,
-        **kw,
-    )
-    return DebertaV2ForSequenceClassification(config).eval()
+    return build_tiny("deberta", seed, num_hidden_layers=n_layers, **kw)
 
 
 def tiny_bert(seed: int = 0, n_layers: int = 3, **kw) -> BertForSequenceClassification:
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=128,
-        hidden_size=32,
-        num_hidden_layers=n_layers,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=3,
-        **kw,
-    )
-    return BertForSequenceClassification(config).eval()
+    return build_tiny("bert", seed, num_hidden_layers=n_layers, **kw)
 
 
 def random_batches(

@@ -15,12 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import (
-    ElectraConfig,
-    ElectraForSequenceClassification,
-    RobertaConfig,
-    RobertaForSequenceClassification,
-)
 
 import headplast.model.adapters as adapters
 from headplast.io import ArtifactError
@@ -32,6 +26,7 @@ from headplast.measure.shared_sweep import (
 )
 from headplast.model.adapters import UnsupportedModelError, resolve_head
 from headplast.model.head import EncoderMismatchError, first_token_features, head_logits
+from headplast.model.tiny import tiny_model
 from headplast.train.probe import (
     ProbeFeatures,
     compute_probe_features,
@@ -44,25 +39,13 @@ from headplast.train.probe import (
 from tests.conftest import random_batches, tiny_bert, tiny_deberta
 from tests.make_tiny_model import make_tiny_model
 
-SMALL = dict(
-    vocab_size=128,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-    max_position_embeddings=64,
-    num_labels=3,
-)
+
+def tiny_roberta(seed: int = 0):
+    return tiny_model("roberta", seed, num_hidden_layers=2)
 
 
-def tiny_roberta(seed: int = 0) -> RobertaForSequenceClassification:
-    torch.manual_seed(seed)
-    return RobertaForSequenceClassification(RobertaConfig(**SMALL)).eval()
-
-
-def tiny_electra(seed: int = 0) -> ElectraForSequenceClassification:
-    torch.manual_seed(seed)
-    return ElectraForSequenceClassification(ElectraConfig(**SMALL, embedding_size=16)).eval()
+def tiny_electra(seed: int = 0):
+    return tiny_model("electra", seed, num_hidden_layers=2)
 
 
 BUILDERS = {"bert": tiny_bert, "deberta": tiny_deberta, "roberta": tiny_roberta}

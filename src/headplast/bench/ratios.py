@@ -132,19 +132,10 @@ def build_minilm(seed: int = 0) -> nn.Module:
 
 
 def build_tiny_bert(seed: int = 0) -> nn.Module:
-    from transformers import BertConfig, BertForSequenceClassification
+    """The tiny BERT of the tests (:mod:`headplast.model.tiny`) with 6 layers, for ``--tiny``."""
+    from headplast.model.tiny import tiny_model
 
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=128,
-        hidden_size=32,
-        num_hidden_layers=6,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=3,
-    )
-    return BertForSequenceClassification(config).eval()
+    return tiny_model("bert", seed, num_hidden_layers=6)
 
 
 @dataclass(frozen=True)
