@@ -103,7 +103,7 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-# The results tree (SPEC.md, "Artifacts"): the one place that spells it.
+# The results tree (README, "Outputs"): the one place that spells it.
 DATA_DIR = "results/data/{task}"
 SEED_DIR = "results/{model}/{task}/{start}/seed{seed}"
 SUMMARY_DIR = "results/{model}/{task}/{start}/summary"

@@ -320,7 +320,7 @@ def test_join_puts_every_value_in_its_own_cell(tmp_path):
     four = join_heads(*(paths[n] for n in list(JOIN_SOURCES)[:4]))
     assert list(four.columns) == [c for c in df.columns if c not in ("A_js", "C_rel")]
     assert four.equals(df[list(four.columns)])
-    # heads.csv's column order: SPEC.md's columns, A_js and C_rel, G_signed, the uncertainty
+    # heads.csv's column order: the required columns, A_js and C_rel, G_signed, the uncertainty
     # columns, then the losses and accuracies in the order the importance files give them
     assert list(df.columns) == [
         *("layer", "head", "I_pre", "I_post", "G", "F", "Ppred"),

@@ -27,7 +27,7 @@ from headplast.analysis.reliability import pair_ceiling
 from headplast.io import ArtifactError
 from headplast.measure.heads import HEADS_COLUMNS
 
-#: The (x, y) pairs that answer the question (SPEC, "Statistics").
+#: The (x, y) pairs that answer the question (docs/methods.md, "Statistics of one seed").
 PAIRS: tuple[tuple[str, str], ...] = (
     ("I_pre", "Urel"),
     ("I_pre", "U"),
@@ -54,7 +54,7 @@ LABEL_FREE_PAIRS: tuple[tuple[str, str], ...] = (
     ("I_post", "I_kl_post"),
 )
 
-#: Columns heads.csv must have (SPEC, "Artifacts"): the measures the statistics and figures read.
+#: Columns heads.csv must have (the README's outputs table): the measures the statistics and figures read.
 REQUIRED_COLUMNS: tuple[str, ...] = HEADS_COLUMNS
 
 

@@ -74,7 +74,7 @@ class GradFisher:
         return self.G**2 / (self.F + self.eps)
 
     def rows(self) -> list[dict]:
-        """One dict per head in (layer, head) order with the SPEC field names."""
+        """One dict per head in (layer, head) order with the field names of docs/methods.md."""
         L, H = self.g_i.shape[1:]
         G, F_, P, S = self.G, self.F, self.Ppred, self.G_signed
         G_se, F_se = self.G_se, self.F_se

@@ -26,7 +26,7 @@ GRADFISHER_FIELDS = ("G", "F", "Ppred", "G_signed", "G_se", "F_se")
 UPDATE_FIELDS = ("U", "Urel", "Uq", "Uk", "Uv", "Uo")
 FUNCTION_FIELDS = ("A_js", "C_rel")
 
-#: The columns every heads.csv has (SPEC, "Artifacts"), first and in this order.
+#: The columns every heads.csv has (the README's outputs table), first and in this order.
 HEADS_COLUMNS: tuple[str, ...] = (
     "layer",
     "head",
@@ -40,7 +40,7 @@ HEADS_COLUMNS: tuple[str, ...] = (
 )
 
 #: Per-head uncertainty and the label-free importance, after G_signed in heads.csv.
-#: Not in HEADS_COLUMNS, which stays SPEC's required minimum.
+#: Not in HEADS_COLUMNS, which stays the required minimum.
 UNCERTAINTY_COLUMNS: tuple[str, ...] = (
     "I_pre_se",
     "I_pre_ci_low",

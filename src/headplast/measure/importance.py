@@ -43,8 +43,8 @@ from headplast.model.precision import autocast_context
 class SweepResult:
     """Per-example outcomes of one sweep over ``n`` eval examples and L x H heads.
 
-    Everything per head is a mean (or its standard error) over these examples (SPEC, "Per-example
-    paired differences"): ``d_i = L_i(xi[l,h] = 0) - L_i(all gates 1)``, ``I = mean_i d_i``,
+    Everything per head is a mean (or its standard error) over these examples (docs/methods.md,
+    "Importance"): ``d_i = L_i(xi[l,h] = 0) - L_i(all gates 1)``, ``I = mean_i d_i``,
     ``I_se = sd_i(d_i) / sqrt(n)`` (sd with ddof 1), the same for the accuracy change, and the
     label-free ``I_kl = mean_i KL(p_i || q_i)`` (natural log). Build it with :meth:`from_logits`.
     Examples are in the order the sweep saw them.
@@ -165,7 +165,7 @@ class SweepResult:
         return {"d": self.d_i, "kl": self.kl_i, "acc_d": self.acc_d_i}
 
     def rows(self) -> list[dict]:
-        """One dict per head in (layer, head) order with the SPEC field names."""
+        """One dict per head in (layer, head) order with the field names of docs/methods.md."""
         L, H = self.loss_ablate_i.shape[1:]
         imp, se, (lo, hi) = self.importance, self.importance_se, self.importance_ci
         la, aa, ad, ad_se = self.loss_ablate, self.acc_ablate, self.acc_delta, self.acc_delta_se

@@ -1,4 +1,4 @@
-"""Degenerate fine-tuning runs (SPEC, "Degenerate run"): theta1's validation accuracy does not
+"""Degenerate fine-tuning runs (docs/methods.md, "Across seeds"): theta1's validation accuracy does not
 exceed the validation split's majority-class rate by ``analysis.min_accuracy_gain``.
 
 Small-data tasks often produce such runs (Dodge et al. 2020; Mosbach et al. 2021): training never
