@@ -30,7 +30,8 @@ from headplast.model.adapters import resolve_layout
 from headplast.model.gating import head_gates
 from headplast.model.precision import autocast_context
 
-#: The scores whose orders are pruned (docs/methods.md, "Pruning curves"): smallest value removed first.
+#: The scores whose orders are pruned (docs/methods.md, "Pruning curves"): smallest value
+#: removed first.
 SCORES: tuple[str, ...] = ("I_pre", "I_post", "G", "Ppred", "U", "Urel")
 #: The score whose reverse order (largest first) is also pruned.
 REVERSE_SCORE = "I_post"

@@ -1,5 +1,5 @@
-"""Degenerate fine-tuning runs (docs/methods.md, "Across seeds"): theta1's validation accuracy does not
-exceed the validation split's majority-class rate by ``analysis.min_accuracy_gain``.
+"""Degenerate fine-tuning runs (docs/methods.md, "Across seeds"): theta1's validation accuracy
+does not exceed the validation split's majority-class rate by ``analysis.min_accuracy_gain``.
 
 Small-data tasks often produce such runs (Dodge et al. 2020; Mosbach et al. 2021): training never
 leaves the majority class, and the run's "plasticity" and post-training importance describe a
