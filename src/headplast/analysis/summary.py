@@ -107,8 +107,8 @@ def rank_stability(
     the two seeds' values over the same heads (aligned on (layer, head)). Per measure:
     ``mean, min, max, n_pairs`` and ``pairs = [{seed_a, seed_b, rho}, ...]``; ``mean`` is the
     seed-to-seed reliability of one seed's ranking (docs/methods.md, "Reliability and noise
-    ceilings") and ``reliability_of_seed_mean`` its Spearman-Brown step-up to the mean over all seeds. With one
-    seed there are no pairs and the summaries are ``None``. Undefined rhos (a constant column)
+    ceilings") and ``reliability_of_seed_mean`` its Spearman-Brown step-up to the mean over all
+    seeds. With one seed there are no pairs and the summaries are ``None``. Undefined rhos (a constant column)
     are ``None`` and left out of the summaries.
     """
     frames = {
