@@ -1,14 +1,14 @@
 """How reproducible is a per-head ranking? Split-half and seed-to-seed reliability, noise ceilings.
 
-docs/methods.md, "Reliability and noise ceilings": the split-half reliability of a per-head
-measure is the Spearman rho between the head rankings computed from two random halves of the
-eval examples, averaged over ``n_repeats`` seeded random splits and Spearman-Brown corrected to the full subset,
+docs/methods.md, "Reliability and noise ceilings": the split-half reliability of a per-head measure
+is the Spearman rho between the head rankings computed from two random halves of the eval examples,
+averaged over ``n_repeats`` seeded random splits and Spearman-Brown corrected to the full subset,
 ``r_full = 2 r_half / (1 + r_half)``. Its Spearman-Brown prophecy gives the number of examples at
-which the measure would reach a target reliability (0.9): ``n * t (1 - r) / (r (1 - t))``. The
-noise ceiling of a pair x~y is ``sqrt(r_xx * r_yy)``: the largest rho two measures can show when
-each is measured with that much noise; ``rho / ceiling`` (the disattenuated rho) estimates the rho
-of the noise-free rankings. Report it beside the raw rho, never instead: it can exceed 1 in
-magnitude when a reliability is underestimated.
+which the measure would reach a target reliability (0.9): ``n * t (1 - r) / (r (1 - t))``. The noise
+ceiling of a pair x~y is ``sqrt(r_xx * r_yy)``: the largest rho two measures can show when each is
+measured with that much noise; ``rho / ceiling`` (the disattenuated rho) estimates the rho of the
+noise-free rankings. Report it beside the raw rho, never instead: it can exceed 1 in magnitude when
+a reliability is underestimated.
 
 Spearman-Brown assumes a measure is a mean of exchangeable per-example terms (I, I_kl, G, F are;
 Ppred = G^2 / F is a smooth function of two such means and is treated the same way). Measures

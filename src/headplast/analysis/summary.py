@@ -103,13 +103,13 @@ def rank_stability(
 ) -> dict[str, Any]:
     """Seed-to-seed stability of each head ranking.
 
-    For every measure and every pair of seeds (a < b in the given order), Spearman rho between
-    the two seeds' values over the same heads (aligned on (layer, head)). Per measure:
-    ``mean, min, max, n_pairs`` and ``pairs = [{seed_a, seed_b, rho}, ...]``; ``mean`` is the
-    seed-to-seed reliability of one seed's ranking (docs/methods.md, "Reliability and noise
-    ceilings") and ``reliability_of_seed_mean`` its Spearman-Brown step-up to the mean over all
-    seeds. With one seed there are no pairs and the summaries are ``None``. Undefined rhos (a constant column)
-    are ``None`` and left out of the summaries.
+    For every measure and every pair of seeds (a < b in the given order), Spearman rho between the
+    two seeds' values over the same heads (aligned on (layer, head)). Per measure: ``mean, min, max,
+    n_pairs`` and ``pairs = [{seed_a, seed_b, rho}, ...]``; ``mean`` is the seed-to-seed reliability
+    of one seed's ranking (docs/methods.md, "Reliability and noise ceilings") and
+    ``reliability_of_seed_mean`` its Spearman-Brown step-up to the mean over all seeds. With one
+    seed there are no pairs and the summaries are ``None``. Undefined rhos (a constant column) are
+    ``None`` and left out of the summaries.
     """
     frames = {
         s: validate_heads(df, f"seed {s}", required=(*KEY, *measures))
