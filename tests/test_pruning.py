@@ -197,12 +197,22 @@ def test_seed_mean_of_curves_and_aucs():
 def test_pruning_figures_are_written(tmp_path):
     rows = synthetic_curves(0.0)
     auc = dict(zip(accuracy_auc(rows)["order"], accuracy_auc(rows)["auc"], strict=True))
-    fig_pruning(rows, auc, tmp_path / "p.png")
+    one = fig_pruning(rows, auc, tmp_path / "p.png")
     by_seed = {1: rows, 2: synthetic_curves(0.1)}
-    fig_pruning_mean(curves_seed_mean(by_seed), auc_across_seeds(by_seed), tmp_path / "m.png")
+    mean = fig_pruning_mean(
+        curves_seed_mean(by_seed), auc_across_seeds(by_seed), tmp_path / "m.png"
+    )
     for name in ("p.png", "m.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    # the legends say which heads go first in each order, and name the random band
+    labels = [t.get_text() for t in one.axes[0].get_legend().get_texts()]
+    assert labels[0] == "2 random orders: mean (band: min to max), AUC 0.550"  # (0.575+0.525)/2
+    assert "I_pre, smallest removed first, AUC 0.725" in labels
+    assert any(t.startswith("I_post, largest removed first") for t in labels)
+    labels = [t.get_text() for t in mean.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("Urel, smallest removed first") for t in labels)
+    assert any(t.startswith("random orders, mean") for t in labels)
 
 
 def test_bf16_autocast_curve_is_close_to_fp32():

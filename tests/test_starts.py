@@ -87,3 +87,31 @@ def test_fig_starts_draws_every_run(tmp_path):
     assert w == pytest.approx(13 * 110, abs=2) and h == pytest.approx(2 * 3.6 * 110, abs=2)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
     assert np.isfinite(compare_starts(runs)["rho"]).all()
+
+
+def test_fig_starts_tick_labels_do_not_overlap(tmp_path):
+    """At the rendered size, no two x tick labels of a panel overlap (the stability panel's
+    measure names used to print on top of each other)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["I_pre", "I_post", "G", "F", "Ppred", "U", "Urel", "A_js", "C_rel", "I_kl_pre"]
+    runs = {("m", "t", s): ({n: _stability(0.5, 0.4, 0.6) for n in names}, {"pairs": {}})
+            for s in ("random", "probe")}  # fmt: skip
+    captured = {}
+    real_close = plt.close
+    plt.close = lambda fig=None: captured.setdefault("fig", fig)
+    try:
+        fig_starts(compare_starts(runs), tmp_path / "s.png")
+    finally:
+        plt.close = real_close
+    fig = captured["fig"]
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    assert len(boxes) == len(names)
+    for a, b in zip(boxes, boxes[1:], strict=False):
+        assert not a.overlaps(b), (a, b)
+    real_close(fig)

@@ -483,6 +483,15 @@ def fig_seed_mean_scatter(
     return _save(fig, path)
 
 
+def order_label(order: str, kind: str) -> str:
+    """A removal order in words: which heads go first (docs/methods.md, "Pruning curves")."""
+    if kind == "reverse":
+        return f"{order.removesuffix('_reverse')}, largest removed first"
+    if kind == "random":
+        return "random orders, mean"
+    return f"{order}, smallest removed first"
+
+
 def _order_style(order: str, kind: str, i: int) -> dict[str, Any]:
     if kind == "reverse":
         return {"color": "black", "linestyle": "--", "marker": "v"}
@@ -522,7 +531,8 @@ def fig_pruning(
         for ax, col in zip(axes, ("acc", "loss"), strict=True):
             lo, hi, mid = g[col].min(), g[col].max(), g[col].mean()
             ax.fill_between(lo.index, lo, hi, color="0.75", alpha=0.6, lw=0)
-            ax.plot(mid.index, mid, color="0.45", lw=1.5, label=f"random ({n}), AUC {mean_auc:.3f}")
+            label = f"{n} random orders: mean (band: min to max), AUC {mean_auc:.3f}"
+            ax.plot(mid.index, mid, color="0.45", lw=1.5, label=label)
     named = df[df["kind"] != "random"]
     for i, (order, g) in enumerate(named.groupby("order", sort=False)):
         g = g.sort_values("fraction")
@@ -533,11 +543,11 @@ def fig_pruning(
                 g[col],
                 ms=3.5,
                 lw=1.3,
-                label=f"{order}, AUC {auc[order]:.3f}",
+                label=f"{order_label(order, g['kind'].iloc[0])}, AUC {auc[order]:.3f}",
                 **style,
             )
     _pruning_axes(axes, "accuracy on the eval subset", "mean cross-entropy on the eval subset")
-    fig.suptitle(title or "Pruning curves (least important first)", fontsize=12)
+    fig.suptitle(title or "Pruning curves: heads removed in each score's order", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -563,7 +573,7 @@ def fig_pruning_mean(
         )
         a = aucs.get(order, {})
         sd = f" ± {a['sd']:.3f}" if a.get("sd") is not None else ""
-        label = f"{order}, AUC {a.get('mean', float('nan')):.3f}{sd}"
+        label = f"{order_label(order, kind)}, AUC {a.get('mean', float('nan')):.3f}{sd}"
         for ax, col in zip(axes, ("acc", "loss"), strict=True):
             m = g[f"{col}_mean"].to_numpy(float)
             s = np.nan_to_num(g[f"{col}_sd"].to_numpy(float))

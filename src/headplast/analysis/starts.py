@@ -124,7 +124,7 @@ def fig_starts(table: pd.DataFrame, path: str | os.PathLike, title: str = "") ->
                     ecolor="black", capsize=2, lw=0.8,
                 )  # fmt: skip
             ax.axhline(0, color="grey", lw=0.6)
-            ax.set_xticks(x, items, rotation=45 if section == "pair" else 0, ha="right")
+            ax.set_xticks(x, items, rotation=90)
             ax.set_ylim(-1.05, 1.05)
             ax.set_ylabel("seed-to-seed Spearman" if section == "stability" else "Spearman rho")
             what = "stability of head rankings" if section == "stability" else "pair statistics"
