@@ -176,26 +176,59 @@ def test_degenerate_seed_left_out_of_pruning_summary(lr0_run, tmp_path, keep):
     if not keep:  # I_pre at half the heads: 0.9 + 0.0 and 0.9 + 0.1
         mid = curves[(curves["order"] == "I_pre") & (curves["fraction"] == 0.5)].iloc[0]
         assert mid["acc_mean"] == pytest.approx(0.95)
-    with pytest.raises(ValueError, match="analysis.keep_degenerate"):
-        run_script(
-            "summary_pruning",
-            tmp_path,
-            input={"pruning": files["pruning"][1:2], "run_config": files["run_config"][1:2]},
-            output=out,
-            params={"seeds": [2], "keep_degenerate": False},
-        )
+    # every seed degenerate: no curves, and the areas' file says so (the run goes on)
+    only2 = {"pruning": files["pruning"][1:2], "run_config": files["run_config"][1:2]}
+    params = {"seeds": [2], "keep_degenerate": False}
+    run_script("summary_pruning", tmp_path, input=only2, output=out, params=params)
+    assert pd.read_csv(out["curves"]).empty
+    assert read_json(out["auc"])["no_usable_seed"].startswith("no usable seed: every seed [2]")
+    fig = str(tmp_path / "fig_pruning_mean.png")
+    run_script("fig_pruning_mean", tmp_path, input=out, output={"fig": fig},
+               wildcards={"task": "t", "start": "random"})  # fmt: skip
+    assert open(fig, "rb").read()[:4] == b"\x89PNG"
 
 
-def test_all_seeds_degenerate_is_a_clear_error(lr0_run, tmp_path):
+def test_all_seeds_degenerate_is_a_finding_not_a_crash(lr0_run, tmp_path):
+    """A start or task whose every seed is degenerate: the summaries are written, empty, and say
+    so with the seeds named; its figures state the reason; a comparison of tasks leaves it out."""
     files = _seed_files(tmp_path, {1: lr0_run[0], 2: lr0_run[0]})
-    with pytest.raises(ValueError, match="analysis.keep_degenerate"):
-        run_script(
-            "summary_seeds",
-            tmp_path,
-            input=files,
-            output={
-                k: str(tmp_path / k)
-                for k in ("heads_mean", "stability", "pair_stats", "case_counts")
-            },
-            params={"seeds": [1, 2]},
+    out = {
+        k: str(tmp_path / f"{k}.{ext}")
+        for k, ext in (
+            ("heads_mean", "csv"),
+            ("stability", "json"),
+            ("pair_stats", "json"),
+            ("case_counts", "csv"),
         )
+    }
+    log = run_script("summary_seeds", tmp_path, input=files, output=out, params={"seeds": [1, 2]})
+    ps = read_json(out["pair_stats"])
+    assert ps["no_usable_seed"].startswith("no usable seed: every seed [1, 2] is degenerate")
+    assert "analysis.keep_degenerate" in ps["no_usable_seed"]
+    assert ps["seeds"] == [] and ps["degenerate_excluded"] == [1, 2] and ps["pairs"] == {}
+    assert pd.read_csv(out["heads_mean"]).empty and read_json(out["stability"]) == {}
+    assert "seeds [] summarised" in log
+    figs = {
+        k: str(tmp_path / f"{k}.png")
+        for k in ("heatmaps", "stability_fig", "scatter_I_vs_U", "scatter_I_vs_G")
+    }
+    summary_inputs = {k: out[k] for k in ("heads_mean", "stability", "pair_stats")}
+    run_script("fig_summary", tmp_path, input=summary_inputs, output=figs)
+    for f in figs.values():
+        assert open(f, "rb").read()[:4] == b"\x89PNG"
+    # compare_tasks with one healthy run and the empty one: the empty one is left out
+    (tmp_path / "h").mkdir()
+    healthy = _seed_files(tmp_path / "h", {1: {"degenerate": False}, 2: {"degenerate": False}})
+    hout = {k: str(tmp_path / "h" / f"{k}.{e}") for k, e in (("heads_mean", "csv"),
+            ("stability", "json"), ("pair_stats", "json"), ("case_counts", "csv"))}  # fmt: skip
+    run_script("summary_seeds", tmp_path, input=healthy, output=hout, params={"seeds": [1, 2]})
+    table = str(tmp_path / "tasks.csv")
+    log = run_script(
+        "compare_tasks",
+        tmp_path,
+        input={"heads_mean": [hout["heads_mean"], out["heads_mean"]]},
+        output={"table": table},
+        params={"runs": ["m/a/random", "m/b/random"], "top_k": 3},
+    )
+    assert "m/b/random: no usable seed" in log
+    assert pd.read_csv(table).empty  # one task left: no pair of tasks to compare

@@ -8,9 +8,16 @@ from headplast.pipeline.script import start
 
 log = start(snakemake)
 
-from headplast.analysis.pruning_auc import auc_across_seeds, curves_seed_mean, read_pruning
+import pandas as pd
+
+from headplast.analysis.pruning_auc import (
+    SEED_MEAN_COLUMNS,
+    auc_across_seeds,
+    curves_seed_mean,
+    read_pruning,
+)
 from headplast.io import ArtifactError, atomic_path, read_json, write_json
-from headplast.train.degenerate import seeds_to_summarise
+from headplast.train.degenerate import no_usable_seed, seeds_to_summarise
 
 sm = snakemake
 seeds = [int(s) for s in sm.params.seeds]
@@ -22,10 +29,16 @@ if len(files) != len(seeds) or len(configs) != len(seeds):
 run_configs = {s: read_json(f) for s, f in zip(seeds, configs, strict=True)}
 kept, degenerate = seeds_to_summarise(seeds, run_configs, bool(sm.params.keep_degenerate))
 by_seed = {s: read_pruning(f) for s, f in zip(seeds, files, strict=True) if s in kept}
-curves = curves_seed_mean(by_seed)
+curves = curves_seed_mean(by_seed) if kept else pd.DataFrame(columns=SEED_MEAN_COLUMNS)
 with atomic_path(sm.output.curves) as tmp:
     curves.to_csv(tmp, index=False)
-write_json(sm.output.auc, auc_across_seeds(by_seed))
+# every seed degenerate: no curves, and the areas' file says why (a finding, not a failure)
+write_json(
+    sm.output.auc,
+    auc_across_seeds(by_seed) if kept else {"no_usable_seed": no_usable_seed(degenerate)},
+)
+if not kept:
+    log.warning(no_usable_seed(degenerate))
 left_out = [s for s in degenerate if s not in kept]
 print(
     f"seeds {kept} summarised, {curves['order'].nunique()} orders; degenerate: {degenerate} "

@@ -583,3 +583,15 @@ def fig_pruning_mean(
     fig.suptitle(title or f"Pruning curves, mean of {n_seeds} seeds (bands: ± 1 sd)", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def fig_message(path: str | os.PathLike, title: str, message: str) -> Figure:
+    """A figure that says why there is nothing to draw (a run whose every seed is degenerate), so
+    the report shows the reason where the figure would be."""
+    import textwrap
+
+    fig, ax = plt.subplots(figsize=(8.0, 2.4))
+    ax.axis("off")
+    ax.text(0.5, 0.5, textwrap.fill(message, 90), ha="center", va="center", fontsize=10)
+    fig.suptitle(title, fontsize=12)
+    return _save(fig, path)

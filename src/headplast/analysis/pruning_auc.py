@@ -88,6 +88,19 @@ def _seed_curves(rows: pd.DataFrame | Sequence[Mapping]) -> pd.DataFrame:
     return pd.concat([named, rand], ignore_index=True)
 
 
+#: The columns of :func:`curves_seed_mean` (``pruning_curves_mean.csv``).
+SEED_MEAN_COLUMNS = (
+    "order",
+    "kind",
+    "fraction",
+    "n_seeds",
+    "acc_mean",
+    "acc_sd",
+    "loss_mean",
+    "loss_sd",
+)
+
+
 def curves_seed_mean(
     curves_by_seed: Mapping[int, pd.DataFrame | Sequence[Mapping]],
 ) -> pd.DataFrame:

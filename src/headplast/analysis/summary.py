@@ -23,7 +23,7 @@ from scipy import stats as sps
 from headplast.analysis.reliability import pair_ceiling, spearman_brown
 from headplast.analysis.statistics import read_heads, topk_overlap, validate_heads
 from headplast.io import ArtifactError, read_json
-from headplast.train.degenerate import seeds_to_summarise
+from headplast.train.degenerate import no_usable_seed, seeds_to_summarise
 
 KEY = ["layer", "head"]
 
@@ -397,6 +397,24 @@ def compare_runs(
 # --------------------------------------------------------------------------- one task's seeds
 
 
+def _no_usable_seed_summary(degenerate: Sequence[int]) -> dict[str, Any]:
+    """The summaries of a run whose every seed is degenerate: empty tables, and
+    ``pair_stats.no_usable_seed`` saying so with the seeds named."""
+    return {
+        "heads_mean": pd.DataFrame(columns=[*KEY, "n_seeds"]),
+        "stability": {},
+        "pair_stats": {
+            "n_seeds": 0,
+            "pairs": {},
+            "seeds": [],
+            "degenerate_seeds": list(degenerate),
+            "degenerate_excluded": list(degenerate),
+            "no_usable_seed": no_usable_seed(degenerate),
+        },
+        "case_counts": case_counts({}),
+    }
+
+
 def summarise_seeds(
     seeds: Sequence[int],
     heads_files: Sequence[str | os.PathLike],
@@ -410,7 +428,8 @@ def summarise_seeds(
 
     Seeds whose ``run_config.json`` flags them degenerate (:mod:`headplast.train.degenerate`) are
     left out unless ``keep_degenerate``; ``pair_stats`` names them (``degenerate_seeds``) and the
-    seeds summarised (``seeds``). Without run configs every seed counts. The label-free
+    seeds summarised (``seeds``). When every seed is degenerate the tables are empty and
+    ``pair_stats["no_usable_seed"]`` says so. Without run configs every seed counts. The label-free
     importances are summarised where every seed has them.
     """
     seeds = [int(s) for s in seeds]
@@ -421,6 +440,8 @@ def summarise_seeds(
         raise ArtifactError(f"{len(run_config_files)} run_config files for seeds {seeds}")
     run_configs = {s: read_json(f) for s, f in zip(seeds, run_config_files, strict=False)}
     kept, degenerate = seeds_to_summarise(seeds, run_configs, keep_degenerate)
+    if not kept:
+        return _no_usable_seed_summary(degenerate)
 
     def load(files, reader):
         return {s: reader(f) for s, f in zip(seeds, files, strict=True) if s in kept}

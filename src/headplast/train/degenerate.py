@@ -13,8 +13,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from headplast.io import ArtifactError
-
 #: Default of ``analysis.min_accuracy_gain`` (see the config schema for the reason).
 DEFAULT_MIN_ACCURACY_GAIN = 0.02
 
@@ -74,15 +72,18 @@ def seeds_to_summarise(
     seeds: Sequence[int], run_configs: Mapping[int, Mapping[str, Any]], keep_degenerate: bool
 ) -> tuple[list[int], list[int]]:
     """:func:`split_degenerate` for an across-seed summary of ``seeds``: (kept, degenerate); every
-    seed when there are no run configs; an error naming the config key when none is left."""
+    seed when there are no run configs. ``kept`` is empty when every seed is degenerate: the
+    summaries then say so (:func:`no_usable_seed`) instead of stopping the run."""
     seeds = [int(s) for s in seeds]
     if not run_configs:
         return seeds, []
-    kept, degenerate = split_degenerate(run_configs, keep_degenerate)
-    if not kept:
-        raise ArtifactError(
-            f"every seed {degenerate} is degenerate (theta1 does not beat the majority class; "
-            "see their run_config.json); set config key analysis.keep_degenerate: true to "
-            "summarise them anyway"
-        )
-    return kept, degenerate
+    return split_degenerate(run_configs, keep_degenerate)
+
+
+def no_usable_seed(degenerate: Sequence[int]) -> str:
+    """What a summary says when every one of its seeds is degenerate: a finding, in words."""
+    return (
+        f"no usable seed: every seed {list(degenerate)} is degenerate (theta1 does not beat the "
+        "majority class; see their run_config.json). Nothing is summarised; set config key "
+        "analysis.keep_degenerate: true to summarise them anyway"
+    )
