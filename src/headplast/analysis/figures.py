@@ -161,6 +161,9 @@ def fig_scatter(
     axes with non-positive values get a symmetric-log scale instead. Where heads.csv has a
     measure's standard error over eval examples (``<measure>_se``), gray bars show its 95%
     interval (±1.96 SE).
+
+    Long because it draws one figure top to bottom (points, counter-example markers, labels,
+    legend); splitting it would scatter one layout over helpers.
     """
     xv, yv = df[x].to_numpy(float), df[y].to_numpy(float)
     layer = df["layer"].to_numpy()
@@ -283,7 +286,10 @@ def fig_stats(
     """Bar chart of ``stats.json``: left, Spearman rho per pair (bootstrap CI as error bars) with
     the layer-controlled rho beside it, stars for permutation p < .05/.01/.001, and, where the
     stats carry them, the noise ceiling and the disattenuated rho, labelled as such; right, top-K
-    overlap per pair against the chance level ``k*k/n``, with the hypergeometric p."""
+    overlap per pair against the chance level ``k*k/n``, with the hypergeometric p.
+
+    Long because it draws one two-panel figure top to bottom.
+    """
     pairs = stats["pairs"]
     names = list(pairs)
     n = len(names)

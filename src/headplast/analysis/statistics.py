@@ -416,6 +416,8 @@ def pair_statistics(
     :mod:`headplast.analysis.reliability`) each pair also gets ``r_xx, r_yy``, ``noise_ceiling =
     sqrt(r_xx r_yy)`` and ``rho_disattenuated = rho / noise_ceiling``, beside (never instead of)
     the raw ``rho``.
+
+    Long because each pair's block lists its ten statistics in one literal.
     """
     cols = sorted({c for p in pairs for c in p})
     df = validate_heads(df, required=("layer", "head", *cols))

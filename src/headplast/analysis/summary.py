@@ -214,6 +214,8 @@ def pair_stats_across_seeds(
     with ``stability`` (:func:`rank_stability`), ``seed_to_seed = {r_xx, r_yy, noise_ceiling,
     rho_mean_disattenuated}``: the ceiling from the seed-to-seed reliabilities and the mean rho
     over seeds divided by it.
+
+    Long mostly for this docstring, which defines every field it writes.
     """
     if not stats_by_seed:
         raise ValueError("no seeds given")

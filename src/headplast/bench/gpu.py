@@ -158,7 +158,10 @@ def _row(seconds: float, examples: int, flops: int, peak: float | None) -> dict[
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every stage timed and counted; returns (and writes ``<out>/bench_gpu.json``) the table."""
+    """Every stage timed and counted; returns (and writes ``<out>/bench_gpu.json``) the table.
+
+    Long because it runs, counts and records the stages in the order they print.
+    """
     device = torch.device(args.device)
     precision = resolve_precision(args.precision) if device.type == "cuda" else "fp32"
     train_precision = resolve_precision(args.train_precision) if device.type == "cuda" else "fp32"

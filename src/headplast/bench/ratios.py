@@ -649,6 +649,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 def _run(args: argparse.Namespace, threads: int) -> dict:
+    """Every benchmark in turn, printed and written to ``args.out``; returns the summary. Long
+    because it runs and records the benchmarks in the order they print; each benchmark is a
+    function of its own."""
     device = pick(args.device)
     precision = resolve_precision(args.precision) if device.type == "cuda" else "fp32"
     if device.type == "cuda" and precision != "fp32":

@@ -330,7 +330,10 @@ def _modifier_status(
 
 def _event_label(p: Event, h: Event) -> int | None:
     """The label of hypothesis ``h`` given premise ``p`` (same scene, same referents), or None
-    when the edit is ambiguous and must not be used."""
+    when the edit is ambiguous and must not be used.
+
+    Long because it is the generator's decision table, one rule per branch.
+    """
     if p.verb != h.verb:
         return None
     subj = _noun_relation(p.subj, h.subj)

@@ -330,7 +330,11 @@ def prepare_task_data(
     meta_out: str | os.PathLike,
 ) -> dict[str, Any]:
     """Load the data that a task's ``data`` config block names; write the canonical
-    ``train_out``/``validation_out`` JSONL and ``meta_out`` atomically (meta last); return meta."""
+    ``train_out``/``validation_out`` JSONL and ``meta_out`` atomically (meta last); return meta.
+
+    Long because it handles the three sources (glue, local, synthetic) in one place, each a few
+    lines.
+    """
     if not isinstance(spec, dict):
         raise DataError(f"data: expected a mapping with a `source` key, got {spec!r}")
     source = spec.get("source")

@@ -172,7 +172,10 @@ def import_final(
     """Save the given fine-tune ``source`` (hub id or folder) as theta1 in ``out_dir``, its
     classifier rows in the task's label order (``meta_path``'s ``label_names``), with theta0's
     tokenizer, atomically. Returns the run record: where theta1 came from, the label mapping
-    and the validation metrics of theta0 and theta1 on the task's validation split."""
+    and the validation metrics of theta0 and theta1 on the task's validation split.
+
+    Long because its run record is one literal.
+    """
     from headplast.model.loading import load_model, load_tokenizer
     from headplast.model.precision import pick_device
     from headplast.train.finetune import package_versions

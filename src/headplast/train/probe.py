@@ -282,7 +282,10 @@ def probe_checkpoint(
     (:class:`ProbeFeatures` at ``features_path``, from the same encoder) and save it (same
     encoder, fitted head) with its tokenizer to ``out_dir``, atomically. Returns the probe
     record: hyper-parameters, training and held-out losses per epoch, the epoch kept, and
-    validation loss/accuracy of the random head and of the fitted one."""
+    validation loss/accuracy of the random head and of the fitted one.
+
+    Long because its record (``probe.json``) is one literal of ~20 fields.
+    """
     from headplast.model.loading import load_model, load_tokenizer
     from headplast.model.precision import pick_device
 

@@ -48,6 +48,8 @@ def init_checkpoint(
     ``label_names`` (label index order) become the config's id2label/label2id, so theta0 and
     the theta1 trained from it name their labels. ``max_length`` (the config key) is checked
     against the longest input the model can embed, before anything is written.
+
+    Long because its summary record is one literal.
     """
     from transformers import set_seed
 
