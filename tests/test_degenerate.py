@@ -111,20 +111,18 @@ def _seed_files(tmp_path, run_configs):
     return files
 
 
+def _summary_outputs(folder) -> dict[str, str]:
+    """The four outputs of summary_seeds, in ``folder``."""
+    kinds = {"heads_mean": "csv", "stability": "json", "pair_stats": "json", "case_counts": "csv"}
+    return {k: str(folder / f"{k}.{ext}") for k, ext in kinds.items()}
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_degenerate_seed_left_out_of_summary(lr0_run, tmp_path, keep):
     healthy = {"degenerate": False, "validation": {"theta1": {"accuracy": 0.9}}}
     run_configs = {1: healthy, 2: lr0_run[0], 3: healthy}
     files = _seed_files(tmp_path, run_configs)
-    out = {
-        k: str(tmp_path / f"{k}.{ext}")
-        for k, ext in (
-            ("heads_mean", "csv"),
-            ("stability", "json"),
-            ("pair_stats", "json"),
-            ("case_counts", "csv"),
-        )
-    }
+    out = _summary_outputs(tmp_path)
     log = run_script(
         "summary_seeds",
         tmp_path,
@@ -192,15 +190,7 @@ def test_all_seeds_degenerate_is_a_finding_not_a_crash(lr0_run, tmp_path):
     """A start or task whose every seed is degenerate: the summaries are written, empty, and say
     so with the seeds named; its figures state the reason; a comparison of tasks leaves it out."""
     files = _seed_files(tmp_path, {1: lr0_run[0], 2: lr0_run[0]})
-    out = {
-        k: str(tmp_path / f"{k}.{ext}")
-        for k, ext in (
-            ("heads_mean", "csv"),
-            ("stability", "json"),
-            ("pair_stats", "json"),
-            ("case_counts", "csv"),
-        )
-    }
+    out = _summary_outputs(tmp_path)
     log = run_script("summary_seeds", tmp_path, input=files, output=out, params={"seeds": [1, 2]})
     ps = read_json(out["pair_stats"])
     assert ps["no_usable_seed"].startswith("no usable seed: every seed [1, 2] is degenerate")
@@ -219,8 +209,7 @@ def test_all_seeds_degenerate_is_a_finding_not_a_crash(lr0_run, tmp_path):
     # compare_tasks with one healthy run and the empty one: the empty one is left out
     (tmp_path / "h").mkdir()
     healthy = _seed_files(tmp_path / "h", {1: {"degenerate": False}, 2: {"degenerate": False}})
-    hout = {k: str(tmp_path / "h" / f"{k}.{e}") for k, e in (("heads_mean", "csv"),
-            ("stability", "json"), ("pair_stats", "json"), ("case_counts", "csv"))}  # fmt: skip
+    hout = _summary_outputs(tmp_path / "h")
     run_script("summary_seeds", tmp_path, input=healthy, output=hout, params={"seeds": [1, 2]})
     table = str(tmp_path / "tasks.csv")
     log = run_script(
