@@ -1,0 +1,139 @@
+"""The freeze intervention's mechanics (headplast.train.freeze) on tiny DeBERTa-v2 and BERT models:
+which heads, and that they end bit for bit at theta0 while everything else trains."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from headplast.model.adapters import resolve_layout
+from headplast.model.loading import load_model
+from headplast.train.finetune import finetune
+from headplast.train.freeze import (
+    HeadFreezer,
+    freeze_callback,
+    head_masks,
+    heads_by_score,
+    n_frozen,
+    random_heads,
+)
+from headplast.train.theta0 import init_checkpoint
+from tests.conftest import random_batches, tiny_bert, tiny_deberta
+from tests.make_tiny_model import make_tiny_model
+
+FROZEN = [(0, 1), (1, 3), (2, 0)]
+
+
+def test_heads_by_score_takes_the_largest_and_breaks_ties_by_position():
+    scores = pd.DataFrame(
+        {"layer": [0, 0, 1, 1, 2, 2], "head": [0, 1, 0, 1, 0, 1], "Urel": [1, 5, 5, 2, 5, 0.5]}
+    )
+    assert n_frozen(6, 0.5) == 3 and n_frozen(144, 0.25) == 36 and n_frozen(10, 0.01) == 1
+    assert heads_by_score(scores, "Urel", 0.5) == [(0, 1), (1, 0), (2, 0)]  # three tied at 5
+    assert heads_by_score(scores, "Urel", 0.67) == [(0, 1), (1, 0), (2, 0), (1, 1)]
+    with pytest.raises(ValueError, match="lack the columns"):
+        heads_by_score(scores, "G", 0.5)
+    with pytest.raises(ValueError, match=r"interventions.fraction must be in \(0, 1\]"):
+        heads_by_score(scores, "Urel", 0.0)
+
+
+def test_random_draws_are_shared_by_seeds_and_differ_between_draws():
+    a = random_heads(12, 12, 0.25, seed=0, draw=0)
+    assert a == random_heads(12, 12, 0.25, seed=0, draw=0)  # no training seed in the draw
+    assert len(a) == 36 == len(set(a)) and a == sorted(a)
+    assert all(0 <= la < 12 and 0 <= h < 12 for la, h in a)
+    assert a != random_heads(12, 12, 0.25, seed=0, draw=1)
+    assert a != random_heads(12, 12, 0.25, seed=1, draw=0)
+
+
+def _slices(model, heads):
+    """{param name: the frozen entries' values} (masked where the mask is 0)."""
+    masks = head_masks(model, heads)
+    params = dict(model.named_parameters())
+    return {n: params[n].detach()[m == 0].clone() for n, m in masks.items()}
+
+
+@pytest.mark.parametrize("build", [tiny_deberta, tiny_bert], ids=["deberta", "bert"])
+def test_frozen_slices_end_equal_to_theta0_and_the_rest_trains(build):
+    """AdamW with weight decay 0.1 for 10 steps: the frozen heads' q/k/v rows (weights and biases)
+    and output-projection columns are torch.equal to theta0; the same projections' other rows
+    and at least one other parameter moved. Without the restore step, decay moves them."""
+    layout_model = build()
+    layout = resolve_layout(layout_model)
+    masks = head_masks(layout_model, FROZEN)
+    d = layout.head_dim
+    q = f"{layout.names[1]['query']}.weight"
+    assert (masks[q][3 * d : 4 * d] == 0).all() and (masks[q][: 3 * d] == 1).all()
+    o = f"{layout.names[0]['output']}.weight"
+    assert (masks[o][:, d : 2 * d] == 0).all() and (masks[o][:, :d] == 1).all()
+
+    def train(restore: bool):
+        model = build()
+        model.train()
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        frozen0 = _slices(model, FROZEN)
+        freezer = HeadFreezer(model, FROZEN)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+        for batch in random_batches(10, batch=4):
+            model(**batch).loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad()
+            if restore:
+                freezer.restore()
+        freezer.remove()
+        return model, before, frozen0
+
+    model, before, frozen0 = train(restore=True)
+    after = _slices(model, FROZEN)
+    # three heads in three layers: q, k, v weights and biases and the output weight, per layer
+    assert frozen0.keys() == after.keys() and len(after) == 3 * 7
+    for name in frozen0:
+        assert torch.equal(frozen0[name], after[name]), name
+    params = dict(model.named_parameters())
+    assert not torch.equal(before[q][: 3 * d], params[q].detach()[: 3 * d])  # head 0-2 rows moved
+    moved = [n for n, p in params.items() if n not in frozen0 and not torch.equal(before[n], p)]
+    assert len(moved) > 10
+    unrestored, _, frozen0b = train(restore=False)
+    changed = _slices(unrestored, FROZEN)
+    assert any(not torch.equal(frozen0b[n], changed[n]) for n in frozen0b)  # decay moves them
+
+
+@pytest.mark.training
+def test_finetune_with_frozen_heads_keeps_them_at_theta0(tmp_path):
+    """The Trainer path: finetune with the freeze callback and weight decay 0.1 saves a theta1
+    whose frozen slices equal theta0's bit for bit, while the model learned (other tensors
+    moved)."""
+    src = make_tiny_model(str(tmp_path / "src"))
+    init_dir = tmp_path / "ckpt_init"
+    init_checkpoint(src, 2, 0, init_dir)
+    rng = random.Random(0)
+    for name, n in (("train", 48), ("validation", 16)):
+        with open(tmp_path / f"{name}.jsonl", "w") as fh:
+            for _ in range(n):
+                label = rng.randint(0, 1)
+                row = {"premise": ("yes " if label else "no ") + "a cat", "hypothesis": "a dog"}
+                fh.write(json.dumps({**row, "label": label}) + "\n")
+    hp = {
+        "learning_rate": 1e-2,
+        "num_train_epochs": 2,
+        "per_device_train_batch_size": 8,
+        "weight_decay": 0.1,
+    }
+    heads = [(0, 0), (1, 2)]
+    finetune(
+        init_dir, tmp_path / "train.jsonl", tmp_path / "validation.jsonl", tmp_path / "final",
+        tmp_path / "trainer_out", hp, seed=0, max_length=32, callbacks=[freeze_callback(heads)],
+    )  # fmt: skip
+    theta0 = load_file(init_dir / "model.safetensors")
+    theta1 = load_file(tmp_path / "final" / "model.safetensors")
+    masks = head_masks(load_model(init_dir), heads)
+    assert len(masks) == 2 * 7
+    for name, m in masks.items():
+        assert torch.equal(theta0[name][m == 0], theta1[name][m == 0]), name
+        assert not torch.equal(theta0[name][m == 1], theta1[name][m == 1]), name
