@@ -21,6 +21,7 @@ include: "rules/train.smk"
 include: "rules/measure.smk"
 include: "rules/analysis.smk"
 include: "rules/summary.smk"
+include: "rules/freeze.smk"
 
 
 rule all:

@@ -90,6 +90,19 @@ TASK_MODELS = {task: _task_models(task) for task in TASKS}
 CHECKPOINT_TASKS = [t for t in TASKS if "checkpoints" in config["tasks"][t]]
 TRAINED_TASKS = [t for t in TASKS if t not in CHECKPOINT_TASKS]
 
+# Freeze interventions (`interventions:`; off when absent): the orders as wildcard values (each
+# random draw its own order, `random_<i>`) and the starts they run for.
+INTERVENTIONS = config.get("interventions")
+FREEZE_ORDERS = []
+FREEZE_STARTS = []
+if INTERVENTIONS:
+    for _order in INTERVENTIONS["orders"]:
+        if _order == "random":
+            FREEZE_ORDERS += [f"random_{i}" for i in range(INTERVENTIONS["n_random"])]
+        else:
+            FREEZE_ORDERS.append(_order)
+    FREEZE_STARTS = [s for s in INTERVENTIONS.get("starts", STARTS) if s in STARTS]
+
 
 def _alternatives(names):
     """A wildcard constraint that matches exactly one of ``names`` (nothing if there are none)."""
@@ -101,6 +114,7 @@ wildcard_constraints:
     task=_alternatives(TASKS),
     start=_alternatives(STARTS),
     seed=r"\d+",
+    order=_alternatives(FREEZE_ORDERS),
 
 
 # The results tree (README, "Outputs"): the one place that spells it.
@@ -360,7 +374,76 @@ def all_outputs():
         + runs(f"{SEED_DIR}/{{artifact}}", artifact=SEED_ARTIFACTS)
         + runs(f"{SUMMARY_DIR}/{{artifact}}", artifact=SUMMARY_ARTIFACTS)
         + [f"{COMPARISON_DIR}/{a}" for a in COMPARISON_ARTIFACTS]
+        + freeze_outputs()
     )
+
+
+def freeze_outputs():
+    """The freeze interventions' artifacts: per seed and order of the chosen starts, the frozen
+    run's record and update; per run, freeze.csv and its figure."""
+    out = []
+    for path in runs(f"{SEED_DIR}/freeze/{{order}}/{{artifact}}", order=FREEZE_ORDERS,
+                     artifact=["run_config.json", "update.jsonl"]):  # fmt: skip
+        if path.split("/")[3] in FREEZE_STARTS and path.split("/")[2] in TRAINED_TASKS:
+            out.append(path)
+    for path in runs(
+        f"{SUMMARY_DIR}/{{artifact}}", artifact=["freeze.csv", "fig_freeze.png"]
+    ):
+        if path.split("/")[3] in FREEZE_STARTS and path.split("/")[2] in TRAINED_TASKS:
+            out.append(path)
+    return out
+
+
+def freeze_path(name):
+    """An artifact of one freeze order of one seed."""
+    return seed_path(f"freeze/{{order}}/{name}")
+
+
+def freeze_output(name):
+    """A frozen run's checkpoint file: temporary unless interventions.keep_checkpoints."""
+    keep = bool(INTERVENTIONS and INTERVENTIONS.get("keep_checkpoints"))
+    return freeze_path(name) if keep else temp(freeze_path(name))
+
+
+def get_freeze_params(wildcards):
+    """What decides an order's frozen heads: the fraction, and the score and its column, or the
+    random draw and its seed (only these: a change elsewhere in `interventions` reruns nothing
+    here)."""
+    from headplast.train.defaults import FREEZE_SCORES
+
+    order = wildcards.order
+    fz = {"order": order, "fraction": float(INTERVENTIONS["fraction"])}
+    if order.startswith("random_"):
+        fz.update(
+            kind="random",
+            seed=int(INTERVENTIONS["seed"]),
+            draw=int(order.split("_")[1]),
+        )
+    else:
+        fz.update(kind="score", column=FREEZE_SCORES[order][1])
+    return canonical(fz)
+
+
+def get_freeze_scores(wildcards):
+    """The per-seed file a score order ranks by (none for a random draw)."""
+    from headplast.train.defaults import FREEZE_SCORES
+
+    if wildcards.order.startswith("random_"):
+        return {}
+    return {"scores": seed_path(FREEZE_SCORES[wildcards.order][0])}
+
+
+def frozen_per_seed(name):
+    """Input function: ``freeze/<order>/name`` of every order (order-major) and seed."""
+
+    def inputs(wildcards):
+        w = dict(wildcards.items())
+        pattern = seed_path(f"freeze/{{order}}/{name}")
+        return [
+            pattern.format(**w, order=o, seed=s) for o in FREEZE_ORDERS for s in SEEDS
+        ]
+
+    return inputs
 
 
 def per_seed(name):

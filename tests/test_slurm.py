@@ -40,6 +40,7 @@ GPU_RULES = [
     "probe_checkpoint",
     "theta0_sweep",
     "finetune",
+    "finetune_frozen",
     "importance_pre",
     "importance_pre_shared",
     "importance_post",

@@ -601,3 +601,32 @@ def fig_message(path: str | os.PathLike, title: str, message: str) -> Figure:
     ax.text(0.5, 0.5, textwrap.fill(message, 90), ha="center", va="center", fontsize=10)
     fig.suptitle(title, fontsize=12)
     return _save(fig, path)
+
+
+def fig_freeze(table: pd.DataFrame, path: str | os.PathLike, title: str | None = None) -> Figure:
+    """The freeze interventions (``freeze.csv``): per score order the mean change of fine-tuned
+    accuracy over seeds against the unconstrained run, with its 95 % t-interval; the random draws
+    as points and their band (smallest to largest mean) in grey; the verdict under each order."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    rand = table[table["kind"] == "random"]
+    named = table[table["kind"] != "random"].reset_index(drop=True)
+    if len(rand):
+        low, high = float(rand["delta_acc_mean"].min()), float(rand["delta_acc_mean"].max())
+        ax.axhspan(low, high, color="0.8", alpha=0.7, lw=0, label=f"random draws ({len(rand)})")
+        ax.scatter(np.full(len(rand), len(named)), rand["delta_acc_mean"], color="0.4", zorder=3)
+    x = np.arange(len(named))
+    y = named["delta_acc_mean"].to_numpy(float)
+    lo = named["ci_low"].to_numpy(float)
+    hi = named["ci_high"].to_numpy(float)
+    ax.bar(x, y, color="tab:blue", width=0.6, label="largest score frozen")
+    err = np.vstack([y - np.where(np.isnan(lo), y, lo), np.where(np.isnan(hi), y, hi) - y])
+    ax.errorbar(x, y, yerr=err, fmt="none", ecolor="black", capsize=3, lw=0.9)
+    labels = [f"{o}\n({v})" for o, v in zip(named["order"], named["verdict"], strict=True)]
+    ax.set_xticks([*x, len(named)], [*labels, "random"])
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel("fine-tuned accuracy, frozen - unconstrained")
+    ax.legend(fontsize=8, loc="best")
+    n = int(table["n_seeds"].max()) if len(table) else 0
+    fig.suptitle(title or f"Freezing heads during fine-tuning ({n} seeds)", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)

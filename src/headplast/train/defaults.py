@@ -36,3 +36,15 @@ PROBE_DEFAULTS: dict[str, Any] = {
     "holdout_fraction": 0.1,  # of the (subsampled) train split, for early stopping; 0: none
     "patience": 5,  # epochs without a lower held-out loss before fitting stops
 }
+
+#: The per-head scores a freeze order can rank by (``interventions.orders``), each with the
+#: per-seed file and column it is read from: only files that exist before the second fine-tune,
+#: and the narrowest one, so that a change that leaves a score alone reruns no frozen fine-tune.
+FREEZE_SCORES: dict[str, tuple[str, str]] = {
+    "Urel": ("update.jsonl", "Urel"),
+    "U": ("update.jsonl", "U"),
+    "I_pre": ("importance_pre.jsonl", "I"),
+    "I_kl_pre": ("importance_pre.jsonl", "I_kl"),
+    "G": ("gradfisher_pre.jsonl", "G"),
+    "Ppred": ("gradfisher_pre.jsonl", "Ppred"),
+}

@@ -413,6 +413,7 @@ def finetune(
     callbacks: Sequence[Any] = (),
     keep_checkpoints: bool = False,
     min_accuracy_gain: float = DEFAULT_MIN_ACCURACY_GAIN,
+    resume_key: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Fine-tune theta0 in ``init_dir`` and save the best checkpoint by validation accuracy (theta1)
     to ``out_dir``, atomically. Returns the run configuration (see the module docs).
@@ -425,8 +426,9 @@ def finetune(
     interrupted run of the same configuration (same hyper-parameters, seed, data and theta0),
     training resumes from the last one. After success they are deleted unless
     ``keep_checkpoints``; the Trainer state (the log history) stays in
-    ``trainer_dir/trainer_state.json``. The record flags a degenerate run (theta1 not beating the
-    validation split's majority-class rate by ``min_accuracy_gain``;
+    ``trainer_dir/trainer_state.json``. ``resume_key`` (e.g. the heads a freeze intervention
+    holds fixed) joins what a resumable checkpoint must match. The record flags a degenerate run
+    (theta1 not beating the validation split's majority-class rate by ``min_accuracy_gain``;
     :mod:`headplast.train.degenerate`).
 
     Run under torchrun (WORLD_SIZE = N > 1 processes, see :mod:`headplast.train.distributed`), the
@@ -463,6 +465,8 @@ def finetune(
         "train_sha256": data.fingerprint["train"]["sha256"],
         "validation_sha256": data.fingerprint["validation"]["sha256"],
     }
+    if resume_key is not None:
+        fingerprint["resume_key"] = resume_key
     # Rank 0 first (removes incomplete and stale checkpoints), then the other ranks see the same.
     with args.main_process_first(local=False, desc="checking trainer_out for a resume point"):
         resume_from = _resume_point(trainer_dir, fingerprint)

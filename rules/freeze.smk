@@ -1,0 +1,106 @@
+# Freeze interventions (`interventions:`): a second fine-tune of each seed's theta0 with one
+# order's heads held at theta0, every other setting as the unconstrained run; how far the other
+# heads moved; across seeds, the cost in accuracy against the random draws' band. The frozen
+# theta1 is temporary (gone once its update.jsonl is written) unless
+# interventions.keep_checkpoints. Each fine-tune is a GPU job of its own (no group).
+
+
+rule finetune_frozen:
+    input:
+        unpack(get_freeze_scores),
+        init_model=ckpt("init")["model"],
+        init_config=ckpt("init")["config"],
+        train=data_path("train.jsonl"),
+        validation=data_path("validation.jsonl"),
+    output:
+        model=freeze_output("ckpt_final/model.safetensors"),
+        config=freeze_output("ckpt_final/config.json"),
+        run_config=freeze_path("run_config.json"),
+    log:
+        log_path("finetune_frozen", SEED_WILDCARDS + "/{order}"),
+    benchmark:
+        bench_path("finetune_frozen", SEED_WILDCARDS + "/{order}")
+    wildcard_constraints:
+        task=_alternatives(TRAINED_TASKS),
+        start=_alternatives(FREEZE_STARTS),
+    conda:
+        "../envs/headplast.yaml"
+    threads: get_resource("finetune", "threads")
+    resources:
+        gpu=1,
+        mem_mb=get_resource("finetune", "mem_mb"),
+        runtime=finetune_runtime,
+    params:
+        hparams=get_train_params,
+        seed=get_seed,
+        max_length=config["max_length"],
+        precision=config["precision"],
+        min_accuracy_gain=config["analysis"]["min_accuracy_gain"],
+        freeze=get_freeze_params,
+        code=package_code("finetune_frozen.py"),
+    script:
+        "../workflow/scripts/finetune_frozen.py"
+
+
+rule update_frozen:
+    input:
+        init_model=ckpt("init")["model"],
+        init_config=ckpt("init")["config"],
+        final_model=freeze_path("ckpt_final/model.safetensors"),
+        final_config=freeze_path("ckpt_final/config.json"),
+    output:
+        jsonl=freeze_path("update.jsonl"),
+    log:
+        log_path("update_frozen", SEED_WILDCARDS + "/{order}"),
+    benchmark:
+        bench_path("update_frozen", SEED_WILDCARDS + "/{order}")
+    conda:
+        "../envs/headplast.yaml"
+    resources:
+        mem_mb=get_resource("measure", "mem_mb"),
+    params:
+        code=package_code("update.py"),
+    script:
+        "../workflow/scripts/update.py"
+
+
+rule freeze_summary:
+    input:
+        run_config=per_seed("run_config.json"),
+        base_update=per_seed("update.jsonl"),
+        frozen_run_config=frozen_per_seed("run_config.json"),
+        frozen_update=frozen_per_seed("update.jsonl"),
+    output:
+        table=summary_path("freeze.csv"),
+    log:
+        log_path("freeze_summary", "{model}/{task}/{start}"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        seeds=SEEDS,
+        orders=FREEZE_ORDERS,
+        keep_degenerate=config["analysis"]["keep_degenerate"],
+        code=package_code("freeze_summary.py"),
+    script:
+        "../workflow/scripts/freeze_summary.py"
+
+
+rule fig_freeze:
+    input:
+        table=summary_path("freeze.csv"),
+    output:
+        fig=report(
+            summary_path("fig_freeze.png"),
+            caption="../workflow/report/fig_freeze.rst",
+            category="{task}",
+            subcategory="{model} {start} seed mean",
+            labels={"figure": "freeze interventions"},
+        ),
+    log:
+        log_path("fig_freeze", "{model}/{task}/{start}"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        code=package_code("fig_freeze.py"),
+    script:
+        "../workflow/scripts/fig_freeze.py"
