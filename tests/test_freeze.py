@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
+from scipy import stats as sps
 
+from headplast.analysis.freeze_effects import freeze_table, seed_effect
 from headplast.model.adapters import resolve_layout
 from headplast.model.loading import load_model
 from headplast.train.finetune import finetune
@@ -137,3 +140,87 @@ def test_finetune_with_frozen_heads_keeps_them_at_theta0(tmp_path):
     for name, m in masks.items():
         assert torch.equal(theta0[name][m == 0], theta1[name][m == 0]), name
         assert not torch.equal(theta0[name][m == 1], theta1[name][m == 1]), name
+
+
+# ------------------------------------------------------------------------- across seeds
+
+
+def _update(seed: int, frozen=(), scale: float = 1.0) -> pd.DataFrame:
+    """An update.jsonl frame of 3 x 4 heads: U grows with the head index; frozen heads 0."""
+    rows = []
+    for la in range(3):
+        for h in range(4):
+            u = 0.0 if (la, h) in frozen else scale * (1 + h + la + seed / 10)
+            rows.append({"layer": la, "head": h, "U": u, "Urel": u / 10})
+    return pd.DataFrame(rows)
+
+
+def _rc(acc: float, heads=()) -> dict:
+    return {"validation": {"theta1": {"accuracy": acc}}, "frozen_heads": [list(h) for h in heads]}
+
+
+def test_freeze_table_effects_band_and_verdicts():
+    heads = [(0, 0), (1, 1), (2, 3)]
+    base = {1: (_rc(0.80), _update(1)), 2: (_rc(0.70), _update(2))}
+    accs = {
+        "Urel": (0.60, 0.56),
+        "G": (0.81, 0.73),
+        "random_0": (0.76, 0.68),
+        "random_1": (0.75, 0.65),
+    }
+    effects = {
+        order: {
+            s: seed_effect(base[s][0], _rc(acc, heads), _update(s, heads, 1.5), base[s][1])
+            for s, acc in zip((1, 2), pair, strict=True)
+        }
+        for order, pair in accs.items()
+    }
+    e = effects["Urel"][1]
+    assert e["delta_acc"] == pytest.approx(-0.20) and e["frozen_Urel_max"] == 0.0
+    assert e["other_U_ratio"] == pytest.approx(1.5)  # the other heads moved 1.5x as far
+    table = freeze_table(effects)
+    assert list(table["order"]) == ["Urel", "G", "random_0", "random_1"]  # score orders first
+    row = table.set_index("order")
+    assert row.loc["Urel", "delta_acc_mean"] == pytest.approx(-0.17)  # (-0.20 - 0.14) / 2
+    half = sps.t.ppf(0.975, 1) * np.std([-0.20, -0.14], ddof=1) / np.sqrt(2)
+    assert row.loc["Urel", "ci_low"] == pytest.approx(-0.17 - half)
+    # random band: mean effects -0.03 (draw 0) and -0.05 (draw 1)
+    assert row.loc["Urel", "random_band_low"] == pytest.approx(-0.05)
+    assert row.loc["Urel", "random_band_high"] == pytest.approx(-0.03)
+    assert row.loc["Urel", "verdict"] == "below" and row.loc["G", "verdict"] == "above"
+    assert pd.isna(row.loc["random_0", "verdict"])
+    assert row.loc["G", "per_seed"] == "1:0.010000;2:0.030000"
+
+
+def test_seed_effect_refuses_heads_missing_from_the_update():
+    with pytest.raises(ValueError, match="not all in the update table"):
+        seed_effect(_rc(0.8), _rc(0.7, [(5, 0)]), _update(1), _update(1))
+
+
+def test_freeze_summary_and_figure_scripts(tmp_path):
+    from headplast.io import write_head_jsonl, write_json
+    from tests.script_runner import run_script
+
+    heads = [(0, 0), (1, 1), (2, 3)]
+    files = {"run_config": [], "base_update": [], "frozen_run_config": [], "frozen_update": []}
+    for s, acc in ((1, 0.8), (2, 0.7)):
+        write_json(tmp_path / f"rc{s}.json", {**_rc(acc), "degenerate": False})
+        write_head_jsonl(tmp_path / f"u{s}.jsonl", _update(s).to_dict("records"))
+        files["run_config"].append(str(tmp_path / f"rc{s}.json"))
+        files["base_update"].append(str(tmp_path / f"u{s}.jsonl"))
+    for order, delta in (("Urel", -0.1), ("random_0", -0.01)):
+        for s, acc in ((1, 0.8), (2, 0.7)):
+            write_json(tmp_path / f"{order}{s}.json", _rc(acc + delta, heads))
+            write_head_jsonl(tmp_path / f"{order}u{s}.jsonl", _update(s, heads).to_dict("records"))
+            files["frozen_run_config"].append(str(tmp_path / f"{order}{s}.json"))
+            files["frozen_update"].append(str(tmp_path / f"{order}u{s}.jsonl"))
+    out = str(tmp_path / "freeze.csv")
+    params = {"seeds": [1, 2], "orders": ["Urel", "random_0"], "keep_degenerate": False}
+    run_script("freeze_summary", tmp_path, input=files, output={"table": out}, params=params)
+    table = pd.read_csv(out).set_index("order")
+    assert table.loc["Urel", "delta_acc_mean"] == pytest.approx(-0.1)
+    assert table.loc["Urel", "verdict"] == "below" and table.loc["Urel", "frozen_Urel_max"] == 0
+    fig = str(tmp_path / "fig_freeze.png")
+    run_script("fig_freeze", tmp_path, input={"table": out}, output={"fig": fig},
+               wildcards={"task": "t", "start": "probe"})  # fmt: skip
+    assert open(fig, "rb").read()[:4] == b"\x89PNG"

@@ -26,7 +26,8 @@ if fz["kind"] == "random":
         cfg.num_hidden_layers, cfg.num_attention_heads, fz["fraction"], fz["seed"], fz["draw"]
     )
 else:
-    scores = read_head_jsonl(sm.input.scores).rename(columns={fz["column"]: fz["order"]})
+    scores = read_head_jsonl(sm.input.scores, [fz["column"]])
+    scores = scores.rename(columns={fz["column"]: fz["order"]})
     heads = heads_by_score(scores, fz["order"], fz["fraction"])
 log.info("order %s: freezing %d heads %s", fz["order"], len(heads), heads)
 run_config = finetune(

@@ -29,8 +29,8 @@ for i, order in enumerate(orders):  # inputs are order-major, seeds in SEEDS ord
         s: seed_effect(
             run_configs[s],
             read_json(frozen_rc[i * n + j]),
-            read_head_jsonl(frozen_up[i * n + j]),
-            read_head_jsonl(base_up[j]),
+            read_head_jsonl(frozen_up[i * n + j], ["U", "Urel"]),
+            read_head_jsonl(base_up[j], ["U", "Urel"]),
         )
         for j, s in enumerate(seeds)
         if s in kept
