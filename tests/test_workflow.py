@@ -141,6 +141,28 @@ def test_tiny_dag_produces_every_artifact(finished):
             ):
                 png = (run / "summary" / f"{fig}.png").read_bytes()
                 assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # freeze interventions (the random start only, orders Urel and one random draw)
+    for task in cfg["tasks"]:
+        run = finished / "results" / model / task
+        for seed in cfg["seeds"]:
+            base = json.loads((run / f"random/seed{seed}/run_config.json").read_text())
+            for order in ("Urel", "random_0"):
+                d = run / f"random/seed{seed}/freeze/{order}"
+                rc = json.loads((d / "run_config.json").read_text())
+                assert rc["freeze"]["order"] == order and len(rc["frozen_heads"]) == 2  # 8 / 4
+                assert rc["global_steps"] == base["global_steps"]  # same data and settings
+                upd = pd.read_json(d / "update.jsonl", lines=True).set_index(["layer", "head"])
+                frozen = [tuple(h) for h in rc["frozen_heads"]]
+                assert (upd.loc[frozen, "Urel"] == 0).all()  # held bit for bit at theta0
+                assert (upd.drop(index=frozen)["U"] > 0).all()  # the others trained
+                assert not (d / "ckpt_final" / "model.safetensors").exists()  # temporary
+            assert not (run / f"probe/seed{seed}/freeze").exists()
+        table = pd.read_csv(run / "random/summary/freeze.csv")
+        assert list(table["order"]) == ["Urel", "random_0"] and (table["n_seeds"] == 2).all()
+        assert table.loc[0, "verdict"] in ("below", "within", "above")
+        assert (table["frozen_Urel_max"] == 0).all()
+        assert (run / "random/summary/fig_freeze.png").read_bytes()[:4] == b"\x89PNG"
+        assert not (run / "probe/summary/freeze.csv").exists()
     comparison = pd.read_csv(finished / "results/comparison/tasks_comparison.csv")
     assert set(comparison["measure"]) >= {"I_pre", "Urel"}
     assert set(comparison["model"]) == {model} and set(comparison["start"]) == set(cfg["starts"])
@@ -195,6 +217,38 @@ def expected_jobs(
     for rule in once:
         out[(rule, frozenset())] += 1
     return out
+
+
+FREEZE_START, FREEZE_ORDERS = "random", ("Urel", "random_0")  # .test/config.yaml
+
+
+def freeze_jobs(per_order=(), per_run=(), tasks=TASKS, orders=FREEZE_ORDERS) -> Counter:
+    """The freeze interventions' jobs of the listed rules: per (seed, order) and per run, for the
+    one start the tiny DAG runs them for."""
+    out: Counter = Counter()
+    for task in tasks:
+        base = {"model": MODEL, "task": task, "start": FREEZE_START}
+        for rule in per_order:
+            for seed in SEEDS:
+                for order in orders:
+                    out[(rule, frozenset({**base, "seed": seed, "order": order}.items()))] += 1
+        for rule in per_run:
+            out[(rule, frozenset(base.items()))] += 1
+    return out
+
+
+@pytest.mark.dag
+def test_interventions_rerun_only_their_own_jobs(finished):
+    """A new fraction reruns every frozen fine-tune and what reads it, nothing else; one more
+    random draw adds its own jobs and the summaries, and leaves the existing draws alone."""
+    jobs = _rerun_plan(finished, {"interventions": {"fraction": 0.5}})
+    assert job_multiset(jobs) == freeze_jobs(
+        ("finetune_frozen", "update_frozen"), ("freeze_summary", "fig_freeze")
+    ) + Counter({("all", frozenset()): 1})
+    jobs = _rerun_plan(finished, {"interventions": {"n_random": 2}})
+    assert job_multiset(jobs) == freeze_jobs(
+        ("finetune_frozen", "update_frozen"), orders=("random_1",)
+    ) + freeze_jobs(per_run=("freeze_summary", "fig_freeze")) + Counter({("all", frozenset()): 1})
 
 
 def test_job_multiset_tells_one_seed_from_all():
@@ -303,6 +357,8 @@ def test_training_hyperparameter_reruns_only_that_task(finished):
         per_run=("summary_seeds", "fig_summary", *PRUNING_SUMMARY),
         once=COMPARISONS,
         tasks=("nli_a",),
+    ) + freeze_jobs(
+        ("finetune_frozen", "update_frozen"), ("freeze_summary", "fig_freeze"), ("nli_a",)
     )
 
 
@@ -389,6 +445,7 @@ def test_report_has_every_figure(finished):
         "fig_rank_stability",
         "fig_pruning",
         "fig_pruning_mean",
+        "fig_freeze",
     ):
         assert name in html, name
 
