@@ -18,7 +18,10 @@ from tests.workflow_utils import REPO
 
 #: CPU rules that need torch, with the reason: reading a checkpoint's head layout builds the
 #: model on the meta device (transformers), which no torch-free reader can do.
-TORCH_WITHOUT_GPU = {"update": "reads two checkpoints through the model's own layout"}
+TORCH_WITHOUT_GPU = {
+    "update": "reads two checkpoints through the model's own layout",
+    "update_frozen": "the update script on a frozen run's checkpoint",
+}
 
 RULE = re.compile(r"^\s*(?:use rule \S+ as (\w+) with|rule (\w+)):", re.M)
 
