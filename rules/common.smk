@@ -382,16 +382,24 @@ def freeze_outputs():
     """The freeze interventions' artifacts: per seed and order of the chosen starts, the frozen
     run's record and update; per run, freeze.csv and its figure."""
     out = []
-    for path in runs(f"{SEED_DIR}/freeze/{{order}}/{{artifact}}", order=FREEZE_ORDERS,
-                     artifact=["run_config.json", "update.jsonl"]):  # fmt: skip
-        if path.split("/")[3] in FREEZE_STARTS and path.split("/")[2] in TRAINED_TASKS:
-            out.append(path)
-    for path in runs(
-        f"{SUMMARY_DIR}/{{artifact}}", artifact=["freeze.csv", "fig_freeze.png"]
-    ):
-        if path.split("/")[3] in FREEZE_STARTS and path.split("/")[2] in TRAINED_TASKS:
-            out.append(path)
+    for task in TRAINED_TASKS:
+        for model in TASK_MODELS[task]:
+            where = dict(model=model, task=task, start=FREEZE_STARTS)
+            out += expand(
+                freeze_path("{artifact}"),
+                **where,
+                seed=SEEDS,
+                order=FREEZE_ORDERS,
+                artifact=["run_config.json", "update.jsonl"],
+            )
+            out += expand(
+                summary_path("{artifact}"), **where, artifact=FREEZE_SUMMARIES
+            )
     return out
+
+
+FREEZE_SUMMARIES = ["freeze.csv", "fig_freeze.png"]
+FREEZE_WILDCARDS = f"{SEED_WILDCARDS}/{{order}}"
 
 
 def freeze_path(name):

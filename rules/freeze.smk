@@ -17,9 +17,9 @@ rule finetune_frozen:
         config=freeze_output("ckpt_final/config.json"),
         run_config=freeze_path("run_config.json"),
     log:
-        log_path("finetune_frozen", SEED_WILDCARDS + "/{order}"),
+        log_path("finetune_frozen", FREEZE_WILDCARDS),
     benchmark:
-        bench_path("finetune_frozen", SEED_WILDCARDS + "/{order}")
+        bench_path("finetune_frozen", FREEZE_WILDCARDS)
     wildcard_constraints:
         task=_alternatives(TRAINED_TASKS),
         start=_alternatives(FREEZE_STARTS),
@@ -51,9 +51,9 @@ rule update_frozen:
     output:
         jsonl=freeze_path("update.jsonl"),
     log:
-        log_path("update_frozen", SEED_WILDCARDS + "/{order}"),
+        log_path("update_frozen", FREEZE_WILDCARDS),
     benchmark:
-        bench_path("update_frozen", SEED_WILDCARDS + "/{order}")
+        bench_path("update_frozen", FREEZE_WILDCARDS)
     conda:
         "../envs/headplast.yaml"
     resources:
