@@ -13,13 +13,13 @@ mean U in the unconstrained run (above 1: they compensate).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+
+from headplast.analysis.summary import mean_t_interval
 
 COLUMNS = [
     "order",
@@ -41,16 +41,6 @@ COLUMNS = [
 def order_kind(order: str) -> str:
     """``random`` for a random draw (``random_<i>``), else ``score``."""
     return "random" if order.startswith("random_") else "score"
-
-
-def _mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float | None, list]:
-    v = np.asarray(values, dtype=float)
-    mean = float(v.mean())
-    if v.size < 2:
-        return mean, None, [None, None]
-    sd = float(v.std(ddof=1))
-    half = float(sps.t.ppf(0.5 + level / 2, v.size - 1)) * sd / math.sqrt(v.size)
-    return mean, sd, [mean - half, mean + half]
 
 
 def seed_effect(
@@ -86,7 +76,8 @@ def freeze_table(effects: Mapping[str, Mapping[int, Mapping[str, float]]]) -> pd
     rows = []
     for order, by_seed in effects.items():
         deltas = [e["delta_acc"] for e in by_seed.values()]
-        mean, sd, ci = _mean_ci(deltas)
+        spread = mean_t_interval(deltas)
+        mean, sd, ci = spread["mean"], spread["sd"], spread["ci"]
         rows.append(
             {
                 "order": order,

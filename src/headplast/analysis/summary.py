@@ -144,7 +144,7 @@ def rank_stability(
     return out
 
 
-def _spread(values: Sequence[float | None], level: float = 0.95) -> dict[str, Any]:
+def mean_t_interval(values: Sequence[float | None], level: float = 0.95) -> dict[str, Any]:
     """mean, sd (ddof=1), and the t-interval for the mean over seeds of the non-null values."""
     v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
     n = v.size
@@ -238,7 +238,7 @@ def pair_stats_across_seeds(
             if stat not in ref:
                 continue
             vals = {s: _none_if_nan(p.get(stat)) for s, p in per_seed.items()}
-            pool = fisher_z_pool if stat in FISHER_Z_STATS else _spread
+            pool = fisher_z_pool if stat in FISHER_Z_STATS else mean_t_interval
             block[stat] = {**pool(list(vals.values()), level), "values": _str_keys(vals)}
         if stability is not None:
             r_xx = (stability.get(block["x"]) or {}).get("mean")
@@ -252,7 +252,7 @@ def pair_stats_across_seeds(
             }
         ov = {s: p["topk"]["overlap"] for s, p in per_seed.items()}
         block["overlap"] = {
-            **_spread(list(ov.values()), level),
+            **mean_t_interval(list(ov.values()), level),
             "values": _str_keys(ov),
             "k": ref["topk"]["k"],
             "expected": ref["topk"]["expected"],
