@@ -43,8 +43,8 @@ bench-gpu: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench.gpu --out results/bench
 
 # Mutation testing of the measuring core (gating, importance, gradients, updates, heads,
-# statistics) against its fast unit tests; settings in pyproject.toml [tool.mutmut]. README,
-# "Mutation testing", says how to read the survival rate it prints.
+# statistics) against its fast unit tests; settings in pyproject.toml [tool.mutmut].
+# docs/development.md, "Mutation testing", says how to read the survival rate it prints.
 mutate: venv
 	rm -rf mutants
 	start=$$(date +%s); PATH=$(CURDIR)/$(BIN):$$PATH PYTHONPATH= HEADPLAST_TEST_THREADS=1 \

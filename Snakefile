@@ -22,6 +22,7 @@ include: "rules/measure.smk"
 include: "rules/analysis.smk"
 include: "rules/summary.smk"
 include: "rules/freeze.smk"
+include: "rules/findings.smk"
 
 
 rule all:

@@ -117,7 +117,7 @@ wildcard_constraints:
     order=_alternatives(FREEZE_ORDERS),
 
 
-# The results tree (README, "Outputs"): the one place that spells it.
+# The results tree (docs/outputs.md): the one place that spells it.
 DATA_DIR = "results/data/{task}"
 SEED_DIR = "results/{model}/{task}/{start}/seed{seed}"
 SUMMARY_DIR = "results/{model}/{task}/{start}/summary"
@@ -345,12 +345,15 @@ SUMMARY_ARTIFACTS = [
     "pruning_mean.csv",
     "pruning_auc.json",
     "fig_pruning_mean.png",
+    "fig_training.png",
 ]
 COMPARISON_ARTIFACTS = [
     "tasks_comparison.csv",
     "starts_comparison.csv",
     "fig_starts.png",
 ]
+# The pages a reader opens first (rules/findings.smk).
+PAGES = ["results/findings.html", "results/findings.json", "results/explorer.html"]
 
 
 def runs(pattern, **fixed):
@@ -375,27 +378,29 @@ def all_outputs():
         + runs(f"{SUMMARY_DIR}/{{artifact}}", artifact=SUMMARY_ARTIFACTS)
         + [f"{COMPARISON_DIR}/{a}" for a in COMPARISON_ARTIFACTS]
         + freeze_outputs()
+        + PAGES
     )
+
+
+def freeze_runs(pattern, **fixed):
+    """``pattern`` expanded over the runs the freeze interventions cover: each trained task's
+    models x the starts of ``interventions.starts`` (x seeds and orders where it has them).
+    """
+    dims = {"start": FREEZE_STARTS, "seed": SEEDS, "order": FREEZE_ORDERS}
+    dims = {k: v for k, v in dims.items() if f"{{{k}}}" in pattern}
+    out = []
+    for task in TRAINED_TASKS:
+        for model in TASK_MODELS[task]:
+            out += expand(pattern, model=model, task=task, **dims, **fixed)
+    return list(dict.fromkeys(out))
 
 
 def freeze_outputs():
     """The freeze interventions' artifacts: per seed and order of the chosen starts, the frozen
     run's record and update; per run, freeze.csv and its figure."""
-    out = []
-    for task in TRAINED_TASKS:
-        for model in TASK_MODELS[task]:
-            where = dict(model=model, task=task, start=FREEZE_STARTS)
-            out += expand(
-                freeze_path("{artifact}"),
-                **where,
-                seed=SEEDS,
-                order=FREEZE_ORDERS,
-                artifact=["run_config.json", "update.jsonl"],
-            )
-            out += expand(
-                summary_path("{artifact}"), **where, artifact=FREEZE_SUMMARIES
-            )
-    return out
+    return freeze_runs(
+        freeze_path("{artifact}"), artifact=["run_config.json", "update.jsonl"]
+    ) + freeze_runs(summary_path("{artifact}"), artifact=FREEZE_SUMMARIES)
 
 
 FREEZE_SUMMARIES = ["freeze.csv", "fig_freeze.png"]

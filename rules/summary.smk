@@ -68,6 +68,28 @@ rule fig_summary:
         "../workflow/scripts/fig_summary.py"
 
 
+rule fig_training:
+    input:
+        run_config=per_seed("run_config.json"),
+    output:
+        fig=report(
+            summary_path("fig_training.png"),
+            caption="../workflow/report/fig_training.rst",
+            category="{task}",
+            subcategory="{model} {start} seed mean",
+            labels={"figure": "fine-tuning curves"},
+        ),
+    log:
+        log_path("fig_training", "{model}/{task}/{start}"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        seeds=SEEDS,
+        code=package_code("fig_training.py"),
+    script:
+        "../workflow/scripts/fig_training.py"
+
+
 rule summary_pruning:
     input:
         pruning=per_seed("pruning.jsonl"),

@@ -10,6 +10,7 @@ import torch
 from transformers import BertForSequenceClassification, DebertaV2ForSequenceClassification
 
 from headplast.model.tiny import tiny_model as build_tiny
+from tests.browser import browser  # noqa: F401 (the session-wide Chromium fixture)
 
 # Two intra-op threads for a plain test run on the 2 cores; `make mutate` runs two test
 # processes side by side and sets HEADPLAST_TEST_THREADS=1, because two 2-thread processes on 2

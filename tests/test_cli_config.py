@@ -1,6 +1,7 @@
-"""`snakemake --config key=value` in the forms the README shows, through the real workflow: dry
-runs of the tiny DAG (each about 5 s). Snakemake hands lists and mappings over with every value a
-string; rules/common.smk types them by the schema (headplast.pipeline.config) before validation."""
+"""`snakemake --config key=value` in the forms docs/configuration.md shows, through the real
+workflow: dry runs of the tiny DAG (each about 5 s). Snakemake hands lists and mappings over with
+every value a string; rules/common.smk types them by the schema (headplast.pipeline.config)
+before validation."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ DOCUMENTED_FORMS = [
 
 
 def test_one_seed_and_nested_keys_from_the_command_line(workdir):
-    """The README's forms at once (one dry run): a one-seed list, nested mappings, numbers,
-    null and booleans."""
+    """docs/configuration.md's forms at once (one dry run): a one-seed list, nested mappings,
+    numbers, null and booleans."""
     counts = planned_counts(workdir, "seeds=[1]", *DOCUMENTED_FORMS)
     assert counts["finetune"] == counts["gradfisher_pre"] == 4  # 2 tasks x 2 starts x 1 seed
     assert counts["summary_seeds"] == 4 and counts["all"] == 1

@@ -266,3 +266,52 @@ def test_fig_stats_and_seed_means_return_their_figures(heads, tmp_path):
     mean = seed_mean({s: make_heads(s) for s in (1, 2)})
     fig = fig_seed_mean_scatter(mean, "G", "Urel", tmp_path / "m.png", log=True)
     assert (fig.axes[0].get_xscale(), fig.axes[0].get_yscale()) == ("log", "log")
+
+
+def test_training_curve_bins_the_log_history():
+    from headplast.train.finetune import training_curve
+
+    history = [{"step": i, "epoch": i / 10, "loss": float(i)} for i in range(1, 11)]
+    history.insert(5, {"step": 5, "epoch": 0.5, "eval_loss": 0.9, "eval_accuracy": 0.6})
+    curve = training_curve(history, {"loss": 1.1, "accuracy": 0.3}, max_points=4)
+    # 10 losses in runs of 3 (ceil(10 / 4)): steps 3, 6, 9, 10 with their runs' means
+    assert curve["train"] == [
+        {"step": 3, "epoch": 0.3, "loss": 2.0},
+        {"step": 6, "epoch": 0.6, "loss": 5.0},
+        {"step": 9, "epoch": 0.9, "loss": 8.0},
+        {"step": 10, "epoch": 1.0, "loss": 10.0},
+    ]
+    assert curve["eval"] == [
+        {"step": 0, "epoch": 0.0, "loss": 1.1, "accuracy": 0.3},
+        {"step": 5, "epoch": 0.5, "loss": 0.9, "accuracy": 0.6},
+    ]
+    assert len(training_curve(history)["train"]) == 10
+
+
+def test_fig_training_marks_degenerate_seeds(tmp_path):
+    from headplast.analysis.figures import fig_training
+
+    def record(seed, acc, degenerate):
+        return {
+            "degenerate": degenerate,
+            "majority_class_rate": 0.4,
+            "training_curve": {
+                "train": [
+                    {"step": s, "epoch": s / 20, "loss": 1.1 - 0.01 * s * acc} for s in range(1, 21)
+                ],
+                "eval": [
+                    {"step": 0, "epoch": 0, "loss": 1.1, "accuracy": 0.33},
+                    {"step": 20, "epoch": 1, "loss": 0.8, "accuracy": acc},
+                ],
+            },
+        }
+
+    fig = fig_training({1: record(1, 0.7, False), 2: record(2, 0.4, True)}, tmp_path / "t.png")
+    assert_png(tmp_path / "t.png")
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels == ["seed 1", "seed 2 (degenerate)", "majority class"]
+    assert fig.axes[0].get_lines()[1].get_linestyle() == "--"
+    # no curve (an imported theta1): a figure that says why
+    msg = fig_training({1: {"validation": {}}}, tmp_path / "none.png")
+    assert "No training log" in msg.axes[0].texts[0].get_text()
+    assert_png(tmp_path / "none.png", min_bytes=1000)

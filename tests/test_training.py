@@ -161,6 +161,13 @@ def test_finetune_writes_theta1_and_run_config(reference):
     trainer_out = out.parent / "trainer_out"
     assert not list(trainer_out.glob("checkpoint-*"))  # cleaned up after success
     assert (trainer_out / "trainer_state.json").exists()
+    # the Trainer's log history in the record: every step's loss (32 <= CURVE_POINTS), theta0
+    # at step 0, then each epoch's evaluation, the last of which selected theta1
+    curve = rc["training_curve"]
+    assert [p["step"] for p in curve["train"]] == list(range(1, 33))
+    assert curve["eval"][0] == {"step": 0, "epoch": 0.0, **v0}
+    assert [e["step"] for e in curve["eval"][1:]] == sorted({e["step"] for e in curve["eval"][1:]})
+    assert max(e["accuracy"] for e in curve["eval"][1:]) == v1["accuracy"]
 
 
 @pytest.mark.training

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.browser import open_page
 from tests.workflow_utils import REPO, run_snakemake, tiny_config, write_config
 
 BIN = Path(sys.executable).parent
@@ -186,7 +187,8 @@ MODEL, TASKS, STARTS, SEEDS = "tiny_bert", ("nli_a", "nli_b"), ("random", "probe
 PER_SEED_ANALYSIS = ("stats", "cases", "fig_I_vs_U", "fig_I_vs_G", "fig_stats", "fig_heatmaps")
 SUMMARY_TAIL = {"per_run": ("summary_seeds", "fig_summary")}
 PRUNING_SUMMARY = ("summary_pruning", "fig_pruning_mean")
-COMPARISONS = ("compare_tasks", "compare_starts", "all")
+# what reads every run's summaries: the comparisons, the findings page and the explorer
+COMPARISONS = ("compare_tasks", "compare_starts", "findings", "explorer", "all")
 
 
 def job_multiset(jobs) -> Counter:
@@ -241,14 +243,20 @@ def freeze_jobs(per_order=(), per_run=(), tasks=TASKS, orders=FREEZE_ORDERS) -> 
 def test_interventions_rerun_only_their_own_jobs(finished):
     """A new fraction reruns every frozen fine-tune and what reads it, nothing else; one more
     random draw adds its own jobs and the summaries, and leaves the existing draws alone."""
+    page_and_all = Counter({("findings", frozenset()): 1, ("all", frozenset()): 1})
     jobs = _rerun_plan(finished, {"interventions": {"fraction": 0.5}})
-    assert job_multiset(jobs) == freeze_jobs(
-        ("finetune_frozen", "update_frozen"), ("freeze_summary", "fig_freeze")
-    ) + Counter({("all", frozenset()): 1})
+    assert (
+        job_multiset(jobs)
+        == freeze_jobs(("finetune_frozen", "update_frozen"), ("freeze_summary", "fig_freeze"))
+        + page_and_all
+    )
     jobs = _rerun_plan(finished, {"interventions": {"n_random": 2}})
-    assert job_multiset(jobs) == freeze_jobs(
-        ("finetune_frozen", "update_frozen"), orders=("random_1",)
-    ) + freeze_jobs(per_run=("freeze_summary", "fig_freeze")) + Counter({("all", frozenset()): 1})
+    assert (
+        job_multiset(jobs)
+        == freeze_jobs(("finetune_frozen", "update_frozen"), orders=("random_1",))
+        + freeze_jobs(per_run=("freeze_summary", "fig_freeze"))
+        + page_and_all
+    )
 
 
 def test_job_multiset_tells_one_seed_from_all():
@@ -354,7 +362,7 @@ def test_training_hyperparameter_reruns_only_that_task(finished):
             *PER_SEED_ANALYSIS,
             "fig_pruning",
         ),
-        per_run=("summary_seeds", "fig_summary", *PRUNING_SUMMARY),
+        per_run=("summary_seeds", "fig_summary", *PRUNING_SUMMARY, "fig_training"),
         once=COMPARISONS,
         tasks=("nli_a",),
     ) + freeze_jobs(
@@ -372,7 +380,7 @@ def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
         job
         for job in everything
         if job[1].get("start") == "probe"  # probe_checkpoint's path spells `probe` itself
-        or job[0] in {"probe_checkpoint", "compare_tasks", "compare_starts", "all"}
+        or job[0] in {"probe_checkpoint", *COMPARISONS}
     ]
     for change in (
         {"learning_rate": 5.0e-3},
@@ -434,7 +442,7 @@ def test_checkpoints_name_the_task_labels(finished):
 
 
 @pytest.mark.dag
-def test_report_has_every_figure(finished):
+def test_report_has_every_figure_and_opens_on_the_findings(finished, browser):
     run_snakemake(finished, "--report", "report.html")
     html = (finished / "report.html").read_text(errors="replace")
     assert len(html) > 100_000
@@ -446,8 +454,17 @@ def test_report_has_every_figure(finished):
         "fig_pruning",
         "fig_pruning_mean",
         "fig_freeze",
+        "fig_training",
+        "findings.html",
+        "explorer.html",
     ):
         assert name in html, name
+    # in Chromium the report's first page is the findings: the answer box, no click needed.
+    # Snakemake's own template warns about its Tailwind build; that one message is accepted.
+    with open_page(browser, finished / "report.html", allow=("cdn.tailwindcss.com",)) as page:
+        headline = page.locator(".hp-findings .headline")
+        headline.wait_for(state="visible")
+        assert "I_pre and Urel" in headline.inner_text()
 
 
 def _pip_pins(lines) -> dict[str, str]:

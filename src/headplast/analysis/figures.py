@@ -630,3 +630,63 @@ def fig_freeze(table: pd.DataFrame, path: str | os.PathLike, title: str | None =
     fig.suptitle(title or f"Freezing heads during fine-tuning ({n} seeds)", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def fig_training(
+    run_configs: Mapping[int, Mapping[str, Any]], path: str | os.PathLike, title: str = ""
+) -> Figure:
+    """Did each fine-tune converge? From each seed's ``run_config.json`` ``training_curve``: the
+    training loss (left) and the validation accuracy (right, theta0 at step 0, then every
+    evaluation) against the optimizer step, one colour per seed; a degenerate seed dashed and
+    named so, the validation split's majority-class rate dotted. Runs without a curve (an
+    imported theta1, or a record made before curves were kept) get :func:`fig_message`."""
+    curves = {s: rc.get("training_curve") for s, rc in run_configs.items()}
+    if not any(curves.values()):
+        return fig_message(
+            path,
+            title or "fine-tuning",
+            "No training log in these runs' run_config.json: theta1 was imported (a "
+            "`checkpoints:` task), or the runs were fine-tuned before the workflow kept the "
+            "Trainer's log history (rerun them with `snakemake -R finetune` to draw it).",
+        )
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11.0, 4.0))
+    majority = []
+    for i, (seed, rc) in enumerate(sorted(run_configs.items())):
+        curve = curves[seed]
+        if not curve:
+            continue
+        bad = bool(rc.get("degenerate"))
+        style = {"color": f"C{i % 10}", "ls": "--" if bad else "-"}
+        label = f"seed {seed}" + (" (degenerate)" if bad else "")
+        if curve["train"]:
+            ax_loss.plot(
+                [p["step"] for p in curve["train"]],
+                [p["loss"] for p in curve["train"]],
+                lw=1.2,
+                label=label,
+                **style,
+            )
+        if curve["eval"]:
+            ax_acc.plot(
+                [p["step"] for p in curve["eval"]],
+                [p["accuracy"] for p in curve["eval"]],
+                marker="o",
+                label=label,
+                **style,
+            )
+        if rc.get("majority_class_rate") is not None:
+            majority.append(float(rc["majority_class_rate"]))
+    if majority:
+        ax_acc.axhline(max(majority), color="0.3", ls=":", lw=1, label="majority class")
+    ax_loss.set(xlabel="optimizer step", ylabel="training loss", title="training loss")
+    ax_acc.set(
+        xlabel="optimizer step",
+        ylabel="validation accuracy",
+        title="validation accuracy (step 0: theta0)",
+    )
+    for ax in (ax_loss, ax_acc):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or "fine-tuning", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -54,7 +54,7 @@ LABEL_FREE_PAIRS: tuple[tuple[str, str], ...] = (
     ("I_post", "I_kl_post"),
 )
 
-#: Columns heads.csv must have (the README's outputs table): the measures the statistics and
+#: Columns heads.csv must have (docs/outputs.md): the measures the statistics and
 #: figures read.
 REQUIRED_COLUMNS: tuple[str, ...] = HEADS_COLUMNS
 

@@ -165,7 +165,7 @@ FISHER_Z_STATS: tuple[str, ...] = ("rho", "rho_layer", "noise_ceiling")
 
 
 def fisher_z_pool(values: Sequence[float | None], level: float = 0.95) -> dict[str, Any]:
-    """Correlations of several seeds pooled on Fisher's z (docs: "Pooling over seeds").
+    """Correlations of several seeds pooled on Fisher's z (docs/methods.md, "Across seeds").
 
     z_s = arctanh(rho_s) (|rho| = 1 is taken as 1 - 1e-15, whose z is finite); the pooled rho is
     tanh(mean z), the interval tanh(mean z +- t_(n-1) * sd_z / sqrt(n)) at ``level``: the point

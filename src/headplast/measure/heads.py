@@ -26,7 +26,7 @@ GRADFISHER_FIELDS = ("G", "F", "Ppred", "G_signed", "G_se", "F_se")
 UPDATE_FIELDS = ("U", "Urel", "Uq", "Uk", "Uv", "Uo")
 FUNCTION_FIELDS = ("A_js", "C_rel")
 
-#: The columns every heads.csv has (the README's outputs table), first and in this order.
+#: The columns every heads.csv has (docs/outputs.md), first and in this order.
 HEADS_COLUMNS: tuple[str, ...] = (
     "layer",
     "head",

@@ -3,7 +3,8 @@
 Loads a saved checkpoint (safetensors only), tokenises the fixed eval subset, builds
 length-sorted token-budget batches and runs the ablation sweep or the gate gradients on the GPU
 when there is one, else on the CPU, in the precision of ``measure.precision`` (default fp32 with
-TF32 off: the differences between heads are small, see the README on what bf16 costs).
+TF32 off: the differences between heads are small; what bf16 costs: docs/results.md, "Measuring
+precision").
 """
 
 from __future__ import annotations

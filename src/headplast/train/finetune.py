@@ -65,6 +65,40 @@ def _best_eval_metrics(state: Any) -> dict[str, float] | None:
     return None
 
 
+#: At most this many training-loss points go into the run record (means of consecutive steps).
+CURVE_POINTS = 200
+
+
+def training_curve(
+    log_history: Sequence[dict[str, Any]],
+    theta0: dict[str, float] | None = None,
+    max_points: int = CURVE_POINTS,
+) -> dict[str, list[dict[str, float]]]:
+    """The run record's ``training_curve`` from the Trainer's log history: ``train`` = ``[{step,
+    epoch, loss}]``, the logged training loss, averaged over runs of consecutive entries so that
+    at most ``max_points`` remain (each point at its run's last step); ``eval`` = ``[{step,
+    epoch, accuracy, loss}]`` for every evaluation, theta0's at step 0 first when given."""
+    train = [e for e in log_history if "loss" in e and "step" in e]
+    width = max(1, -(-len(train) // max_points))
+    points = []
+    for i in range(0, len(train), width):
+        chunk = train[i : i + width]
+        points.append(
+            {
+                "step": int(chunk[-1]["step"]),
+                "epoch": float(chunk[-1].get("epoch", 0.0)),
+                "loss": float(sum(float(e["loss"]) for e in chunk) / len(chunk)),
+            }
+        )
+    evals = [] if theta0 is None else [{"step": 0, "epoch": 0.0, **theta0}]
+    evals += [
+        {"step": int(e["step"]), "epoch": float(e.get("epoch", 0.0)), **_metrics(e)}
+        for e in log_history
+        if "eval_accuracy" in e
+    ]
+    return {"train": points, "eval": evals}
+
+
 def _check_labels(rows: Sequence[dict[str, Any]], num_labels: int, path: str | os.PathLike) -> None:
     for i, r in enumerate(rows):
         lab = r["label"]
@@ -519,6 +553,7 @@ def finetune(
             args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
         ),
         "train_loss": float(result.training_loss),
+        "training_curve": training_curve(trainer.state.log_history, theta0),
         "resumed": resume_from is not None,
         "resumed_from_step": (_checkpoint_step(resume_from) if resume_from is not None else None),
         **degeneracy(

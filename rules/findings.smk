@@ -1,0 +1,52 @@
+# The pages a reader opens first: findings.html states what was found (numbers and the sentences
+# generated from them, docs/methods.md "Findings"); explorer.html shows every head's measures.
+
+
+rule findings:
+    input:
+        pair_stats=runs(summary_path("pair_stats.json")),
+        pruning_auc=runs(summary_path("pruning_auc.json")),
+        stats=runs(seed_path("stats.json")),
+        run_config=runs(seed_path("run_config.json")),
+        freeze=freeze_runs(summary_path("freeze.csv")),
+    output:
+        html=report(
+            "results/findings.html",
+            caption="../workflow/report/findings.rst",
+            category="findings",
+            labels={"page": "findings (read first)"},
+        ),
+        json="results/findings.json",
+    log:
+        log_path("findings", "all"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        runs=runs("{model}/{task}/{start}"),
+        seed_runs=runs("{model}/{task}/{start}/{seed}"),
+        freeze_runs=freeze_runs("{model}/{task}/{start}"),
+        about={"seeds": SEEDS, "eval_subset": config["eval_subset"]["size"]},
+        code=package_code("findings.py"),
+    script:
+        "../workflow/scripts/findings.py"
+
+
+rule explorer:
+    input:
+        heads_mean=runs(summary_path("heads_mean.csv")),
+    output:
+        html=report(
+            "results/explorer.html",
+            caption="../workflow/report/explorer.rst",
+            category="findings",
+            labels={"page": "heads explorer"},
+        ),
+    log:
+        log_path("explorer", "all"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        runs=runs("{model}/{task}/{start}"),
+        code=package_code("explorer.py"),
+    script:
+        "../workflow/scripts/explorer.py"

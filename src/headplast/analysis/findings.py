@@ -1,0 +1,493 @@
+"""What a run found, in numbers and in sentences made from them (docs/methods.md, "Findings").
+
+One block per (model, task, start) from its summaries: the pairs that carry the question, each
+with its rho pooled over the seeds used, the interval, the noise ceiling, the disattenuated rho and
+each side's split-half reliability; the pruning areas against the random band; the freeze
+interventions against theirs; the subset size the reliabilities ask for. Then, per (model, task),
+how the starts differ. Every sentence is produced by one of the rules below from those numbers: a
+different result changes the words, and no conclusion is written by hand. No torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from headplast.analysis.summary import MIN_INFORMATIVE_SEEDS
+
+#: The pairs that answer "do the heads that matter move?", in the order the page shows them.
+FINDINGS_PAIRS: tuple[str, ...] = (
+    "I_pre~Urel",
+    "I_post~Urel",
+    "I_kl_pre~Urel",
+    "I_kl_post~Urel",
+    "G~Urel",
+    "Ppred~Urel",
+    "I_pre~I_post",
+    "I_pre~A_js",
+)
+#: A noise ceiling below this says a measure limits what the pair can show.
+CEILING_LIMIT = 0.5
+#: Words for |rho| of an association whose interval excludes 0: below each bound, its word.
+STRENGTH: tuple[tuple[float, str], ...] = (
+    (0.1, "negligible"),
+    (0.3, "weak"),
+    (0.5, "moderate"),
+    (math.inf, "strong"),
+)
+#: What "the subset advice" aims at: the split-half reliability the prophecy is computed for.
+NOT_INFORMATIVE = "not informative"
+
+
+def strength(rho: float) -> str:
+    """The word for |rho| (:data:`STRENGTH`)."""
+    return next(word for bound, word in STRENGTH if abs(rho) < bound)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    return float(np.mean(v)) if v else None
+
+
+def _get(block: Mapping[str, Any] | None, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(block, Mapping):
+            return None
+        block = block.get(k)
+    return block
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def pair_row(
+    name: str, block: Mapping[str, Any] | None, stats_by_seed: Mapping[int, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """One table row: ``pair, x, y, rho, ci_low, ci_high, n_seeds, informative,
+    noise_ceiling, rho_disattenuated, r_xx, r_yy, per_seed, measured``. ``rho``/``ci`` are
+    pair_stats' pooled rho and its interval (Fisher's z), ``noise_ceiling`` and
+    ``rho_disattenuated`` their seed summaries, ``r_xx``/``r_yy`` each side's split-half
+    reliability averaged over the seeds used (1 for a measure that does not depend on the
+    examples), ``per_seed`` each seed's rho. ``measured`` False: the pair is not in the summaries
+    (e.g. no label-free importance)."""
+    x, y = name.split("~")
+    row: dict[str, Any] = {"pair": name, "x": x, "y": y, "measured": block is not None}
+    rho = _get(block, "rho") or {}
+    low, high = rho.get("ci") or [None, None]
+    per_seed = [_get(st, "pairs", name) or {} for st in stats_by_seed.values()]
+    row.update(
+        {
+            "rho": rho.get("mean"),
+            "ci_low": low,
+            "ci_high": high,
+            "n_seeds": int(rho.get("n") or 0),
+            "informative": bool(rho.get("informative", False)),
+            "noise_ceiling": _get(block, "noise_ceiling", "mean"),
+            "rho_disattenuated": _get(block, "rho_disattenuated", "mean"),
+            "r_xx": _mean([p.get("r_xx") for p in per_seed]),
+            "r_yy": _mean([p.get("r_yy") for p in per_seed]),
+            "per_seed": {str(k): v for k, v in (rho.get("values") or {}).items()},
+        }
+    )
+    return row
+
+
+def pair_sentences(row: Mapping[str, Any]) -> list[str]:
+    """The rules of docs/methods.md ("Findings"), in order, applied to one :func:`pair_row`:
+
+    1. not measured: say so; 2. no seed: say so; 3. fewer than three seeds: the interval is not
+    informative, the pooled rho and each seed's are given; 4. the interval contains 0: "not
+    distinguishable from no association at this precision"; else the strength
+    (:data:`STRENGTH`) and the sign; 5. a noise ceiling below :data:`CEILING_LIMIT`: the less
+    reliable side limits what can be seen; 6. no ceiling because a side's reliability is not
+    positive: that side's ranking is noise at this size; 7. a disattenuated rho beyond +-1: the
+    reliabilities are underestimated, read it as "at the ceiling"."""
+    x, y = row["x"], row["y"]
+    if not row["measured"]:
+        return [f"{x} and {y}: not measured in this run."]
+    if row["rho"] is None:
+        return [f"{x} and {y}: no seed gave a correlation."]
+    rho = row["rho"]
+    out = []
+    if not row["informative"]:
+        seeds = ", ".join(
+            f"seed {k} {v:+.2f}" for k, v in row.get("per_seed", {}).items() if v is not None
+        )
+        out.append(
+            f"{x} and {y}: with {row['n_seeds']} seed(s) the interval over seeds is not "
+            f"informative (at least {MIN_INFORMATIVE_SEEDS} are needed); the pooled rho is "
+            f"{rho:+.2f}" + (f" ({seeds})." if seeds else ".")
+        )
+    elif row["ci_low"] <= 0 <= row["ci_high"]:
+        out.append(
+            f"{x} and {y}: not distinguishable from no association at this precision (rho "
+            f"{rho:+.2f}, 95 % interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f})."
+        )
+    else:
+        sign = "positive" if rho > 0 else "negative"
+        out.append(
+            f"{x} and {y}: a {strength(rho)} {sign} association (rho {rho:+.2f}, 95 % interval "
+            f"{row['ci_low']:+.2f} to {row['ci_high']:+.2f}, which excludes 0)."
+        )
+    ceiling = row["noise_ceiling"]
+    if ceiling is not None and ceiling < CEILING_LIMIT:
+        sides = [(r, m) for r, m in ((row["r_xx"], x), (row["r_yy"], y)) if r is not None]
+        limiting = min(sides)[1] if sides else f"{x} or {y}"
+        rel = f" (split-half reliability {min(sides)[0]:.2f})" if sides else ""
+        out.append(
+            f"The noise ceiling is {ceiling:.2f}: {limiting}{rel} limits what this pair can show; "
+            "a larger eval subset raises it (subset advice below)."
+        )
+    nonpositive = [
+        (m, r) for m, r in ((x, row["r_xx"]), (y, row["r_yy"])) if r is not None and r <= 0
+    ]
+    if ceiling is None and nonpositive:
+        m, r = nonpositive[0]
+        out.append(
+            f"No noise ceiling: the split-half reliability of {m} is not positive ({r:+.2f}), so "
+            f"at this eval subset size its ranking of the heads is not distinguishable from noise."
+        )
+    d = row["rho_disattenuated"]
+    if d is not None and abs(d) > 1:
+        out.append(
+            f"The disattenuated rho, {d:+.2f}, lies beyond +-1: the split-half reliabilities are "
+            "underestimated at this subset size, so read it as at the noise ceiling, not as a "
+            "value."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+def random_band(stats_by_seed: Mapping[int, Mapping[str, Any]]) -> tuple[float, float] | None:
+    """The random pruning orders' band: the smallest to the largest area of any random draw of any
+    seed used (each seed's ``stats.json`` ``pruning.random`` min and max); None without draws."""
+    lows = [_get(st, "pruning", "random", "min") for st in stats_by_seed.values()]
+    highs = [_get(st, "pruning", "random", "max") for st in stats_by_seed.values()]
+    lows, highs = [v for v in lows if v is not None], [v for v in highs if v is not None]
+    return (float(min(lows)), float(max(highs))) if lows and highs else None
+
+
+def pruning_rows(auc: Mapping[str, Any], band: tuple[float, float] | None) -> list[dict[str, Any]]:
+    """Per score order of ``pruning_auc.json`` (random orders apart): ``order, auc`` (mean over
+    seeds), ``auc_sd, n_seeds, band_low, band_high, position``. ``band`` is :func:`random_band`;
+    ``position`` is ``above`` (accuracy kept better than by every random draw), ``below`` (lost
+    faster than by every draw) or ``within``; None without random orders."""
+    low, high = band if band is not None else (None, None)
+    rows = []
+    for order, a in auc.items():
+        if order in ("random", "no_usable_seed") or not isinstance(a, Mapping):
+            continue
+        mean = a.get("mean")
+        position = None
+        if mean is not None and low is not None:
+            position = "above" if mean > high else "below" if mean < low else "within"
+        rows.append(
+            {
+                "order": order,
+                "auc": mean,
+                "auc_sd": a.get("sd"),
+                "n_seeds": len(a.get("per_seed") or {}),
+                "band_low": low,
+                "band_high": high,
+                "position": position,
+            }
+        )
+    return rows
+
+
+def order_words(order: str) -> str:
+    """``I_pre`` -> "smallest I_pre removed first"; ``I_pre_reverse`` -> "largest I_pre removed
+    first" (the pruning orders' names)."""
+    if order.endswith("_reverse"):
+        return f"largest {order.removesuffix('_reverse')} removed first"
+    return f"smallest {order} removed first"
+
+
+def pruning_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One sentence per score order: where its area lies against the random band."""
+    words = {
+        "above": "keeps accuracy better than removing random heads",
+        "below": "loses accuracy faster than removing random heads",
+        "within": "is not distinguishable from removing random heads",
+    }
+    out = []
+    for r in rows:
+        if r["position"] is None:
+            continue
+        out.append(
+            f"Pruning with {order_words(r['order'])} {words[r['position']]} (area "
+            f"{r['auc']:.3f}; random band {r['band_low']:.3f} to {r['band_high']:.3f})."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- freeze
+
+
+def freeze_rows(table: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The score orders of ``freeze.csv`` with ``position``: ``below`` when the whole interval of
+    the mean accuracy change lies below the random band (freezing these heads costs more than
+    freezing as many random ones), ``above`` when wholly above it, else ``within``; None where
+    the interval or band is missing (one seed, no random draw)."""
+    if table is None or table.empty:
+        return []
+    rows = []
+    n_random = int((table["kind"] == "random").sum())
+    for r in table[table["kind"] == "score"].to_dict("records"):
+        lo, hi = r.get("ci_low"), r.get("ci_high")
+        b_lo, b_hi = r.get("random_band_low"), r.get("random_band_high")
+        known = all(v is not None and pd.notna(v) for v in (lo, hi, b_lo, b_hi))
+        position = None
+        if known:
+            position = "below" if hi < b_lo else "above" if lo > b_hi else "within"
+        rows.append(
+            {
+                "order": r["order"],
+                "delta_acc": r.get("delta_acc_mean"),
+                "ci_low": lo,
+                "ci_high": hi,
+                "band_low": b_lo,
+                "band_high": b_hi,
+                "n_seeds": int(r.get("n_seeds") or 0),
+                "n_random": n_random,
+                "position": position,
+            }
+        )
+    return rows
+
+
+def freeze_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One sentence per score order: whether freezing its heads cost more than random heads."""
+    out = []
+    for r in rows:
+        what = f"Freezing the heads with the largest {r['order']} during fine-tuning"
+        if r["position"] is None:
+            out.append(
+                f"{what} changed validation accuracy by {r['delta_acc']:+.3f}; with "
+                f"{r['n_seeds']} seed(s) and {r['n_random']} random draw(s) there is no interval "
+                "to compare with the random band."
+            )
+            continue
+        verdict = {
+            "below": "costs more accuracy than freezing as many random heads: their movement "
+            "was needed",
+            "above": "costs less accuracy than freezing as many random heads",
+            "within": "is not distinguishable from freezing as many random heads at this precision",
+        }[r["position"]]
+        band = (
+            f"the one random draw's {r['band_low']:+.3f}"
+            if r["n_random"] == 1
+            else f"the random band {r['band_low']:+.3f} to {r['band_high']:+.3f}"
+        )
+        out.append(
+            f"{what} {verdict} (change {r['delta_acc']:+.3f}, 95 % interval {r['ci_low']:+.3f} "
+            f"to {r['ci_high']:+.3f}, against {band})."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- subset advice
+
+
+def subset_advice(stats_by_seed: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per example-dependent measure: ``measure, n_examples, reliability`` (mean over seeds),
+    ``n_for_target`` (the largest over seeds: the size at which every seed's split-half
+    reliability would reach ``target``; None when a seed's reliability is not positive) and
+    ``target``, sorted by the examples asked for, most first."""
+    by_measure: dict[str, list[Mapping[str, Any]]] = {}
+    for st in stats_by_seed.values():
+        for m, a in (st.get("subset_advice") or {}).items():
+            by_measure.setdefault(m, []).append(a)
+    rows = []
+    for m, advice in by_measure.items():
+        needs = [a.get("n_for_target") for a in advice]
+        rows.append(
+            {
+                "measure": m,
+                "n_examples": int(advice[0]["n_examples"]),
+                "reliability": _mean([a.get("reliability") for a in advice]),
+                "n_for_target": None if None in needs else int(max(needs)),
+                "target": advice[0].get("target"),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["n_for_target"] is not None, r["n_for_target"] or 0))[::-1]
+
+
+def subset_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the subset advice asks for: the measure that needs the most examples, and those
+    whose reliability is not positive (no size can be advised)."""
+    if not rows:
+        return []
+    out = []
+    unknown = [r["measure"] for r in rows if r["n_for_target"] is None]
+    known = [r for r in rows if r["n_for_target"] is not None]
+    if known:
+        top = max(known, key=lambda r: r["n_for_target"])
+        verb = "is met already" if top["n_for_target"] <= top["n_examples"] else "asks for"
+        out.append(
+            f"A split-half reliability of {top['target']} for every measure {verb} "
+            f"{top['n_for_target']:,} examples ({top['measure']}, the least reliable; measured "
+            f"on {top['n_examples']:,}, reliability {top['reliability']:.2f})."
+            if verb == "asks for"
+            else f"A split-half reliability of {top['target']} for every measure is met at the "
+            f"{top['n_examples']:,} examples measured."
+        )
+    if unknown:
+        out.append(
+            f"No subset size can be advised for {', '.join(unknown)}: a seed's split-half "
+            "reliability is not positive."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def accuracy_summary(run_configs: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Validation accuracy at theta0 and theta1, mean over the given seeds' run records."""
+    out = {}
+    for point in ("theta0", "theta1"):
+        out[point] = _mean(
+            [_get(rc, "validation", point, "accuracy") for rc in run_configs.values()]
+        )
+    return out
+
+
+def run_findings(
+    pair_stats: Mapping[str, Any],
+    pruning_auc: Mapping[str, Any],
+    stats_by_seed: Mapping[int, Mapping[str, Any]],
+    run_configs: Mapping[int, Mapping[str, Any]],
+    freeze: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Everything the page shows for one (model, task, start): ``seeds``, ``degenerate``,
+    ``no_usable_seed`` (the summaries' words, or None), ``accuracy`` (:func:`accuracy_summary`
+    over the seeds used), ``pairs`` (:func:`pair_row` of each of :data:`FINDINGS_PAIRS`),
+    ``pruning``, ``freeze``, ``subset_advice`` and ``sentences`` per section. Only the seeds
+    used by the summaries feed the reliabilities and the subset advice."""
+    seeds = [int(s) for s in pair_stats.get("seeds", [])]
+    used_stats = {s: st for s, st in stats_by_seed.items() if int(s) in seeds}
+    degenerate = [int(s) for s in pair_stats.get("degenerate_excluded", [])]
+    no_usable = pair_stats.get("no_usable_seed")
+    pairs = [pair_row(p, pair_stats.get("pairs", {}).get(p), used_stats) for p in FINDINGS_PAIRS]
+    prune = [] if no_usable else pruning_rows(pruning_auc, random_band(used_stats))
+    frz = [] if no_usable else freeze_rows(freeze)
+    advice = subset_advice(used_stats)
+    sentences = {
+        "seeds": seed_sentences(seeds, degenerate, no_usable),
+        "pairs": [] if no_usable else [s for r in pairs for s in pair_sentences(r)],
+        "pruning": pruning_sentences(prune),
+        "freeze": freeze_sentences(frz),
+        "subset_advice": subset_sentences(advice),
+    }
+    return {
+        "seeds": seeds,
+        "degenerate": degenerate,
+        "no_usable_seed": no_usable,
+        "accuracy": accuracy_summary({s: rc for s, rc in run_configs.items() if int(s) in seeds}),
+        "pairs": pairs,
+        "pruning": prune,
+        "freeze": frz,
+        "subset_advice": advice,
+        "sentences": sentences,
+    }
+
+
+def seed_sentences(seeds: Sequence[int], degenerate: Sequence[int], no_usable: Any) -> list[str]:
+    """Which seeds the numbers rest on, and which were left out as degenerate."""
+    if no_usable:
+        words = no_usable if isinstance(no_usable, str) else _get(no_usable, "message")
+        named = ", ".join(str(s) for s in degenerate)
+        return [
+            words
+            or f"No usable seed: every seed ({named}) is degenerate; nothing is summarised here."
+        ]
+    out = [f"Seeds used: {', '.join(str(s) for s in seeds)}."]
+    if degenerate:
+        out.append(
+            f"Left out as degenerate (theta1 did not beat the majority class): seed(s) "
+            f"{', '.join(str(s) for s in degenerate)}."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- starts
+
+
+def intervals_disjoint(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool | None:
+    """Whether two pair rows' intervals do not overlap; None when either is missing or not
+    informative."""
+    for r in (a, b):
+        if not r.get("informative") or r.get("ci_low") is None or r.get("ci_high") is None:
+            return None
+    return bool(a["ci_high"] < b["ci_low"] or b["ci_high"] < a["ci_low"])
+
+
+def starts_sentences(by_start: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """How the starts of one (model, task) differ: their theta0 and theta1 accuracy, and the
+    pairs whose intervals do not overlap between two starts (rule: disjoint 95 % intervals),
+    or that none do at this precision."""
+    usable = {s: f for s, f in by_start.items() if not f["no_usable_seed"]}
+    out = []
+    for start, f in by_start.items():
+        if f["no_usable_seed"]:
+            out.append(f"The {start} start has no usable seed; it is not compared.")
+            continue
+        acc = f["accuracy"]
+        if acc["theta0"] is not None and acc["theta1"] is not None:
+            out.append(
+                f"The {start} start: validation accuracy {acc['theta0']:.3f} at theta0, "
+                f"{acc['theta1']:.3f} at theta1 (mean over seeds used)."
+            )
+    names = list(usable)
+    if len(names) < 2:
+        return out
+    differ, comparable = [], 0
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            rows_a = {r["pair"]: r for r in usable[a]["pairs"]}
+            for r_b in usable[b]["pairs"]:
+                r_a = rows_a.get(r_b["pair"])
+                verdict = intervals_disjoint(r_a, r_b) if r_a else None
+                comparable += verdict is not None
+                if verdict:
+                    differ.append(f"{r_b['pair']} ({a} {r_a['rho']:+.2f}, {b} {r_b['rho']:+.2f})")
+    if differ:
+        out.append(f"The starts differ (disjoint 95 % intervals) on: {'; '.join(differ)}.")
+    elif comparable:
+        out.append(
+            "No pair's interval differs between the starts: not distinguishable at this precision."
+        )
+    else:
+        out.append(
+            "The starts cannot be compared pair by pair: no pair has an informative interval "
+            f"in both (at least {MIN_INFORMATIVE_SEEDS} seeds are needed)."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- the page's data
+
+
+def build_findings(
+    runs: Mapping[tuple[str, str, str], Mapping[str, Any]], config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``findings.json``: ``runs`` (one :func:`run_findings` block per (model, task, start) with
+    its names, in the given order), ``tasks`` (per (model, task): ``sentences`` from
+    :func:`starts_sentences`) and ``config`` (what the page says about the run: seeds, eval subset
+    size). ``runs[(model, task, start)]`` holds the keyword arguments of :func:`run_findings`."""
+    blocks = [
+        {"model": m, "task": t, "start": s, **run_findings(**inputs)}
+        for (m, t, s), inputs in runs.items()
+    ]
+    tasks = []
+    for m, t in dict.fromkeys((b["model"], b["task"]) for b in blocks):
+        by_start = {b["start"]: b for b in blocks if (b["model"], b["task"]) == (m, t)}
+        tasks.append({"model": m, "task": t, "sentences": starts_sentences(by_start)})
+    return {"runs": blocks, "tasks": tasks, "config": dict(config)}

@@ -1,0 +1,244 @@
+"""``results/findings.html``: the page a researcher reads first (docs/methods.md, "Findings").
+
+One self-contained HTML file (no script, no external resource: it opens offline in any browser,
+and inside the Snakemake report). Its styles are scoped to ``.hp-findings`` so that the report can
+embed it. Numbers are printed by :func:`fmt` and carried unrounded in ``data-value`` attributes.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+STYLE = """
+.hp-findings { font-family: system-ui, sans-serif; max-width: 72rem; margin: 1rem auto;
+  color: #1a1a1a; line-height: 1.45; }
+.hp-findings h1 { font-size: 1.6rem; margin-bottom: .2rem; }
+.hp-findings h2 { font-size: 1.3rem; border-bottom: 1px solid #ccc; margin-top: 2rem; }
+.hp-findings h3 { font-size: 1.1rem; margin-top: 1.4rem; }
+.hp-findings table { border-collapse: collapse; margin: .5rem 0; font-size: .92rem; }
+.hp-findings th, .hp-findings td { border: 1px solid #ccc; padding: .2rem .5rem; }
+.hp-findings th { background: #f2f2f2; text-align: left; }
+.hp-findings td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.hp-findings .headline { background: #f6f8fa; border-left: 4px solid #3b6ea5;
+  padding: .5rem 1rem; }
+.hp-findings .warn { color: #8a4b00; }
+.hp-findings .muted { color: #666; }
+"""
+
+
+def fmt(value: Any, spec: str = "+.2f") -> str:
+    """A number as the page prints it ("-" for a missing one)."""
+    if value is None:
+        return "-"
+    return format(float(value), spec)
+
+
+def interval_text(row: Mapping[str, Any]) -> str:
+    """A pair's interval cell: "lo to hi", or why there is none."""
+    if row.get("rho") is None:
+        return "-"
+    if not row.get("informative"):
+        return f"not informative ({row.get('n_seeds', 0)} seeds)"
+    return f"{fmt(row['ci_low'])} to {fmt(row['ci_high'])}"
+
+
+def disattenuated_text(value: float | None) -> str:
+    """The disattenuated rho's cell; one beyond +-1 carries the words that say what it means."""
+    if value is not None and abs(value) > 1:
+        return f"{fmt(value)} (beyond ±1: reliabilities underestimated)"
+    return fmt(value)
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _cell(text: str, value: Any = None, cls: str = "num", field: str = "") -> str:
+    attrs = f' class="{cls}"' if cls else ""
+    if field:
+        attrs += f' data-field="{field}"'
+    if value is not None:
+        attrs += f' data-value="{_e(repr(float(value)))}"'
+    return f"<td{attrs}>{_e(text)}</td>"
+
+
+def _table(head: Sequence[str], rows: Sequence[str], cls: str) -> str:
+    th = "".join(f"<th>{_e(h)}</th>" for h in head)
+    body = "".join(rows)
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _sentences(lines: Sequence[str], cls: str) -> str:
+    if not lines:
+        return ""
+    return f'<ul class="{cls}">' + "".join(f"<li>{_e(s)}</li>" for s in lines) + "</ul>"
+
+
+def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The pairs table: one row per pair, ``data-pair`` naming it."""
+    body = []
+    for r in rows:
+        cells = [
+            f'<td class="pair">{_e(r["pair"])}</td>',
+            _cell(fmt(r["rho"]), r["rho"], field="rho"),
+            _cell(interval_text(r), None, field="interval"),
+            _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds"),
+            _cell(fmt(r["noise_ceiling"]), r["noise_ceiling"], field="noise_ceiling"),
+            _cell(
+                disattenuated_text(r["rho_disattenuated"]),
+                r["rho_disattenuated"],
+                field="rho_disattenuated",
+            ),
+            _cell(fmt(r["r_xx"]), r["r_xx"], field="r_xx"),
+            _cell(fmt(r["r_yy"]), r["r_yy"], field="r_yy"),
+        ]
+        body.append(f'<tr data-pair="{_e(r["pair"])}">{"".join(cells)}</tr>')
+    head = [
+        "pair x~y",
+        "rho (pooled over seeds)",
+        "95 % interval",
+        "seeds",
+        "noise ceiling",
+        "disattenuated rho",
+        "reliability of x",
+        "reliability of y",
+    ]
+    return _table(head, body, "pairs")
+
+
+def pruning_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Area under the accuracy-vs-removed-heads curve per order, against the random band."""
+    from headplast.analysis.findings import order_words
+
+    body = [
+        f'<tr data-order="{_e(r["order"])}"><td>{_e(order_words(r["order"]))}</td>'
+        + _cell(fmt(r["auc"], ".3f"), r["auc"], field="auc")
+        + _cell(fmt(r["auc_sd"], ".3f"), r["auc_sd"], field="auc_sd")
+        + _cell(f"{fmt(r['band_low'], '.3f')} to {fmt(r['band_high'], '.3f')}", None, field="band")
+        + _cell(r["position"] or "-", None, cls="", field="position")
+        + "</tr>"
+        for r in rows
+    ]
+    head = ["order", "area (mean over seeds)", "sd", "random band", "against the band"]
+    return _table(head, body, "pruning")
+
+
+def freeze_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Accuracy change from freezing each score order's heads, against the random draws."""
+    body = [
+        f'<tr data-order="{_e(r["order"])}"><td>largest {_e(r["order"])} frozen</td>'
+        + _cell(fmt(r["delta_acc"], "+.3f"), r["delta_acc"], field="delta_acc")
+        + _cell(f"{fmt(r['ci_low'], '+.3f')} to {fmt(r['ci_high'], '+.3f')}", field="interval")
+        + _cell(f"{fmt(r['band_low'], '+.3f')} to {fmt(r['band_high'], '+.3f')}", field="band")
+        + _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds")
+        + _cell(r["position"] or "-", None, cls="", field="position")
+        + "</tr>"
+        for r in rows
+    ]
+    head = [
+        "frozen heads",
+        "accuracy change (mean)",
+        "95 % interval",
+        "random band",
+        "seeds",
+        "against the band",
+    ]
+    return _table(head, body, "freeze")
+
+
+def advice_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Per measure: examples measured, its split-half reliability, examples it asks for."""
+    body = [
+        f'<tr data-measure="{_e(r["measure"])}"><td>{_e(r["measure"])}</td>'
+        + _cell(f"{r['n_examples']:,}", r["n_examples"], field="n_examples")
+        + _cell(fmt(r["reliability"]), r["reliability"], field="reliability")
+        + _cell(
+            "-" if r["n_for_target"] is None else f"{r['n_for_target']:,}",
+            r["n_for_target"],
+            field="n_for_target",
+        )
+        + "</tr>"
+        for r in rows
+    ]
+    target = rows[0]["target"] if rows else 0.9
+    head = ["measure", "examples measured", "split-half reliability", f"examples for {target}"]
+    return _table(head, body, "advice")
+
+
+def run_section(run: Mapping[str, Any]) -> str:
+    """One (model, task, start): seeds, pairs, pruning, freeze and subset advice."""
+    s = run["sentences"]
+    rid = f"{run['model']}/{run['task']}/{run['start']}"
+    parts = [f'<section class="run" data-run="{_e(rid)}">']
+    parts.append(f"<h3>{_e(run['model'])} · {_e(run['task'])} · {_e(run['start'])} start</h3>")
+    parts.append(_sentences(s["seeds"], "seeds" + (" warn" if run["degenerate"] else "")))
+    if run["no_usable_seed"]:
+        return "".join(parts) + "</section>"
+    parts.append(pairs_table(run["pairs"]))
+    parts.append(_sentences(s["pairs"], "pair-sentences"))
+    if run["pruning"]:
+        parts.append("<h4>Pruning</h4>" + pruning_table(run["pruning"]))
+        parts.append(_sentences(s["pruning"], "pruning-sentences"))
+    if run["freeze"]:
+        parts.append("<h4>Freeze interventions</h4>" + freeze_table(run["freeze"]))
+        parts.append(_sentences(s["freeze"], "freeze-sentences"))
+    if run["subset_advice"]:
+        parts.append("<h4>Eval subset size</h4>" + advice_table(run["subset_advice"]))
+        parts.append(_sentences(s["subset_advice"], "advice-sentences"))
+    return "".join(parts) + "</section>"
+
+
+def headline(runs: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]]) -> str:
+    """The box a reader sees first: per (model, task), the question's main pair (I_pre~Urel) in
+    each start, the freeze verdicts, and how the starts differ."""
+    items = []
+    for t in tasks:
+        lines = []
+        for run in runs:
+            if (run["model"], run["task"]) != (t["model"], t["task"]):
+                continue
+            if run["no_usable_seed"]:
+                lines.append(f"{run['start']} start: {run['sentences']['seeds'][0]}")
+                continue
+            main = [s for s in run["sentences"]["pairs"] if s.startswith("I_pre and Urel")]
+            lines += [f"{run['start']} start: {m}" for m in main[:1]]
+            lines += [f"{run['start']} start: {m}" for m in run["sentences"]["freeze"]]
+        lines += t["sentences"][-1:]
+        items.append(
+            f"<h3>{_e(t['model'])} · {_e(t['task'])}</h3>" + _sentences(lines, "headline-lines")
+        )
+    return '<div class="headline">' + "".join(items) + "</div>"
+
+
+def render_page(findings: Mapping[str, Any], explorer_href: str = "explorer.html") -> str:
+    """The whole page from ``findings`` = ``{"runs": [...], "tasks": [...], "config": {...}}``
+    (the ``findings.json`` the same rule writes)."""
+    runs, tasks, cfg = findings["runs"], findings["tasks"], findings.get("config", {})
+    body = [
+        '<div class="hp-findings">',
+        "<h1>Findings: do the heads that matter move?</h1>",
+        '<p class="muted">Per attention head: importance by gate ablation before (I_pre) and '
+        "after (I_post) fine-tuning, the gate gradient G, Ppred, and the relative weight update "
+        "Urel. Every sentence below is generated from the numbers in the tables by the rules in "
+        "the repository's docs/methods.md (section Findings); a different result changes the "
+        f"words. Seeds {_e(', '.join(str(s) for s in cfg.get('seeds', [])))}; eval subset "
+        f"{_e(cfg.get('eval_subset', '-'))} examples. Heads, measure by measure: "
+        f'<a href="{_e(explorer_href)}">the heads explorer</a>.</p>',
+        "<h2>What was found</h2>",
+        headline(runs, tasks),
+    ]
+    for t in tasks:
+        body.append(f'<h2 data-task="{_e(t["model"])}/{_e(t["task"])}">')
+        body.append(f"{_e(t['model'])} · {_e(t['task'])}</h2>")
+        body.append("<h3>How the starts differ</h3>" + _sentences(t["sentences"], "starts"))
+        for run in runs:
+            if (run["model"], run["task"]) == (t["model"], t["task"]):
+                body.append(run_section(run))
+    body.append("</div>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>Findings: head importance vs plasticity</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )
