@@ -429,6 +429,32 @@ def test_changed_package_code_reruns_exactly_its_rules(finished):
 
 
 @pytest.mark.dag
+def test_a_start_without_usable_seed_is_a_finding_and_the_dag_completes(finished, tmp_path):
+    """Every seed of one start degenerate (the others healthy) and degenerate seeds left out:
+    that start's summaries say "no usable seed" with the seeds named, the findings page says it
+    in words, and every other artifact of the DAG is made (nothing left to plan). Run on a copy
+    of the finished tree, so the shared one is untouched."""
+    work = tmp_path / "wf"
+    shutil.copytree(finished, work, symlinks=True)
+    for rc_path in sorted(work.glob("results/*/*/*/seed*/run_config.json")):
+        rc = json.loads(rc_path.read_text())
+        rc["degenerate"] = rc_path.parts[-4:-2] == ("nli_a", "random")
+        rc_path.write_text(json.dumps(rc))
+    write_config(work, tiny_config({"analysis": {"keep_degenerate": False}}))
+    run_snakemake(work)
+    summary = work / "results" / MODEL / "nli_a/random/summary"
+    words = json.loads((summary / "pair_stats.json").read_text())["no_usable_seed"]
+    assert words.startswith("no usable seed: every seed [1, 2] is degenerate")
+    assert json.loads((summary / "pruning_auc.json").read_text())["no_usable_seed"] == words
+    findings = json.loads((work / "results/findings.json").read_text())
+    by_run = {(r["task"], r["start"]): r for r in findings["runs"]}
+    assert by_run[("nli_a", "random")]["no_usable_seed"] == words
+    assert all(not r["no_usable_seed"] for k, r in by_run.items() if k != ("nli_a", "random"))
+    assert words in (work / "results/findings.html").read_text()
+    assert planned_jobs(work) == []  # every artifact made, nothing stale
+
+
+@pytest.mark.dag
 def test_checkpoints_name_the_task_labels(finished):
     """theta0 and theta1 carry the task's label names (results/data/<task>/meta.json)."""
     import json

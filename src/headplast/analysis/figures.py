@@ -639,7 +639,9 @@ def fig_training(
     training loss (left) and the validation accuracy (right, theta0 at step 0, then every
     evaluation) against the optimizer step, one colour per seed; a degenerate seed dashed and
     named so, the validation split's majority-class rate dotted. Runs without a curve (an
-    imported theta1, or a record made before curves were kept) get :func:`fig_message`."""
+    imported theta1, or a record made before curves were kept) get :func:`fig_message`. With
+    many logged points the loss is drawn thin and its running mean over a fifteenth of them
+    thick."""
     curves = {s: rc.get("training_curve") for s, rc in run_configs.items()}
     if not any(curves.values()):
         return fig_message(
@@ -659,12 +661,13 @@ def fig_training(
         style = {"color": f"C{i % 10}", "ls": "--" if bad else "-"}
         label = f"seed {seed}" + (" (degenerate)" if bad else "")
         if curve["train"]:
+            steps = [p["step"] for p in curve["train"]]
+            loss = pd.Series([p["loss"] for p in curve["train"]], dtype=float)
+            window = max(1, len(loss) // 15)
+            if window > 1:  # the logged steps thin, their running mean thick
+                ax_loss.plot(steps, loss, lw=0.7, alpha=0.35, **style)
             ax_loss.plot(
-                [p["step"] for p in curve["train"]],
-                [p["loss"] for p in curve["train"]],
-                lw=1.2,
-                label=label,
-                **style,
+                steps, loss.rolling(window, min_periods=1).mean(), lw=1.6, label=label, **style
             )
         if curve["eval"]:
             ax_acc.plot(
