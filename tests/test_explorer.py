@@ -68,3 +68,17 @@ def test_page_is_self_contained_and_carries_the_data():
     payload = re.search(r"const DATA = (\{.*?\});\n", page).group(1)
     assert json.loads(payload) == json.loads(json.dumps(data))
     assert "No run has a usable seed" in render_explorer({})
+
+
+def test_a_run_without_usable_seed_is_read_empty_only_when_asked(tmp_path):
+    from headplast.analysis.summary import read_heads_mean
+    from headplast.io import ArtifactError
+
+    path = tmp_path / "heads_mean.csv"
+    path.write_text("layer,head,n_seeds\n")
+    assert read_heads_mean(path, allow_empty=True).empty
+    with pytest.raises(ArtifactError, match="no rows"):
+        read_heads_mean(path)
+    path.write_text("x,y\n")  # not a heads table at all: refused either way
+    with pytest.raises(ArtifactError):
+        read_heads_mean(path, allow_empty=True)

@@ -16,7 +16,10 @@ sm = snakemake
 labels, files = list(sm.params.runs), list(sm.input.heads_mean)
 if len(labels) != len(files):
     raise ArtifactError(f"{len(files)} heads_mean files for {len(labels)} runs")
-runs = {tuple(r.split("/")): read_heads_mean(f) for r, f in zip(labels, files, strict=True)}
+runs = {  # a run with no usable seed has an empty table: left out of the page
+    tuple(r.split("/")): read_heads_mean(f, allow_empty=True)
+    for r, f in zip(labels, files, strict=True)
+}
 page = render_explorer(explorer_data(runs))
 with atomic_path(sm.output.html) as tmp:
     with open(tmp, "w", encoding="utf-8") as f:

@@ -312,14 +312,20 @@ COMPARE_COLUMNS = [
 ]
 
 
-def read_heads_mean(path: str | os.PathLike, measures: Sequence[str] = ()) -> pd.DataFrame:
-    """Read a ``heads_mean.csv`` (from :func:`seed_mean`); checks ``<m>_mean`` columns exist."""
+def read_heads_mean(
+    path: str | os.PathLike, measures: Sequence[str] = (), allow_empty: bool = False
+) -> pd.DataFrame:
+    """Read a ``heads_mean.csv`` (from :func:`seed_mean`); checks ``<m>_mean`` columns exist.
+    ``allow_empty``: a table with its header and no rows (a run with no usable seed) is returned
+    as it is instead of refused."""
     if not os.path.exists(path):
         raise ArtifactError(f"{path}: file not found")
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ArtifactError(f"{path}: not a readable CSV ({err}); delete it and rerun") from err
+    if allow_empty and df.empty and set(KEY) <= set(df.columns):
+        return df
     return validate_heads(df, path, required=(*KEY, *(f"{m}_mean" for m in measures)))
 
 
