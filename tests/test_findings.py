@@ -1,6 +1,7 @@
 """headplast.analysis.findings: the sentences follow the numbers (each rule, and a different
 result changes the words), the tables carry pair_stats' numbers, the page is self-contained."""
 
+import json
 import re
 
 import pandas as pd
@@ -204,6 +205,12 @@ def test_freeze_verdict_uses_the_interval_not_the_mean():
     one = freeze_rows(freeze_table(ci_high=0.01, n_random=1))
     assert "the one random draw's" in freeze_sentences(one)[0]
     assert freeze_rows(None) == []
+    one_seed = freeze_table(ci_high=float("nan"))  # one seed: no interval in freeze.csv
+    one_seed["ci_low"] = float("nan")
+    rows = freeze_rows(one_seed)
+    assert rows[0]["position"] is None and rows[0]["ci_low"] is None
+    json.dumps(rows, allow_nan=False)
+    assert "there is no interval" in freeze_sentences(rows)[0]
 
 
 def test_subset_advice_takes_the_largest_need_over_seeds():
@@ -303,3 +310,11 @@ def test_page_tables_show_the_pooled_numbers_and_no_external_resource():
 def test_interval_text_says_not_informative():
     assert interval_text(row(n=2)) == "not informative (2 seeds)"
     assert interval_text(row()) == "+0.20 to +0.60"
+
+
+def test_a_ceiling_on_fewer_seeds_than_the_rho_says_so():
+    from headplast.analysis.findings_page import fewer_seeds
+
+    assert fewer_seeds(row(n=2, ceiling_n_seeds=1)) == " (1 of 2 seeds)"
+    assert fewer_seeds(row(n=2, ceiling_n_seeds=2)) == ""
+    assert fewer_seeds(row(n=2, ceiling=None, ceiling_n_seeds=0)) == ""

@@ -53,6 +53,13 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(v)) if v else None
 
 
+def _finite(v: Any) -> Any:
+    """``v``, or None where it is a NaN or infinite number (JSON has no NaN)."""
+    if isinstance(v, float | np.floating) and not math.isfinite(float(v)):
+        return None
+    return v
+
+
 def _get(block: Mapping[str, Any] | None, *keys: str) -> Any:
     for k in keys:
         if not isinstance(block, Mapping):
@@ -72,8 +79,9 @@ def pair_row(
     pair_stats' pooled rho and its interval (Fisher's z), ``noise_ceiling`` and
     ``rho_disattenuated`` their seed summaries, ``r_xx``/``r_yy`` each side's split-half
     reliability averaged over the seeds used (1 for a measure that does not depend on the
-    examples), ``per_seed`` each seed's rho. ``measured`` False: the pair is not in the summaries
-    (e.g. no label-free importance)."""
+    examples), ``per_seed`` each seed's rho, ``ceiling_n_seeds`` the seeds that have a ceiling
+    (those whose two reliabilities are positive). ``measured`` False: the pair is not in the
+    summaries (e.g. no label-free importance)."""
     x, y = name.split("~")
     row: dict[str, Any] = {"pair": name, "x": x, "y": y, "measured": block is not None}
     rho = _get(block, "rho") or {}
@@ -88,6 +96,7 @@ def pair_row(
             "informative": bool(rho.get("informative", False)),
             "noise_ceiling": _get(block, "noise_ceiling", "mean"),
             "rho_disattenuated": _get(block, "rho_disattenuated", "mean"),
+            "ceiling_n_seeds": int(_get(block, "noise_ceiling", "n") or 0),
             "r_xx": _mean([p.get("r_xx") for p in per_seed]),
             "r_yy": _mean([p.get("r_yy") for p in per_seed]),
             "per_seed": {str(k): v for k, v in (rho.get("values") or {}).items()},
@@ -240,9 +249,10 @@ def freeze_rows(table: pd.DataFrame | None) -> list[dict[str, Any]]:
     rows = []
     n_random = int((table["kind"] == "random").sum())
     for r in table[table["kind"] == "score"].to_dict("records"):
+        r = {k: _finite(v) for k, v in r.items()}  # an empty CSV cell (one seed) is None
         lo, hi = r.get("ci_low"), r.get("ci_high")
         b_lo, b_hi = r.get("random_band_low"), r.get("random_band_high")
-        known = all(v is not None and pd.notna(v) for v in (lo, hi, b_lo, b_hi))
+        known = all(v is not None for v in (lo, hi, b_lo, b_hi))
         position = None
         if known:
             position = "below" if hi < b_lo else "above" if lo > b_hi else "within"

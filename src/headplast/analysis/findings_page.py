@@ -51,6 +51,13 @@ def disattenuated_text(value: float | None) -> str:
     return fmt(value)
 
 
+def fewer_seeds(row: Mapping[str, Any]) -> str:
+    """ " (1 of 2 seeds)" where the ceiling rests on fewer seeds than the rho (a seed whose
+    split-half reliability is not positive has none), else ""."""
+    n, of = row.get("ceiling_n_seeds", 0), row.get("n_seeds", 0)
+    return f" ({n} of {of} seeds)" if row.get("noise_ceiling") is not None and n < of else ""
+
+
 def _e(text: Any) -> str:
     return html.escape(str(text))
 
@@ -85,9 +92,11 @@ def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
             _cell(fmt(r["rho"]), r["rho"], field="rho"),
             _cell(interval_text(r), None, field="interval"),
             _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds"),
-            _cell(fmt(r["noise_ceiling"]), r["noise_ceiling"], field="noise_ceiling"),
             _cell(
-                disattenuated_text(r["rho_disattenuated"]),
+                fmt(r["noise_ceiling"]) + fewer_seeds(r), r["noise_ceiling"], field="noise_ceiling"
+            ),
+            _cell(
+                disattenuated_text(r["rho_disattenuated"]) + fewer_seeds(r),
                 r["rho_disattenuated"],
                 field="rho_disattenuated",
             ),
