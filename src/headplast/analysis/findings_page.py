@@ -11,6 +11,8 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from headplast.analysis.findings import order_words
+
 STYLE = """
 .hp-findings { font-family: system-ui, sans-serif; max-width: 72rem; margin: 1rem auto;
   color: #1a1a1a; line-height: 1.45; }
@@ -35,13 +37,18 @@ def fmt(value: Any, spec: str = "+.2f") -> str:
     return format(float(value), spec)
 
 
+def span(low: Any, high: Any, spec: str = "+.2f") -> str:
+    """An interval or band as the page prints it: "low to high"."""
+    return f"{fmt(low, spec)} to {fmt(high, spec)}"
+
+
 def interval_text(row: Mapping[str, Any]) -> str:
     """A pair's interval cell: "lo to hi", or why there is none."""
     if row.get("rho") is None:
         return "-"
     if not row.get("informative"):
         return f"not informative ({row.get('n_seeds', 0)} seeds)"
-    return f"{fmt(row['ci_low'])} to {fmt(row['ci_high'])}"
+    return span(row["ci_low"], row["ci_high"])
 
 
 def disattenuated_text(value: float | None) -> str:
@@ -119,13 +126,11 @@ def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def pruning_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Area under the accuracy-vs-removed-heads curve per order, against the random band."""
-    from headplast.analysis.findings import order_words
-
     body = [
         f'<tr data-order="{_e(r["order"])}"><td>{_e(order_words(r["order"]))}</td>'
         + _cell(fmt(r["auc"], ".3f"), r["auc"], field="auc")
         + _cell(fmt(r["auc_sd"], ".3f"), r["auc_sd"], field="auc_sd")
-        + _cell(f"{fmt(r['band_low'], '.3f')} to {fmt(r['band_high'], '.3f')}", None, field="band")
+        + _cell(span(r["band_low"], r["band_high"], ".3f"), None, field="band")
         + _cell(r["position"] or "-", None, cls="", field="position")
         + "</tr>"
         for r in rows
@@ -139,8 +144,8 @@ def freeze_table(rows: Sequence[Mapping[str, Any]]) -> str:
     body = [
         f'<tr data-order="{_e(r["order"])}"><td>largest {_e(r["order"])} frozen</td>'
         + _cell(fmt(r["delta_acc"], "+.3f"), r["delta_acc"], field="delta_acc")
-        + _cell(f"{fmt(r['ci_low'], '+.3f')} to {fmt(r['ci_high'], '+.3f')}", field="interval")
-        + _cell(f"{fmt(r['band_low'], '+.3f')} to {fmt(r['band_high'], '+.3f')}", field="band")
+        + _cell(span(r["ci_low"], r["ci_high"], "+.3f"), field="interval")
+        + _cell(span(r["band_low"], r["band_high"], "+.3f"), field="band")
         + _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds")
         + _cell(r["position"] or "-", None, cls="", field="position")
         + "</tr>"
