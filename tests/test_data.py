@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from headplast.data.subset import make_eval_subset
 from headplast.data.tasks import (
     DataError,
     file_fingerprint,
     load_glue,
     load_local,
-    make_eval_subset,
     prepare_task_data,
     read_split,
 )
@@ -281,7 +281,7 @@ def test_eval_subset_errors(size: int) -> None:
 
 
 def test_eval_subset_all_is_the_whole_split():
-    from headplast.data.tasks import make_eval_subset
+    from headplast.data.subset import make_eval_subset
 
     assert make_eval_subset(7, "all", 999) == list(range(7))
     with pytest.raises(DataError, match="eval_subset.size = every"):

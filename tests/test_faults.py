@@ -17,7 +17,8 @@ import pytest
 import torch
 import yaml
 
-from headplast.data.tasks import make_eval_subset, prepare_task_data
+from headplast.data.subset import make_eval_subset
+from headplast.data.tasks import prepare_task_data
 from headplast.io import ArtifactError, read_head_jsonl, write_json
 from headplast.measure.checks import NonFiniteError
 from headplast.measure.heads import GRADFISHER_FIELDS, IMPORTANCE_FIELDS, UPDATE_FIELDS, join_heads

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from headplast.analysis.starts import COLUMNS, compare_starts, fig_starts
+from headplast.analysis.figures import fig_starts
+from headplast.analysis.starts import COLUMNS, compare_starts
 
 
 def _stability(mean: float, lo: float, hi: float, n: int = 3) -> dict:

@@ -7,7 +7,8 @@ from headplast.pipeline.script import start
 
 log = start(snakemake)
 
-from headplast.analysis.starts import compare_starts, fig_starts
+from headplast.analysis.figures import fig_starts
+from headplast.analysis.starts import compare_starts
 from headplast.io import ArtifactError, atomic_path, read_json
 
 sm = snakemake

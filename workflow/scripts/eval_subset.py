@@ -5,7 +5,8 @@ from headplast.pipeline.script import start
 
 log = start(snakemake)
 
-from headplast.data.tasks import DataError, file_fingerprint, make_eval_subset, read_split
+from headplast.data.subset import make_eval_subset
+from headplast.data.tasks import DataError, file_fingerprint, read_split
 from headplast.io import write_json
 
 n_validation = len(read_split(snakemake.input.validation))

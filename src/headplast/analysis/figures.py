@@ -10,6 +10,7 @@ also returns its (closed) :class:`~matplotlib.figure.Figure`, so its axes can be
 - :func:`fig_seed_mean_scatter`: seed means with sd error bars.
 - :func:`fig_pruning`: accuracy and loss against the fraction of heads removed, per order, the
   random orders as a band; :func:`fig_pruning_mean` the same as seed means with sd bands.
+- :func:`fig_starts`: the starts side by side (ranking stability and pair rho with intervals).
 """
 
 from __future__ import annotations
@@ -693,3 +694,50 @@ def fig_training(
     fig.suptitle(title or "fine-tuning", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def fig_starts(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Figure:
+    """Per model and task a row of two panels: seed-to-seed stability of each measure's head
+    ranking, and each pair's rho, one bar per start, with their intervals as error bars (the
+    table of :func:`headplast.analysis.starts.compare_starts`)."""
+    runs = list(dict.fromkeys(zip(table["model"], table["task"], strict=True)))
+    starts = list(dict.fromkeys(table["start"]))
+    fig, axes = plt.subplots(
+        len(runs), 2, figsize=(13, 3.6 * len(runs)), squeeze=False, width_ratios=[1, 2]
+    )
+    width = 0.8 / max(1, len(starts))
+    for r, (model, task) in enumerate(runs):
+        for c, section in enumerate(("stability", "pair")):
+            ax = axes[r, c]
+            sub = table[(table["model"] == model) & (table["task"] == task)]
+            sub = sub[sub["section"] == section]
+            items = list(dict.fromkeys(sub["item"]))
+            x = np.arange(len(items))
+            for i, start in enumerate(starts):
+                s = sub[sub["start"] == start].set_index("item").reindex(items)
+                y = s["rho"].to_numpy(float)
+                err = np.vstack(
+                    [y - s["rho_low"].to_numpy(float), s["rho_high"].to_numpy(float) - y]
+                )
+                ax.bar(x + (i - (len(starts) - 1) / 2) * width, y, width, label=start)
+                ax.errorbar(
+                    x + (i - (len(starts) - 1) / 2) * width, y, yerr=np.abs(err), fmt="none",
+                    ecolor="black", capsize=2, lw=0.8,
+                )  # fmt: skip
+            ax.axhline(0, color="grey", lw=0.6)
+            ax.set_xticks(x, items, rotation=90)
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_ylabel("seed-to-seed Spearman" if section == "stability" else "Spearman rho")
+            what = "stability of head rankings" if section == "stability" else "pair statistics"
+            ax.set_title(f"{model} / {task}: {what}", fontsize=10)
+            if r == 0 and c == 0:
+                ax.legend(title="start", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
+    return fig

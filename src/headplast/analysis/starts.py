@@ -3,16 +3,15 @@
 :func:`compare_starts` puts, per model and task, each start's across-seed summaries next to each
 other: the seed-to-seed stability of every head ranking (``stability.json`` of
 :func:`headplast.analysis.summary.rank_stability`) and every pair statistic (``pair_stats.json`` of
-:func:`headplast.analysis.summary.pair_stats_across_seeds`). :func:`fig_starts` draws the table.
+:func:`headplast.analysis.summary.pair_stats_across_seeds`).
+:func:`headplast.analysis.figures.fig_starts` draws the table.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 COLUMNS = [
@@ -87,53 +86,3 @@ def _pooled_interval(rho: Mapping[str, Any], level: float) -> str:
         return f"{level:.0%} t-interval over seeds"
     words = f"{level:.0%} interval over seeds on Fisher's z"
     return words if rho.get("informative") else f"{words} (not informative: {rho.get('n')} seeds)"
-
-
-def fig_starts(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
-    """Per model and task a row of two panels: seed-to-seed stability of each measure's head
-    ranking, and each pair's rho, one bar per start, with their intervals as error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from headplast.io import atomic_path
-
-    runs = list(dict.fromkeys(zip(table["model"], table["task"], strict=True)))
-    starts = list(dict.fromkeys(table["start"]))
-    fig, axes = plt.subplots(
-        len(runs), 2, figsize=(13, 3.6 * len(runs)), squeeze=False, width_ratios=[1, 2]
-    )
-    width = 0.8 / max(1, len(starts))
-    for r, (model, task) in enumerate(runs):
-        for c, section in enumerate(("stability", "pair")):
-            ax = axes[r, c]
-            sub = table[(table["model"] == model) & (table["task"] == task)]
-            sub = sub[sub["section"] == section]
-            items = list(dict.fromkeys(sub["item"]))
-            x = np.arange(len(items))
-            for i, start in enumerate(starts):
-                s = sub[sub["start"] == start].set_index("item").reindex(items)
-                y = s["rho"].to_numpy(float)
-                err = np.vstack(
-                    [y - s["rho_low"].to_numpy(float), s["rho_high"].to_numpy(float) - y]
-                )
-                ax.bar(x + (i - (len(starts) - 1) / 2) * width, y, width, label=start)
-                ax.errorbar(
-                    x + (i - (len(starts) - 1) / 2) * width, y, yerr=np.abs(err), fmt="none",
-                    ecolor="black", capsize=2, lw=0.8,
-                )  # fmt: skip
-            ax.axhline(0, color="grey", lw=0.6)
-            ax.set_xticks(x, items, rotation=90)
-            ax.set_ylim(-1.05, 1.05)
-            ax.set_ylabel("seed-to-seed Spearman" if section == "stability" else "Spearman rho")
-            what = "stability of head rankings" if section == "stability" else "pair statistics"
-            ax.set_title(f"{model} / {task}: {what}", fontsize=10)
-            if r == 0 and c == 0:
-                ax.legend(title="start", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
