@@ -9,9 +9,11 @@ import pytest
 
 from headplast.analysis.findings import (
     FINDINGS_PAIRS,
+    accuracy_summary,
     build_findings,
     freeze_rows,
     freeze_sentences,
+    intervals_disjoint,
     order_words,
     pair_row,
     pair_sentences,
@@ -19,6 +21,8 @@ from headplast.analysis.findings import (
     pruning_sentences,
     random_band,
     run_findings,
+    seed_sentences,
+    starts_sentences,
     strength,
     subset_advice,
     subset_sentences,
@@ -318,3 +322,560 @@ def test_a_ceiling_on_fewer_seeds_than_the_rho_says_so():
     assert fewer_seeds(row(n=2, ceiling_n_seeds=1)) == " (1 of 2 seeds)"
     assert fewer_seeds(row(n=2, ceiling_n_seeds=2)) == ""
     assert fewer_seeds(row(n=2, ceiling=None, ceiling_n_seeds=0)) == ""
+
+
+# ------------------------------------------------------------------------ exact numbers and words
+# The findings page is the product a researcher reads: the tests below pin whole rows and whole
+# sentences, and the values at each rule's threshold, so that no rule can drift unnoticed.
+
+
+def test_strength_bounds_belong_to_the_stronger_word():
+    """|rho| exactly at a bound of STRENGTH takes the next word: 0.1 is weak, 0.3 moderate, 0.5
+    strong (methods.md's table gives each word as "below the bound")."""
+    assert [strength(v) for v in (0.0999, 0.1, -0.3, 0.5, -1.0)] == [
+        "negligible",
+        "weak",
+        "moderate",
+        "strong",
+        "strong",
+    ]
+
+
+def test_pair_row_pins_every_field_and_averages_only_finite_reliabilities():
+    """pair_row copies the block's pooled rho, interval, ceiling and disattenuated rho, and
+    averages r_xx/r_yy over the seeds given, skipping missing and NaN values (a NaN would turn
+    the whole mean to NaN and hide the limiting measure)."""
+    block = {
+        "rho": {
+            "mean": 0.4,
+            "ci": [0.2, 0.6],
+            "n": 3,
+            "informative": True,
+            "values": {1: 0.3, 2: 0.5, 3: 0.4},
+        },
+        "noise_ceiling": {"mean": 0.7, "n": 2},
+        "rho_disattenuated": {"mean": 0.57, "n": 2},
+    }
+    stats = {
+        1: {"pairs": {"I_pre~Urel": {"r_xx": 0.6, "r_yy": 1.0}}},
+        2: {"pairs": {"I_pre~Urel": {"r_xx": 0.8, "r_yy": None}}},
+        3: {"pairs": {"I_pre~Urel": {"r_xx": float("nan"), "r_yy": 0.9}}},
+    }
+    assert pair_row("I_pre~Urel", block, stats) == {
+        "pair": "I_pre~Urel",
+        "x": "I_pre",
+        "y": "Urel",
+        "measured": True,
+        "rho": 0.4,
+        "ci_low": 0.2,
+        "ci_high": 0.6,
+        "n_seeds": 3,
+        "informative": True,
+        "noise_ceiling": 0.7,
+        "rho_disattenuated": 0.57,
+        "ceiling_n_seeds": 2,
+        "r_xx": pytest.approx(0.7),
+        "r_yy": pytest.approx(0.95),
+        "per_seed": {"1": 0.3, "2": 0.5, "3": 0.4},
+    }
+    assert pair_row("G~Urel", None, stats) == {
+        "pair": "G~Urel",
+        "x": "G",
+        "y": "Urel",
+        "measured": False,
+        "rho": None,
+        "ci_low": None,
+        "ci_high": None,
+        "n_seeds": 0,
+        "informative": False,
+        "noise_ceiling": None,
+        "rho_disattenuated": None,
+        "ceiling_n_seeds": 0,
+        "r_xx": None,
+        "r_yy": None,
+        "per_seed": {},
+    }
+
+
+def test_not_informative_sentence_is_exact_and_skips_missing_seeds():
+    """With fewer than three seeds the sentence gives the pooled rho and each seed's rho that
+    exists, and ends plainly when no seed has one."""
+    assert pair_sentences(row(n=2, per_seed={})) == [
+        "I_pre and Urel: with 2 seed(s) the interval over seeds is not informative (at least 3 "
+        "are needed); the pooled rho is +0.40."
+    ]
+    assert pair_sentences(row(n=2, per_seed={"1": 0.3, "2": None})) == [
+        "I_pre and Urel: with 2 seed(s) the interval over seeds is not informative (at least 3 "
+        "are needed); the pooled rho is +0.40 (seed 1 +0.30)."
+    ]
+
+
+def test_an_interval_ending_at_zero_contains_zero():
+    """An interval whose bound is exactly 0 does not exclude 0: no association is claimed."""
+    assert pair_sentences(row(rho=0.2, lo=0.0, hi=0.4)) == [
+        "I_pre and Urel: not distinguishable from no association at this precision (rho +0.20, "
+        "95 % interval +0.00 to +0.40)."
+    ]
+    assert pair_sentences(row(rho=-0.2, lo=-0.4, hi=0.0)) == [
+        "I_pre and Urel: not distinguishable from no association at this precision (rho -0.20, "
+        "95 % interval -0.40 to +0.00)."
+    ]
+    assert pair_sentences(row()) == [
+        "I_pre and Urel: a moderate positive association (rho +0.40, 95 % interval +0.20 to "
+        "+0.60, which excludes 0)."
+    ]
+
+
+def test_low_ceiling_sentence_names_the_limiting_side_or_both():
+    """The ceiling sentence names the side with the lower split-half reliability, or both
+    measures when neither reliability is known."""
+    assert pair_sentences(row(ceiling=0.45, r_xx=0.9, r_yy=0.2))[1] == (
+        "The noise ceiling is 0.45: Urel (split-half reliability 0.20) limits what this pair can "
+        "show; a larger eval subset raises it (subset advice below)."
+    )
+    assert pair_sentences(row(ceiling=0.3, r_xx=None, r_yy=None))[1] == (
+        "The noise ceiling is 0.30: I_pre or Urel limits what this pair can show; a larger eval "
+        "subset raises it (subset advice below)."
+    )
+
+
+def test_zero_reliability_is_not_positive_and_positive_ones_say_nothing():
+    """A split-half reliability of exactly 0 has no ceiling and is named; positive reliabilities
+    without a ceiling, or a missing one, add no sentence."""
+    first = pair_sentences(row(ceiling=None, dis=None))[0]
+    assert pair_sentences(row(ceiling=None, dis=None, r_xx=0.0, r_yy=None)) == [
+        first,
+        "No noise ceiling: the split-half reliability of I_pre is not positive (+0.00), so at "
+        "this eval subset size its ranking of the heads is not distinguishable from noise.",
+    ]
+    assert pair_sentences(row(ceiling=None, dis=None, r_xx=0.8, r_yy=0.9)) == [first]
+
+
+def test_disattenuated_rho_of_exactly_one_is_a_value():
+    """Only |disattenuated rho| above 1 is flagged; -1.2 is, with its exact explanation."""
+    assert len(pair_sentences(row(dis=1.0))) == 1
+    assert pair_sentences(row(dis=-1.2))[1] == (
+        "The disattenuated rho, -1.20, lies beyond +-1: the split-half reliabilities are "
+        "underestimated at this subset size, so read it as at the noise ceiling, not as a value."
+    )
+
+
+def test_random_band_spans_every_seeds_draws_and_is_none_without_draws():
+    """The band runs from the lowest min to the highest max over seeds; seeds without random
+    draws add nothing, and no draws at all give None (no position can be claimed)."""
+    stats = {
+        1: {"pruning": {"random": {"min": 0.4, "max": 0.5}}},
+        2: {"pruning": {"random": {"min": 0.35, "max": 0.45}}},
+        3: {"pruning": {}},
+    }
+    assert random_band(stats) == (0.35, 0.5)
+    assert random_band({}) is None
+    assert random_band({3: {"pruning": {}}}) is None
+
+
+def test_pruning_rows_at_the_band_edges_are_within():
+    """An area exactly at either edge of the random band is within it; every row carries the
+    order's sd and its number of seeds; random orders are skipped wherever they stand."""
+    auc = {
+        "random": {"mean": 0.45, "sd": 0.01, "per_seed": {"1": 0.45}},
+        "I_pre": {"mean": 0.5, "sd": 0.02, "per_seed": {"1": 0.49, "2": 0.51, "3": 0.5}},
+        "G_reverse": {"mean": 0.4, "sd": None, "per_seed": {"1": 0.4}},
+        "Urel": {"mean": 0.55, "sd": 0.03, "per_seed": {"1": 0.52, "2": 0.58}},
+    }
+    rows = pruning_rows(auc, (0.4, 0.5))
+    within = {"band_low": 0.4, "band_high": 0.5, "position": "within"}
+    assert rows == [
+        {"order": "I_pre", "auc": 0.5, "auc_sd": 0.02, "n_seeds": 3, **within},
+        {"order": "G_reverse", "auc": 0.4, "auc_sd": None, "n_seeds": 1, **within},
+        {"order": "Urel", "auc": 0.55, "auc_sd": 0.03, "n_seeds": 2, **within, "position": "above"},
+    ]
+    assert pruning_sentences([{**rows[0], "position": None}, rows[1]]) == [
+        "Pruning with largest G removed first is not distinguishable from removing random heads "
+        "(area 0.400; random band 0.400 to 0.500)."
+    ]
+
+
+def freeze_frame(scores, n_random=2, n_seeds=3):
+    """freeze.csv rows: one score order per (order, ci_low, ci_high), band -0.010 to 0.000."""
+    band = {"random_band_low": -0.01, "random_band_high": 0.0}
+    rows = [
+        {
+            "order": o,
+            "kind": "score",
+            "n_seeds": n_seeds,
+            "delta_acc_mean": (lo + hi) / 2,
+            "ci_low": lo,
+            "ci_high": hi,
+            **band,
+        }
+        for o, lo, hi in scores
+    ]
+    rows += [
+        {
+            "order": f"random_{i}",
+            "kind": "random",
+            "n_seeds": n_seeds,
+            "delta_acc_mean": -0.005,
+            "ci_low": None,
+            "ci_high": None,
+            **band,
+        }
+        for i in range(n_random)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_freeze_rows_at_the_band_edges_are_within_and_every_verdict_is_worded():
+    """An interval that touches the random band is within it; wholly below it the frozen heads'
+    movement was needed, wholly above it freezing them cost less than random heads."""
+    table = freeze_frame(
+        [("Urel", -0.08, -0.01), ("I_pre", 0.0, 0.02), ("G", 0.01, 0.03), ("A_js", -0.08, -0.02)]
+    )
+    rows = freeze_rows(table)
+    common = {"band_low": -0.01, "band_high": 0.0, "n_seeds": 3, "n_random": 2}
+    assert rows == [
+        {
+            "order": "Urel",
+            "delta_acc": pytest.approx(-0.045),
+            "ci_low": -0.08,
+            "ci_high": -0.01,
+            **common,
+            "position": "within",
+        },
+        {
+            "order": "I_pre",
+            "delta_acc": pytest.approx(0.01),
+            "ci_low": 0.0,
+            "ci_high": 0.02,
+            **common,
+            "position": "within",
+        },
+        {
+            "order": "G",
+            "delta_acc": pytest.approx(0.02),
+            "ci_low": 0.01,
+            "ci_high": 0.03,
+            **common,
+            "position": "above",
+        },
+        {
+            "order": "A_js",
+            "delta_acc": pytest.approx(-0.05),
+            "ci_low": -0.08,
+            "ci_high": -0.02,
+            **common,
+            "position": "below",
+        },
+    ]
+    what = "Freezing the heads with the largest {} during fine-tuning "
+    assert freeze_sentences(rows) == [
+        what.format("Urel") + "is not distinguishable from freezing as many random heads at this "
+        "precision (change -0.045, 95 % interval -0.080 to -0.010, against the random band "
+        "-0.010 to +0.000).",
+        what.format("I_pre") + "is not distinguishable from freezing as many random heads at this "
+        "precision (change +0.010, 95 % interval +0.000 to +0.020, against the random band "
+        "-0.010 to +0.000).",
+        what.format("G") + "costs less accuracy than freezing as many random heads (change "
+        "+0.020, 95 % interval +0.010 to +0.030, against the random band -0.010 to +0.000).",
+        what.format("A_js") + "costs more accuracy than freezing as many random heads: their "
+        "movement was needed (change -0.050, 95 % interval -0.080 to -0.020, against the random "
+        "band -0.010 to +0.000).",
+    ]
+
+
+def test_freeze_without_interval_is_said_for_every_order():
+    """One seed gives no interval: each order still gets its sentence with the change, the seeds
+    and the draws; with one random draw the band is that draw's value."""
+    nan = float("nan")
+    rows = freeze_rows(freeze_frame([("Urel", nan, nan), ("G", nan, nan)], n_random=1, n_seeds=1))
+    assert [(r["order"], r["n_seeds"], r["n_random"], r["position"]) for r in rows] == [
+        ("Urel", 1, 1, None),
+        ("G", 1, 1, None),
+    ]
+    no_interval = (
+        "Freezing the heads with the largest {} during fine-tuning changed validation accuracy "
+        "by +0.000; with 1 seed(s) and 1 random draw(s) there is no interval to compare with the "
+        "random band."
+    )
+    rows = [{**r, "delta_acc": 0.0} for r in rows]
+    assert freeze_sentences(rows) == [no_interval.format("Urel"), no_interval.format("G")]
+    one_draw = freeze_rows(freeze_frame([("G", 0.01, 0.03)], n_random=1))
+    assert freeze_sentences(one_draw) == [
+        "Freezing the heads with the largest G during fine-tuning costs less accuracy than "
+        "freezing as many random heads (change +0.020, 95 % interval +0.010 to +0.030, against "
+        "the one random draw's -0.010)."
+    ]
+
+
+def test_subset_advice_of_one_seed_orders_known_needs_first():
+    """With one seed each measure's advice is that seed's; the measures that can be advised come
+    first, most examples first, and those whose reliability is not positive come last."""
+    advice = {
+        "G": {"target": 0.9, "n_for_target": None, "n_examples": 2000, "reliability": -0.1},
+        "I_pre": {"target": 0.9, "n_for_target": 4500, "n_examples": 2000, "reliability": 0.8},
+        "Urel": {"target": 0.9, "n_for_target": 2000, "n_examples": 2000, "reliability": 0.9},
+    }
+    rows = subset_advice({7: {"subset_advice": advice}})
+    assert rows == [
+        {
+            "measure": "I_pre",
+            "n_examples": 2000,
+            "reliability": 0.8,
+            "n_for_target": 4500,
+            "target": 0.9,
+        },
+        {
+            "measure": "Urel",
+            "n_examples": 2000,
+            "reliability": 0.9,
+            "n_for_target": 2000,
+            "target": 0.9,
+        },
+        {
+            "measure": "G",
+            "n_examples": 2000,
+            "reliability": -0.1,
+            "n_for_target": None,
+            "target": 0.9,
+        },
+    ]
+    assert subset_sentences(rows) == [
+        "A split-half reliability of 0.9 for every measure asks for 4,500 examples (I_pre, the "
+        "least reliable; measured on 2,000, reliability 0.80).",
+        "No subset size can be advised for G: a seed's split-half reliability is not positive.",
+    ]
+
+
+def test_subset_need_equal_to_the_examples_measured_is_met():
+    """A need of exactly the examples measured is met already; every measure without advice is
+    named."""
+    rows = [
+        {
+            "measure": "Urel",
+            "n_examples": 2000,
+            "reliability": 0.9,
+            "n_for_target": 2000,
+            "target": 0.9,
+        },
+        {
+            "measure": "G",
+            "n_examples": 2000,
+            "reliability": -0.1,
+            "n_for_target": None,
+            "target": 0.9,
+        },
+        {
+            "measure": "Ppred",
+            "n_examples": 2000,
+            "reliability": 0.0,
+            "n_for_target": None,
+            "target": 0.9,
+        },
+    ]
+    assert subset_sentences(rows) == [
+        "A split-half reliability of 0.9 for every measure is met at the 2,000 examples measured.",
+        "No subset size can be advised for G, Ppred: a seed's split-half reliability is not "
+        "positive.",
+    ]
+    assert subset_sentences([]) == []
+
+
+def test_accuracy_summary_means_the_seeds_that_have_a_record():
+    """Validation accuracy at theta0 and theta1 is the mean over the seeds whose record has it."""
+    rcs = {
+        1: {"validation": {"theta0": {"accuracy": 0.3}, "theta1": {"accuracy": 0.7}}},
+        2: {"validation": {"theta0": {"accuracy": 0.5}, "theta1": {"accuracy": 0.9}}},
+        3: {},
+    }
+    assert accuracy_summary(rcs) == {"theta0": pytest.approx(0.4), "theta1": pytest.approx(0.8)}
+    assert accuracy_summary({}) == {"theta0": None, "theta1": None}
+
+
+def test_run_findings_uses_only_the_summarised_seeds():
+    """A degenerate seed's stats and run record (seed 4, with very different numbers) feed
+    nothing: accuracy, reliabilities, the random band and the subset advice rest on seeds 1-3."""
+    run = one_run({1: 0.3, 2: 0.5, 3: 0.4}, degenerate=[4])
+    run["stats_by_seed"][4] = {
+        "pairs": {name: {"r_xx": 0.1, "r_yy": 0.1} for name in FINDINGS_PAIRS},
+        "subset_advice": {
+            "I_pre": {"target": 0.9, "n_for_target": 9999, "n_examples": 64, "reliability": 0.1}
+        },
+        "pruning": {"random": {"n": 2, "min": 0.1, "max": 0.9}},
+    }
+    run["run_configs"][4] = {
+        "validation": {"theta0": {"accuracy": 0.9}, "theta1": {"accuracy": 0.1}}
+    }
+    run["pruning_auc"] = {"I_pre": {"mean": 0.5, "sd": 0.01, "per_seed": {"1": 0.5, "2": 0.5}}}
+    f = run_findings(**run, freeze=freeze_frame([("Urel", -0.08, -0.02)]))
+    assert list(f) == [
+        "seeds",
+        "degenerate",
+        "no_usable_seed",
+        "accuracy",
+        "pairs",
+        "pruning",
+        "freeze",
+        "subset_advice",
+        "sentences",
+    ]
+    assert (f["seeds"], f["degenerate"], f["no_usable_seed"]) == ([1, 2, 3], [4], None)
+    assert f["accuracy"] == {"theta0": pytest.approx(0.3), "theta1": pytest.approx(0.7)}
+    assert [p["pair"] for p in f["pairs"]] == list(FINDINGS_PAIRS)
+    assert f["pairs"][0]["r_xx"] == pytest.approx(0.8) and f["pairs"][0]["informative"]
+    assert f["pruning"] == [
+        {
+            "order": "I_pre",
+            "auc": 0.5,
+            "auc_sd": 0.01,
+            "n_seeds": 2,
+            "band_low": pytest.approx(0.41),
+            "band_high": pytest.approx(0.48),
+            "position": "above",
+        }
+    ]
+    assert [(r["order"], r["position"]) for r in f["freeze"]] == [("Urel", "below")]
+    assert [(r["measure"], r["n_for_target"]) for r in f["subset_advice"]] == [
+        ("I_pre", 103),
+        ("G", 10),
+    ]
+    s = f["sentences"]
+    assert list(s) == ["seeds", "pairs", "pruning", "freeze", "subset_advice"]
+    assert s["seeds"] == [
+        "Seeds used: 1, 2, 3.",
+        "Left out as degenerate (theta1 did not beat the majority class): seed(s) 4.",
+    ]
+    assert s["pairs"] == [t for r in f["pairs"] for t in pair_sentences(r)] and len(s["pairs"]) == 8
+    assert s["pruning"] == [
+        "Pruning with smallest I_pre removed first keeps accuracy better than removing random "
+        "heads (area 0.500; random band 0.410 to 0.480)."
+    ]
+    assert s["freeze"] == freeze_sentences(f["freeze"]) and len(s["freeze"]) == 1
+    assert s["subset_advice"] == subset_sentences(f["subset_advice"])
+    assert s["subset_advice"][0].startswith("A split-half reliability of 0.9 for every measure ")
+
+
+def test_a_start_without_usable_seed_tabulates_nothing():
+    """When every seed is degenerate the block says so and holds no pruning or freeze rows, even
+    where those files hold rows; its only sentence is the summaries' own words."""
+    words = "no usable seed: every seed [1, 2] is degenerate"
+    dead = {
+        "pair_stats": {
+            "n_seeds": 0,
+            "pairs": {},
+            "seeds": [],
+            "degenerate_excluded": [1, 2],
+            "no_usable_seed": words,
+        },
+        "pruning_auc": {"I_pre": {"mean": 0.5, "sd": 0.01, "per_seed": {"1": 0.5}}},
+        "stats_by_seed": {},
+        "run_configs": {},
+    }
+    f = run_findings(**dead, freeze=freeze_frame([("Urel", -0.08, -0.02)]))
+    assert (f["seeds"], f["degenerate"], f["no_usable_seed"]) == ([], [1, 2], words)
+    assert f["pruning"] == [] and f["freeze"] == [] and f["subset_advice"] == []
+    assert f["accuracy"] == {"theta0": None, "theta1": None}
+    assert f["sentences"] == {
+        "seeds": [words],
+        "pairs": [],
+        "pruning": [],
+        "freeze": [],
+        "subset_advice": [],
+    }
+
+
+def test_seed_sentences_name_every_seed():
+    """The seeds used and those left out are listed, comma-separated; a no-usable-seed record
+    without words of its own names the degenerate seeds."""
+    assert seed_sentences([1, 2, 3], [4, 5], None) == [
+        "Seeds used: 1, 2, 3.",
+        "Left out as degenerate (theta1 did not beat the majority class): seed(s) 4, 5.",
+    ]
+    assert seed_sentences([], [1, 2], {"message": "every seed failed"}) == ["every seed failed"]
+    assert seed_sentences([], [1, 2], {"degenerate": [1, 2]}) == [
+        "No usable seed: every seed (1, 2) is degenerate; nothing is summarised here."
+    ]
+
+
+def interval(pair, rho, lo, hi, informative=True):
+    return {"pair": pair, "rho": rho, "ci_low": lo, "ci_high": hi, "informative": informative}
+
+
+def test_touching_intervals_are_not_disjoint():
+    """Two intervals that share an end point overlap; a missing bound gives no verdict."""
+    a, b = interval("p", 0.2, 0.1, 0.3), interval("p", 0.4, 0.3, 0.5)
+    assert intervals_disjoint(a, b) is False and intervals_disjoint(b, a) is False
+    assert intervals_disjoint(a, interval("p", 0.4, 0.31, 0.5)) is True
+    assert intervals_disjoint(interval("p", 0.4, 0.31, 0.5), a) is True
+    assert intervals_disjoint(a, interval("p", 0.4, None, 0.5)) is None
+    assert intervals_disjoint(interval("p", 0.4, 0.31, None), a) is None
+
+
+def start(pairs, theta0=0.3, theta1=0.75):
+    return {
+        "no_usable_seed": None,
+        "accuracy": {"theta0": theta0, "theta1": theta1},
+        "pairs": pairs,
+    }
+
+
+def test_starts_sentences_list_each_differing_pair_once():
+    """A start without usable seed is named and skipped, accuracies are given where both points
+    are known, and each pair with disjoint intervals is listed once with both starts' rho; a
+    pair only one start has is not compared."""
+    by_start = {
+        "dead": {"no_usable_seed": "words"},
+        "random": start([interval("I_pre~Urel", 0.4, 0.3, 0.5), interval("G~Urel", 0.5, 0.4, 0.6)]),
+        "probe": start(
+            [
+                interval("I_pre~Urel", -0.4, -0.5, -0.3),
+                interval("G~Urel", -0.3, -0.4, -0.2),
+                interval("Ppred~Urel", 0.1, 0.0, 0.2),
+            ],
+            theta0=0.5,
+            theta1=None,
+        ),
+    }
+    assert starts_sentences(by_start) == [
+        "The dead start has no usable seed; it is not compared.",
+        "The random start: validation accuracy 0.300 at theta0, 0.750 at theta1 (mean over seeds "
+        "used).",
+        "The starts differ (disjoint 95 % intervals) on: I_pre~Urel (random +0.40, probe -0.40); "
+        "G~Urel (random +0.50, probe -0.30).",
+    ]
+
+
+def test_starts_with_one_overlapping_pair_are_not_distinguishable():
+    """One comparable, overlapping pair is enough to say the starts do not differ, even when the
+    last pair compared has no informative interval; with none comparable, that is said."""
+    a = start([interval("I_pre~Urel", 0.4, 0.3, 0.5), interval("G~Urel", 0.5, 0.4, 0.6)])
+    b = start(
+        [interval("I_pre~Urel", 0.45, 0.35, 0.55), interval("G~Urel", 0.5, None, None, False)]
+    )
+    assert starts_sentences({"random": a, "probe": b})[-1] == (
+        "No pair's interval differs between the starts: not distinguishable at this precision."
+    )
+    c = start([interval("I_pre~Urel", 0.4, None, None, False)])
+    assert starts_sentences({"random": a, "probe": c})[-1] == (
+        "The starts cannot be compared pair by pair: no pair has an informative interval in both "
+        "(at least 3 seeds are needed)."
+    )
+    assert len(starts_sentences({"random": a})) == 1  # one start: nothing to compare
+
+
+def test_build_findings_groups_starts_per_model_and_task_and_keeps_the_config():
+    """findings.json holds one block per run in the given order, one sentence group per (model,
+    task) in first-seen order, and the config as given."""
+    runs = {
+        ("m", "t1", "random"): one_run({1: 0.3, 2: 0.5, 3: 0.4}),
+        ("m", "t2", "random"): one_run({1: 0.3, 2: 0.5, 3: 0.4}),
+        ("m", "t1", "probe"): one_run({1: 0.3, 2: 0.5, 3: 0.4}),
+    }
+    f = build_findings(runs, {"seeds": [1, 2, 3], "eval_subset": 64})
+    assert list(f) == ["runs", "tasks", "config"]
+    assert f["config"] == {"seeds": [1, 2, 3], "eval_subset": 64}
+    assert [(b["model"], b["task"], b["start"]) for b in f["runs"]] == list(runs)
+    assert [(t["model"], t["task"]) for t in f["tasks"]] == [("m", "t1"), ("m", "t2")]
+    assert f["tasks"][1]["sentences"] == [
+        "The random start: validation accuracy 0.300 at theta0, 0.700 at theta1 (mean over seeds "
+        "used)."
+    ]

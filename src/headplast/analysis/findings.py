@@ -93,7 +93,7 @@ def pair_row(
             "ci_low": low,
             "ci_high": high,
             "n_seeds": int(rho.get("n") or 0),
-            "informative": bool(rho.get("informative", False)),
+            "informative": bool(rho.get("informative")),
             "noise_ceiling": _get(block, "noise_ceiling", "mean"),
             "rho_disattenuated": _get(block, "rho_disattenuated", "mean"),
             "ceiling_n_seeds": int(_get(block, "noise_ceiling", "n") or 0),
@@ -123,9 +123,7 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
     rho = row["rho"]
     out = []
     if not row["informative"]:
-        seeds = ", ".join(
-            f"seed {k} {v:+.2f}" for k, v in row.get("per_seed", {}).items() if v is not None
-        )
+        seeds = ", ".join(f"seed {k} {v:+.2f}" for k, v in row["per_seed"].items() if v is not None)
         out.append(
             f"{x} and {y}: with {row['n_seeds']} seed(s) the interval over seeds is not "
             f"informative (at least {MIN_INFORMATIVE_SEEDS} are needed); the pooled rho is "
@@ -190,7 +188,7 @@ def pruning_rows(auc: Mapping[str, Any], band: tuple[float, float] | None) -> li
     low, high = band if band is not None else (None, None)
     rows = []
     for order, a in auc.items():
-        if order in ("random", "no_usable_seed") or not isinstance(a, Mapping):
+        if order == "random" or not isinstance(a, Mapping):  # no_usable_seed holds words
             continue
         mean = a.get("mean")
         position = None
@@ -339,12 +337,11 @@ def subset_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     known = [r for r in rows if r["n_for_target"] is not None]
     if known:
         top = max(known, key=lambda r: r["n_for_target"])
-        verb = "is met already" if top["n_for_target"] <= top["n_examples"] else "asks for"
         out.append(
-            f"A split-half reliability of {top['target']} for every measure {verb} "
+            f"A split-half reliability of {top['target']} for every measure asks for "
             f"{top['n_for_target']:,} examples ({top['measure']}, the least reliable; measured "
             f"on {top['n_examples']:,}, reliability {top['reliability']:.2f})."
-            if verb == "asks for"
+            if top["n_for_target"] > top["n_examples"]
             else f"A split-half reliability of {top['target']} for every measure is met at the "
             f"{top['n_examples']:,} examples measured."
         )
@@ -381,11 +378,11 @@ def run_findings(
     over the seeds used), ``pairs`` (:func:`pair_row` of each of :data:`FINDINGS_PAIRS`),
     ``pruning``, ``freeze``, ``subset_advice`` and ``sentences`` per section. Only the seeds
     used by the summaries feed the reliabilities and the subset advice."""
-    seeds = [int(s) for s in pair_stats.get("seeds", [])]
+    seeds = [int(s) for s in pair_stats["seeds"]]
     used_stats = {s: st for s, st in stats_by_seed.items() if int(s) in seeds}
-    degenerate = [int(s) for s in pair_stats.get("degenerate_excluded", [])]
+    degenerate = [int(s) for s in pair_stats["degenerate_excluded"]]
     no_usable = pair_stats.get("no_usable_seed")
-    pairs = [pair_row(p, pair_stats.get("pairs", {}).get(p), used_stats) for p in FINDINGS_PAIRS]
+    pairs = [pair_row(p, pair_stats["pairs"].get(p), used_stats) for p in FINDINGS_PAIRS]
     prune = [] if no_usable else pruning_rows(pruning_auc, random_band(used_stats))
     frz = [] if no_usable else freeze_rows(freeze)
     advice = subset_advice(used_stats)
