@@ -272,6 +272,19 @@ def test_eval_subset_independent_of_other_randomness() -> None:
     assert a == expected
 
 
+def test_eval_subset_bounds_are_allowed() -> None:
+    """The smallest and the largest subset are valid sizes: one example (the rng's draw) and the
+    whole split (0 and n + 1 are refused below)."""
+    import numpy as np
+
+    assert (
+        make_eval_subset(100, 1, seed=999)
+        == np.random.default_rng(999).choice(100, 1, replace=False).tolist()
+    )
+    assert make_eval_subset(1, 1, seed=0) == [0]
+    assert make_eval_subset(100, 100, seed=3) == list(range(100))
+
+
 @pytest.mark.parametrize("size", [0, -3, 101])
 def test_eval_subset_errors(size: int) -> None:
     with pytest.raises(

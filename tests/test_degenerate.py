@@ -13,7 +13,13 @@ import pytest
 
 from headplast.analysis.statistics import PAIRS, counter_examples, pair_statistics
 from headplast.io import read_json, write_json
-from headplast.train.degenerate import degeneracy, majority_class_rate, split_degenerate
+from headplast.train.degenerate import (
+    degeneracy,
+    majority_class_rate,
+    no_usable_seed,
+    split_degenerate,
+    warning_text,
+)
 from headplast.train.theta0 import init_checkpoint
 from tests.make_tiny_model import make_tiny_model
 from tests.pruning_rows import synthetic_curves
@@ -42,6 +48,51 @@ def test_majority_rate_and_flag():
     cfgs = {1: {"degenerate": False}, 2: {"degenerate": True}, 3: {}}
     assert split_degenerate(cfgs) == ([1, 3], [2])
     assert split_degenerate(cfgs, keep_degenerate=True) == ([1, 2, 3], [2])
+
+
+def test_degeneracy_record_at_the_threshold():
+    """The run record's fields, exactly; a margin exactly equal to ``min_accuracy_gain`` is
+    degenerate (the run must beat the majority rate by *more* than the gain), a hair above is not;
+    a tie for the majority goes to the label seen first."""
+    labels = [1, 0, 0, 1]  # rate 0.5, 0 and 1 tied
+    assert majority_class_rate(labels) == (0.5, 1)
+    assert degeneracy(0.75, labels, 0.25) == {
+        "degenerate": True,
+        "majority_class_rate": 0.5,
+        "majority_label": 1,
+        "accuracy_margin": 0.25,
+        "min_accuracy_gain": 0.25,
+    }
+    assert degeneracy(0.75 + 1e-9, labels, 0.25)["degenerate"] is False
+    assert majority_class_rate([2, 0, 2, 2, 1]) == (0.6, 2)
+
+
+def test_warning_and_no_usable_seed_sentences():
+    """The two sentences users read: the finetune log's warning (numbers to 4 decimals, the margin
+    signed) and the summaries' statement when no seed is left; no warning for a healthy run or a
+    record without the flag."""
+    rc = {
+        "seed": 7,
+        "degenerate": True,
+        "validation": {"theta1": {"accuracy": 0.6875}},
+        "majority_class_rate": 0.75,
+        "min_accuracy_gain": 0.02,
+        "accuracy_margin": -0.0625,
+    }
+    assert warning_text(rc) == (
+        "DEGENERATE RUN (seed 7): theta1 validation accuracy 0.6875 does not beat the "
+        "majority-class rate 0.7500 by more than analysis.min_accuracy_gain = 0.02 (margin "
+        "-0.0625). The model did not learn the task; this seed is left out of the across-seed "
+        "summaries unless analysis.keep_degenerate is true. Try another seed, a smaller learning "
+        "rate or more epochs."
+    )
+    assert warning_text({**rc, "degenerate": False}) is None
+    assert warning_text({"validation": rc["validation"]}) is None
+    assert no_usable_seed((3, 1)) == (
+        "no usable seed: every seed [3, 1] is degenerate (theta1 does not beat the majority "
+        "class; see their run_config.json). Nothing is summarised; set config key "
+        "analysis.keep_degenerate: true to summarise them anyway"
+    )
 
 
 @pytest.fixture(scope="module")

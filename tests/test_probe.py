@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -17,16 +18,19 @@ import pytest
 import torch
 
 import headplast.model.adapters as adapters
-from headplast.io import ArtifactError
+from headplast.io import ArtifactError, save_tensors
 from headplast.measure.importance import ablation_sweep
 from headplast.measure.shared_sweep import (
     Theta0Sweep,
     importance_from_theta0_sweep,
+    measure_importance_shared,
+    measure_theta0_sweep,
     theta0_hidden_sweep,
 )
 from headplast.model.adapters import UnsupportedModelError, resolve_head
 from headplast.model.head import EncoderMismatchError, first_token_features, head_logits
 from headplast.model.tiny import tiny_model
+from headplast.train.defaults import PROBE_DEFAULTS
 from headplast.train.probe import (
     ProbeFeatures,
     compute_probe_features,
@@ -183,13 +187,23 @@ def test_probe_is_deterministic_in_the_seed():
 
 
 def test_probe_hparams_checked():
-    assert merge_probe_hparams({"epochs": 3})["epochs"] == 3
+    """The config's block over the defaults; 1 and a holdout fraction of 0 (no early stopping)
+    are the smallest values allowed, 0 and 1 the first refused."""
+    assert merge_probe_hparams({"epochs": 3}) == {**PROBE_DEFAULTS, "epochs": 3}
+    edge = {"epochs": 1, "batch_size": 1, "max_train_samples": 1, "patience": 1}
+    assert merge_probe_hparams({**edge, "holdout_fraction": 0.0}) == {
+        **PROBE_DEFAULTS,
+        **edge,
+        "holdout_fraction": 0.0,
+    }
     with pytest.raises(ValueError, match="unknown `probe` key.*'epoch'"):
         merge_probe_hparams({"epoch": 3})
     with pytest.raises(ValueError, match="probe.batch_size"):
         merge_probe_hparams({"batch_size": 0})
     with pytest.raises(ValueError, match="probe.patience"):
         merge_probe_hparams({"patience": 0})
+    with pytest.raises(ValueError, match="probe.max_train_samples"):
+        merge_probe_hparams({"max_train_samples": 0})
     with pytest.raises(ValueError, match=r"probe.holdout_fraction.*\[0, 1\)"):
         merge_probe_hparams({"holdout_fraction": 1.0})
 
@@ -204,31 +218,103 @@ def test_holdout_split_is_the_same_for_every_seed_and_disjoint():
 
 
 def test_early_stopping_keeps_the_head_of_the_lowest_held_out_loss():
-    """A learning rate high enough to overfit 30 random-label examples: the held-out loss rises
-    after its minimum, fitting stops `patience` epochs later, and the saved head is the best
-    epoch's (its held-out loss, recomputed, is the minimum recorded)."""
+    """Learnable train rows, held-out rows with every third label wrong: the held-out loss goes
+    up, then down to its minimum at epoch 4, then up as the head fits the train rows; fitting
+    stops `patience` (3) epochs after the minimum, and the saved head is the best epoch's (its
+    held-out loss, recomputed, is the minimum recorded)."""
     model = tiny_bert()
     x, y = first_token_features(model, _marked_batches(60, 0))
-    y = torch.randint(0, 3, y.shape, generator=torch.Generator().manual_seed(0))  # noise labels
-    held = (x[30:], y[30:])
+    y_held = y[30:].clone()
+    y_held[::3] = (y_held[::3] + 1) % 3
+    held = (x[30:], y_held)
     fit = fit_probe(
-        model,
-        x[:30],
-        y[:30],
-        epochs=200,
-        learning_rate=3e-2,
-        batch_size=None,
-        weight_decay=0.0,
-        seed=0,
-        held_out=held,
-        patience=3,
-    )
-    best = int(np.argmin(fit.held_out_loss)) + 1
-    assert fit.best_epoch == best < len(fit.train_loss) == best + 3 < 200
-    assert len(fit.held_out_loss) == len(fit.train_loss)
+        model, x[:30], y[:30], epochs=40, learning_rate=1e-2, batch_size=10, weight_decay=0.0,
+        seed=0, held_out=held, patience=3,
+    )  # fmt: skip
+    losses = fit.held_out_loss
+    assert len(losses) == len(fit.train_loss) == 7
+    assert losses[1] > losses[0] > losses[2] > losses[3] < losses[4] < losses[5] < losses[6]
+    assert fit.best_epoch == 4 == int(np.argmin(losses)) + 1
     kept = evaluate_head(model, *held)["loss"]
-    assert kept == pytest.approx(fit.held_out_loss[best - 1], abs=1e-6)
-    assert kept < fit.held_out_loss[-1]
+    assert kept == pytest.approx(losses[3], abs=1e-6)
+    assert kept < losses[-1]
+
+
+def test_early_stopping_needs_a_strictly_lower_held_out_loss():
+    """With learning rate 0 the held-out loss is the same every epoch: an equal loss is no
+    improvement, so fitting stops after `patience` epochs and keeps the first epoch's head."""
+    model = tiny_bert()
+    x, y = first_token_features(model, _marked_batches(40, 0))
+    fit = fit_probe(
+        model, x[:30], y[:30], epochs=10, learning_rate=0.0, batch_size=None, weight_decay=0.0,
+        seed=0, held_out=(x[30:], y[30:]), patience=2,
+    )  # fmt: skip
+    assert len(fit.held_out_loss) == 3 and len(set(fit.held_out_loss)) == 1
+    assert fit.best_epoch == 1
+
+
+def test_non_finite_probe_loss_stops_the_fit_and_restores_the_flags():
+    """A learning rate that blows the head up: fitting stops in the first epoch, naming it and the
+    config key to lower, and every parameter's requires_grad is back as it was (a frozen one
+    too)."""
+    model = tiny_bert()
+    x, y = first_token_features(model, _marked_batches(16, 0))
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    with pytest.raises(
+        FloatingPointError, match=r"probe loss is (nan|inf) in epoch 1; lower `probe.learning_rate`"
+    ):
+        fit_probe(
+            model, x, y, epochs=3, learning_rate=float("inf"), batch_size=4, weight_decay=0.0,
+            seed=0,
+        )  # fmt: skip
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    assert flags.pop("bert.embeddings.word_embeddings.weight") is False and all(flags.values())
+
+
+def _plain_adamw_losses(model, x, y, *, epochs, lr, batch_size, weight_decay, seed):
+    """The reference fit: AdamW on the head parameters over minibatches of a permutation drawn
+    from a generator seeded ``seed`` each epoch; per epoch the example-weighted mean loss."""
+    head = resolve_head(model)
+    named = dict(model.named_parameters())
+    opt = torch.optim.AdamW(
+        [named[n] for n in head.head_parameters], lr=lr, weight_decay=weight_decay
+    )
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=gen)
+        total = 0.0
+        for idx in order.split(batch_size):
+            loss = torch.nn.functional.cross_entropy(head_logits(model, x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(y))
+    return losses
+
+
+def test_fit_probe_equals_a_plain_adamw_loop():
+    """fit_probe without a held-out part is AdamW with the given learning rate and weight decay
+    over seeded minibatches (the last one smaller: 40 rows in 16, 16, 8), its per-epoch loss the
+    example-weighted mean; ``batch_size: None`` is one batch of every row. Same losses and head."""
+    model = tiny_bert()
+    x, y = first_token_features(model, _marked_batches(40, 0))
+    for batch_size, weight_decay in ((16, 0.0), (None, 0.5)):
+        fitted, ref = copy.deepcopy(model), copy.deepcopy(model)
+        fit = fit_probe(
+            fitted, x, y, epochs=2, learning_rate=3e-2, batch_size=batch_size,
+            weight_decay=weight_decay, seed=5,
+        )  # fmt: skip
+        want = _plain_adamw_losses(
+            ref, x, y, epochs=2, lr=3e-2, batch_size=batch_size or 40,
+            weight_decay=weight_decay, seed=5,
+        )  # fmt: skip
+        assert fit.train_loss == pytest.approx(want, rel=1e-6)
+        assert fit.held_out_loss == [] and fit.best_epoch == 2
+        for name in resolve_head(model).head_parameters:
+            got, exp = fitted.get_parameter(name), ref.get_parameter(name)
+            torch.testing.assert_close(got, exp, rtol=0, atol=1e-6, msg=name)
 
 
 def _write_pairs(tmp_path: Path) -> None:
@@ -244,36 +330,109 @@ def _write_pairs(tmp_path: Path) -> None:
                 fh.write(json.dumps({**row, "label": label}) + "\n")
 
 
-def test_probe_checkpoint_on_disk(tmp_path):
-    """Features computed once from one seed's theta0 serve another seed's probe (same encoder);
-    the saved probe theta0 reloads with the random theta0's encoder bit for bit, its head
-    changed, and a record whose validation numbers are the saved model's."""
-    from headplast.measure.stage import load_checkpoint
+@pytest.fixture(scope="module")
+def probe_inputs(tmp_path_factory):
+    """Two seeds' random theta0 of one tiny BERT (the same encoder, seeds 1 and 2), a 40/20 pair
+    split, and the probe features computed from seed 2's theta0 on 30 of the 40 train rows."""
     from headplast.train.theta0 import init_checkpoint
 
-    src = make_tiny_model(str(tmp_path / "src"))
-    init_dir, probe_dir = tmp_path / "random" / "ckpt_init", tmp_path / "probe" / "ckpt_init"
+    root = tmp_path_factory.mktemp("probe")
+    src = make_tiny_model(str(root / "src"))
+    init_dir = root / "random" / "ckpt_init"
     init_checkpoint(src, 2, 1, init_dir)
-    init_checkpoint(src, 2, 2, tmp_path / "seed2")
-    _write_pairs(tmp_path)
-    features = tmp_path / "probe_features.safetensors"
+    init_checkpoint(src, 2, 2, root / "seed2")
+    _write_pairs(root)
+    features = root / "probe_features.safetensors"
     info = compute_probe_features(
-        tmp_path / "seed2", tmp_path / "train.jsonl", tmp_path / "validation.jsonl", features,
-        max_length=32, max_train_samples=30,
+        root / "seed2", root / "train.jsonl", root / "validation.jsonl", features,
+        max_length=32, tokens_per_batch=8192, max_train_samples=30,
     )  # fmt: skip
-    assert info["n_train"] == 30 and info["n_validation"] == 20
-    loaded = ProbeFeatures.load(features)
+    return {"root": root, "init_dir": init_dir, "features": features, "info": info}
+
+
+def _labels(path: Path) -> list[int]:
+    return [json.loads(line)["label"] for line in path.read_text().splitlines()]
+
+
+def test_probe_features_subsample_and_max_length(probe_inputs):
+    """The probe features hold the train rows fine-tuning uses (a sorted sample drawn with
+    SUBSAMPLE_SEED; every row without ``max_train_samples``) and both splits are encoded with
+    ``max_length``: truncating the pairs changes the train and the validation features."""
+    from headplast.train.defaults import SUBSAMPLE_SEED
+
+    root = probe_inputs["root"]
+    train, val = _labels(root / "train.jsonl"), _labels(root / "validation.jsonl")
+    info = probe_inputs["info"]
+    assert set(info) == {"device", "n_train", "n_validation", "seconds"}
+    assert (info["n_train"], info["n_validation"]) == (30, 20)
+    loaded = ProbeFeatures.load(probe_inputs["features"])
+    sample = sorted(random.Random(SUBSAMPLE_SEED).sample(range(40), 30))
+    # every pair has the same length in tokens, so batch order is file order
+    assert loaded.train_labels.tolist() == [train[i] for i in sample]
+    assert loaded.validation_labels.tolist() == val
     assert loaded.n_train_all == 40 and loaded.train.shape == (30, 32)
-    hp = {"epochs": 3, "learning_rate": 1e-2, "batch_size": None, "weight_decay": 0.0}
-    record = probe_checkpoint(init_dir, features, probe_dir, hparams=hp, seed=1)
+    assert loaded.validation.shape == (20, 32) and loaded.train.dtype == torch.float32
+    short = root / "short.safetensors"
+    info = compute_probe_features(
+        root / "seed2", root / "train.jsonl", root / "validation.jsonl", short,
+        max_length=6, tokens_per_batch=8192,
+    )  # fmt: skip
+    assert (info["n_train"], info["n_validation"]) == (40, 20)
+    cut = ProbeFeatures.load(short)
+    assert cut.train_labels.tolist() == train and cut.n_train_all == 40
+    assert cut.encoder_sha256 == loaded.encoder_sha256  # seed 2's theta0 both times
+    # 9 tokens ([CLS] yes the cat sat [SEP] a dog [SEP]) cut to 6 change every first-token state
+    assert (cut.train[sample] - loaded.train).abs().amax(-1).min() > 1e-4
+    assert (cut.validation - loaded.validation).abs().amax(-1).min() > 1e-4
+
+
+def test_probe_features_file_checked(tmp_path):
+    """A features file round-trips; one with any single shape wrong (train not 2-d, train and
+    validation widths, either label count) or without its metadata is refused as an artifact to
+    rebuild."""
+    x, y = torch.randn(4, 8), torch.tensor([0, 1, 1, 0])
+    ok = ProbeFeatures(x, y, x[:3].clone(), y[:3].clone(), "ab" * 32, 9)
+    ok.save(tmp_path / "ok.safetensors")
+    back = ProbeFeatures.load(tmp_path / "ok.safetensors")
+    assert back.n_train_all == 9 and back.encoder_sha256 == "ab" * 32
+    for k in ProbeFeatures.TENSORS:
+        assert torch.equal(getattr(back, k), getattr(ok, k)), k
+    bad = {
+        "3-d train": dataclasses.replace(ok, train=torch.randn(4, 8, 2)),
+        "widths": dataclasses.replace(ok, validation=torch.randn(3, 7)),
+        "train labels": dataclasses.replace(ok, train_labels=y[:3]),
+        "validation labels": dataclasses.replace(ok, validation_labels=y.clone()),
+    }
+    for name, feats in bad.items():
+        feats.save(tmp_path / "bad.safetensors")
+        with pytest.raises(ArtifactError, match="inconsistent shapes"):
+            ProbeFeatures.load(tmp_path / "bad.safetensors")
+            pytest.fail(name)
+    tensors = {k: getattr(ok, k) for k in ProbeFeatures.TENSORS}
+    save_tensors(tmp_path / "nometa.safetensors", tensors, {"encoder_sha256": "ab" * 32})
+    with pytest.raises(ArtifactError, match="no n_train_all in its metadata"):
+        ProbeFeatures.load(tmp_path / "nometa.safetensors")
+
+
+#: Early stopping within the run: held-out loss lowest at epoch 3, fitting stops after epoch 4.
+PROBE_HP = {"epochs": 10, "learning_rate": 5e-2, "batch_size": 9, "patience": 1}
+
+
+def test_probe_checkpoint_on_disk(probe_inputs, tmp_path):
+    """Features computed once from one seed's theta0 serve another seed's probe (same encoder);
+    the saved probe theta0 reloads with the random theta0's encoder bit for bit, its head
+    changed, and a record whose every number is recomputed here: the losses are fit_probe's on
+    the fit rows with the configured hyper-parameters, the validation and train numbers the
+    random and the saved model's, the majority rate that of the validation labels."""
+    from headplast.measure.stage import load_checkpoint
+
+    init_dir, features = probe_inputs["init_dir"], probe_inputs["features"]
+    probe_dir = tmp_path / "probe" / "ckpt_init"
+    record = probe_checkpoint(init_dir, features, probe_dir, hparams=PROBE_HP, seed=1)
     assert (probe_dir / "model.safetensors").exists() and (probe_dir / "config.json").exists()
     assert (probe_dir / "tokenizer.json").exists() or (probe_dir / "vocab.txt").exists()
-    assert record["hparams"]["epochs"] == 3 and record["epochs_run"] <= 3
-    assert len(record["train_loss_per_epoch"]) == len(record["held_out_loss_per_epoch"])
-    assert record["n_train_examples"] == 27 and record["n_held_out_examples"] == 3
-    assert set(record["head_modules"]) == {"bert.pooler", "classifier"}
-    assert record["n_train_split"] == 40 and record["validation_majority_rate"] >= 0.5
     json.dumps(record, allow_nan=False)
+    loaded = ProbeFeatures.load(features)
     random_model, _ = load_checkpoint(init_dir, torch.device("cpu"))
     probe_model, _ = load_checkpoint(probe_dir, torch.device("cpu"))
     _assert_encoders_equal(random_model, probe_model)
@@ -281,11 +440,60 @@ def test_probe_checkpoint_on_disk(tmp_path):
     assert not torch.equal(
         random_model.bert.pooler.dense.weight, probe_model.bert.pooler.dense.weight
     )
-    # the record's validation numbers are the saved model's, on the features' validation split
+    # the reference: the random theta0 fitted directly on the same 27 fit and 3 held-out rows
+    fit_idx, held_idx = holdout_split(30, 0.1)
+    x_fit, y_fit = loaded.train[fit_idx], loaded.train_labels[fit_idx]
     x_val, y_val = loaded.validation, loaded.validation_labels
-    assert evaluate_head(probe_model, x_val, y_val) == pytest.approx(
-        record["validation"]["probe"], abs=1e-6
+    ref = copy.deepcopy(random_model)
+    fit = fit_probe(
+        ref, x_fit, y_fit, epochs=10, learning_rate=5e-2, batch_size=9, weight_decay=0.01,
+        seed=1, held_out=(loaded.train[held_idx], loaded.train_labels[held_idx]), patience=1,
+    )  # fmt: skip
+    assert (len(fit.train_loss), fit.best_epoch) == (4, 3)  # stopped early: patience counts
+    val = _labels(probe_inputs["root"] / "validation.jsonl")
+    assert set(record) == {
+        "hparams", "seed", "init_dir", "init_model_sha256", "features", "encoder_sha256",
+        "head_modules", "head_parameters", "n_train_split", "n_train_examples",
+        "n_held_out_examples", "n_validation_examples", "train_loss_per_epoch",
+        "held_out_loss_per_epoch", "epochs_run", "best_epoch", "train", "validation",
+        "validation_majority_rate", "device", "seconds",
+    }  # fmt: skip
+    assert record["hparams"] == {**PROBE_DEFAULTS, **PROBE_HP}
+    assert record["seed"] == 1 and record["init_dir"] == str(init_dir)
+    assert record["features"] == str(features)
+    model_bytes = (init_dir / "model.safetensors").read_bytes()
+    assert record["init_model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    assert record["encoder_sha256"] == loaded.encoder_sha256
+    assert set(record["head_modules"]) == {"bert.pooler", "classifier"}
+    assert sorted(record["head_parameters"]) == [
+        "bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias",
+        "classifier.weight",
+    ]  # fmt: skip
+    assert (record["n_train_split"], record["n_train_examples"]) == (40, 27)
+    assert (record["n_held_out_examples"], record["n_validation_examples"]) == (3, 20)
+    assert record["train_loss_per_epoch"] == [round(v, 6) for v in fit.train_loss]
+    assert record["held_out_loss_per_epoch"] == [round(v, 6) for v in fit.held_out_loss]
+    assert (record["epochs_run"], record["best_epoch"]) == (4, 3)
+    assert record["train"] == evaluate_head(probe_model, x_fit, y_fit)
+    assert record["train"] == evaluate_head(ref, x_fit, y_fit)
+    assert record["validation"] == {
+        "random_head": evaluate_head(random_model, x_val, y_val),
+        "probe": evaluate_head(probe_model, x_val, y_val),
+    }
+    assert record["validation_majority_rate"] == max(val.count(0), val.count(1)) / 20
+    assert record["device"] == "cpu" and record["seconds"] >= 0
+
+
+def test_probe_checkpoint_without_held_out_part(probe_inputs, tmp_path):
+    """``holdout_fraction: 0``: every train row is fitted on, no held-out loss is recorded, every
+    epoch runs and the last epoch's head is kept."""
+    hp = {"epochs": 2, "learning_rate": 1e-2, "batch_size": None, "holdout_fraction": 0.0}
+    record = probe_checkpoint(
+        probe_inputs["init_dir"], probe_inputs["features"], tmp_path / "p", hparams=hp, seed=3
     )
+    assert (record["n_train_examples"], record["n_held_out_examples"]) == (30, 0)
+    assert record["held_out_loss_per_epoch"] == [] and len(record["train_loss_per_epoch"]) == 2
+    assert (record["epochs_run"], record["best_epoch"], record["seed"]) == (2, 2, 3)
 
 
 def test_probe_features_of_another_encoder_are_refused(tmp_path):
@@ -362,7 +570,89 @@ def test_shared_sweep_refuses_another_encoder():
 
 
 def test_sweep_file_checked(tmp_path):
+    """A theta0 sweep file round-trips with its precision (one written before the precision was
+    recorded loads with none, and importance then runs in fp32); a file with any single shape
+    wrong or without the encoder's fingerprint is refused as an artifact to rebuild."""
     bad = Path(tmp_path / "x.safetensors")
     bad.write_bytes(b"not safetensors")
     with pytest.raises(Exception, match="not a theta0 sweep"):
         Theta0Sweep.load(bad)
+    n, d = 3, 4
+    ok = Theta0Sweep(
+        torch.randn(n, d), torch.randn(2, 2, n, d), torch.tensor([0, 1, 1]),
+        torch.tensor([2, 0, 1]), "cd" * 32, "bf16",
+    )  # fmt: skip
+    ok.save(tmp_path / "ok.safetensors")
+    back = Theta0Sweep.load(tmp_path / "ok.safetensors")
+    assert (back.encoder_sha256, back.precision) == ("cd" * 32, "bf16")
+    for k in Theta0Sweep.TENSORS:
+        assert torch.equal(getattr(back, k), getattr(ok, k)), k
+    tensors = {k: getattr(ok, k) for k in Theta0Sweep.TENSORS}
+    save_tensors(tmp_path / "old.safetensors", tensors, {"encoder_sha256": "cd" * 32})
+    assert Theta0Sweep.load(tmp_path / "old.safetensors").precision == ""
+    save_tensors(tmp_path / "nofp.safetensors", tensors, {"precision": "fp32"})
+    with pytest.raises(ArtifactError, match="no encoder_sha256 in its metadata"):
+        Theta0Sweep.load(tmp_path / "nofp.safetensors")
+    bad = {
+        "3-d ablate": dataclasses.replace(ok, ablate=torch.randn(2, n, d)),
+        "ablate's examples": dataclasses.replace(ok, ablate=torch.randn(2, 2, n + 1, d)),
+        "labels": dataclasses.replace(ok, labels=torch.tensor([0, 1])),
+        "order": dataclasses.replace(ok, order=torch.tensor([0, 1, 2, 3])),
+    }
+    for name, sweep in bad.items():
+        sweep.save(tmp_path / "bad.safetensors")
+        with pytest.raises(ArtifactError, match="inconsistent shapes"):
+            Theta0Sweep.load(tmp_path / "bad.safetensors")
+            pytest.fail(name)
+
+
+def test_shared_sweep_stages_equal_the_full_measure(probe_inputs, tmp_path):
+    """The shared sweep's two stages as the workflow runs them on a checkpoint: the theta0 sweep
+    over an unsorted eval subset of pairs of different lengths (length-sorted batches, the longest
+    truncated to ``max_length``, precision ``auto``: fp32 on the CPU), then importance from it.
+    Its rows and its per-example arrays (in eval-subset order) equal the full per-checkpoint
+    measure's, and each recorded state's label is that of the eval-subset example its ``order``
+    names."""
+    from headplast.io import write_json
+    from headplast.measure.stage import measure_importance
+
+    init_dir = probe_inputs["init_dir"]
+    rng = random.Random(1)
+    words = "the cat sat on a mat while dogs ran far away".split()
+    rows = [
+        {
+            "premise": " ".join(rng.choices(words, k=rng.randint(1, 9))),
+            "hypothesis": "a dog",
+            "label": rng.randint(0, 1),
+        }
+        for _ in range(16)
+    ]
+    val = tmp_path / "validation.jsonl"
+    val.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    indices = [11, 3, 14, 0, 7, 9, 5, 12, 2, 8]
+    write_json(tmp_path / "subset.json", {"indices": indices})
+    kw = {"max_length": 10, "tokens_per_batch": 48}  # 6 to 14 tokens: the longest are cut
+    path = tmp_path / "theta0_sweep.safetensors"
+    subset = tmp_path / "subset.json"
+    info = measure_theta0_sweep(init_dir, val, subset, path, **kw, precision="auto", progress=False)
+    sweep = Theta0Sweep.load(path)
+    assert sweep.precision == "fp32" and sweep.ablate.shape == (2, 4, 10, 32)
+    order = sweep.order.tolist()
+    assert sorted(order) == list(range(10)) and order != list(range(10))
+    assert sweep.labels.tolist() == [rows[indices[p]]["label"] for p in order]
+    got, got_info = measure_importance_shared(init_dir, path, tmp_path / "shared.npz")
+    want, want_info = measure_importance(
+        init_dir, val, subset, **kw, progress=False,
+        per_example_path=tmp_path / "full.npz",
+    )  # fmt: skip
+    assert set(info) == {"device", "precision", "n_batches", "seconds"}
+    assert (info["device"], info["precision"]) == ("cpu", "fp32")
+    assert info["n_batches"] == want_info["n_batches"] > 1
+    assert set(got_info) == {"device", "seconds"} and got_info["device"] == "cpu"
+    _rows_close(got, want)
+    shared, full = np.load(tmp_path / "shared.npz"), np.load(tmp_path / "full.npz")
+    assert sorted(shared.files) == sorted(full.files) == ["acc_d", "d", "kl"]
+    for k in full.files:
+        assert shared[k].shape == (10, 2, 4)
+        np.testing.assert_allclose(shared[k], full[k], rtol=0, atol=1e-6, err_msg=k)
+    assert measure_importance_shared(init_dir, path)[0] == got  # no per-example file asked for

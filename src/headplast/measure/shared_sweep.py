@@ -167,7 +167,7 @@ def measure_theta0_sweep(
     *,
     max_length: int,
     tokens_per_batch: int,
-    precision: str = "auto",
+    precision: str,
     sweep_tokens: int | None = None,
     progress: bool = True,
 ) -> dict:
@@ -203,5 +203,8 @@ def measure_importance_shared(
     result = importance_from_theta0_sweep(model, sweep)
     if per_example_path is not None:
         write_ordered_per_example(per_example_path, result.per_example(), sweep.order.numpy())
-    info = {"device": str(device), "seconds": round(time.perf_counter() - start, 3)}
+    info = {
+        "device": str(device),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
     return result.rows(), info

@@ -63,7 +63,7 @@ def split_degenerate(
     """(seeds to summarise, degenerate seeds) in the given order. With ``keep_degenerate`` every
     seed is summarised; the degenerate ones are still listed. Records without the flag (written
     before it existed) count as healthy."""
-    flagged = [s for s, rc in run_configs.items() if rc.get("degenerate", False)]
+    flagged = [s for s, rc in run_configs.items() if rc.get("degenerate")]
     kept = [s for s in run_configs if keep_degenerate or s not in flagged]
     return kept, flagged
 

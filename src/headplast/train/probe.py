@@ -201,7 +201,7 @@ def compute_probe_features(
     out_path: str | os.PathLike,
     *,
     max_length: int,
-    tokens_per_batch: int = 8192,
+    tokens_per_batch: int,
     max_train_samples: int | None = None,
 ) -> dict[str, Any]:
     """The features every seed's probe of one model and task fits on: one encoder pass over the
