@@ -645,7 +645,8 @@ def test_shared_sweep_stages_equal_the_full_measure(probe_inputs, tmp_path):
         init_dir, val, subset, **kw, progress=False,
         per_example_path=tmp_path / "full.npz",
     )  # fmt: skip
-    assert set(info) == {"device", "precision", "n_batches", "seconds"}
+    assert set(info) == {"device", "precision", "tf32", "n_batches", "seconds"}
+    assert info["tf32"] is False  # CPU: TF32 is a CUDA setting
     assert (info["device"], info["precision"]) == ("cpu", "fp32")
     assert info["n_batches"] == want_info["n_batches"] > 1
     assert set(got_info) == {"device", "seconds"} and got_info["device"] == "cpu"

@@ -89,9 +89,12 @@ def write_ordered_per_example(path, arrays: dict[str, np.ndarray], order: np.nda
 
 
 def run_info(device, used, tf32, batches, start) -> dict:
+    """What a measuring job ran on: device, precision (fp32/bf16/fp16), whether TF32 matmuls were
+    on, batches, seconds, and the peak GPU memory on CUDA."""
     info = {
         "device": str(device),
         "precision": used,
+        "tf32": bool(tf32),
         "n_batches": len(batches),
         "seconds": round(time.perf_counter() - start, 3),
     }

@@ -160,8 +160,9 @@ def _features_of(model, tokenizer, rows, max_length, tokens_per_batch, head):
 @dataclasses.dataclass(frozen=True)
 class ProbeFeatures:
     """The frozen encoder's first-token features, float32: ``train`` [N, D] with
-    ``train_labels`` [N] (the subsampled train split, in file order) and ``validation`` [M, D]
-    with ``validation_labels`` [M]; the encoder's fingerprint and the train split's size before
+    ``train_labels`` [N] (the subsampled train split, in the order of its length-sorted batches,
+    each label beside its example's features) and ``validation`` [M, D] with
+    ``validation_labels`` [M]; the encoder's fingerprint and the train split's size before
     subsampling."""
 
     train: torch.Tensor
