@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
+from scipy.stats import spearmanr
 
 from headplast.analysis.reliability import (
     disattenuated,
@@ -13,9 +15,12 @@ from headplast.analysis.reliability import (
     noise_ceiling,
     pair_ceiling,
     prophecy_n,
+    reliability_report,
     seed_to_seed,
     spearman_brown,
     split_half,
+    sq_mean_stat,
+    subset_advice,
 )
 from headplast.io import read_per_example, write_per_example
 
@@ -79,8 +84,6 @@ def test_disattenuation_recovers_a_perfect_latent_correlation():
     s = rng.normal(size=heads)
     x = s + rng.normal(0, 10, (n, heads))
     y = s + rng.normal(0, 20, (n, heads))
-    from scipy.stats import spearmanr
-
     rho = spearmanr(x.mean(0), y.mean(0)).statistic
     r_xx = split_half(x, n_repeats=40)["reliability"]
     r_yy = split_half(y, n_repeats=40, seed=1)["reliability"]
@@ -113,3 +116,197 @@ def test_sidecar_round_trip_and_measure_table(tmp_path):
     )
     with pytest.raises(ValueError, match="no array 'g'"):
         read_per_example(path, "g")
+
+
+# --------------------------------------------------------------------------- exact values, edges
+
+
+def test_prophecy_n_at_its_boundaries():
+    """r = 0 (no signal) and non-finite r advise no size; r = 1 (already perfect) advises the
+    size measured; just below 1 the formula gives a few more examples; ``target`` is used."""
+    assert prophecy_n(0.0, 100) is None
+    assert prophecy_n(float("nan"), 100) is None and prophecy_n(float("inf"), 100) is None
+    assert prophecy_n(1.0, 100) == 100 and prophecy_n(1.5, 64) == 64
+    # 100 * 0.9 * 0.01 / (0.99 * 0.1) = 9.09 -> 10
+    assert prophecy_n(0.99, 100) == 10
+    # r = 0.5 at n = 100, target 0.8: 100 * 0.8 * 0.5 / (0.5 * 0.2) = 400 exactly (no rounding up)
+    assert prophecy_n(0.5, 100, target=0.8) == 400
+
+
+def _mean(v):
+    return v.mean(0)
+
+
+def _G(v):
+    return np.abs(v).mean(0)
+
+
+def _F(v):
+    return (v**2).mean(0)
+
+
+def _reference_split_half(values, statistic, n_repeats, seed):
+    """The documented procedure, written out: seeded permutations, halves of floor/ceil(n/2),
+    scipy's Spearman rho between the two halves' statistics."""
+    rng = np.random.default_rng(seed)
+    n = values.shape[0]
+    rhos = []
+    for _ in range(n_repeats):
+        perm = rng.permutation(n)
+        a, b = perm[: n // 2], perm[n // 2 :]
+        rhos.append(spearmanr(statistic(values[a]), statistic(values[b])).statistic)
+    return np.array(rhos)
+
+
+def test_split_half_exact_record():
+    """Every field of the record against the procedure written out by hand: r_half the mean rho,
+    r_half_sd its sd with ddof=1, reliability 2r/(1+r), the prophecy at the given target, and
+    the default of 100 repeats. An odd n (9) puts 4 examples in one half and 5 in the other."""
+    _, x = _signal_plus_noise(9, 30, 1.0, 1.5, seed=11)
+    rhos = _reference_split_half(x, _F, 7, seed=4)
+    r = rhos.mean()
+    rel = 2 * r / (1 + r)
+    res = split_half(x, sq_mean_stat, n_repeats=7, seed=4, target=0.8)
+    assert res == {
+        "r_half": pytest.approx(r, abs=1e-12),
+        "r_half_sd": pytest.approx(rhos.std(ddof=1), abs=1e-12),
+        "reliability": pytest.approx(rel, abs=1e-12),
+        "n_examples": 9,
+        "n_repeats": 7,
+        "target": 0.8,
+        "n_for_target": math.ceil(9 * 0.8 * (1 - rel) / (rel * 0.2)),
+    }
+    assert 0 < rel < 0.8  # so the prophecy above is the formula, not a boundary case
+    default = split_half(x)
+    assert default["n_repeats"] == 100 and default["target"] == 0.9
+    assert default["r_half"] == pytest.approx(_reference_split_half(x, _mean, 100, 0).mean())
+    # two repeats already give an sd; one does not
+    assert split_half(x, n_repeats=2)["r_half_sd"] == pytest.approx(
+        _reference_split_half(x, _mean, 2, 0).std(ddof=1)
+    )
+    assert split_half(x, n_repeats=1)["r_half_sd"] is None
+
+
+def test_split_half_size_limit_and_flattening():
+    """Four examples are the fewest accepted (three raise); [n, L, H] is flattened to heads and
+    gives the same record as [n, L*H]; integer per-example values are taken as floats, so F =
+    mean g^2 does not wrap around in a small integer type."""
+    _, x = _signal_plus_noise(4, 6, 1.0, 0.5, seed=12)
+    assert split_half(x, n_repeats=3)["n_examples"] == 4
+    with pytest.raises(ValueError, match="at least 4 examples, got 3"):
+        split_half(x[:3])
+    assert split_half(x.reshape(4, 2, 3), n_repeats=5) == split_half(x, n_repeats=5)
+    g = np.random.default_rng(13).integers(-100, 100, (10, 8)).astype(np.int8)
+    as_float = split_half(g.astype(float), sq_mean_stat, n_repeats=6)
+    assert split_half(g, sq_mean_stat, n_repeats=6) == as_float
+    assert as_float["r_half"] == pytest.approx(
+        _reference_split_half(g.astype(float), _F, 6, 0).mean()
+    )
+
+
+def test_split_half_undefined_and_reversed_rankings():
+    """Heads that never differ give no rho at all: every number is None, not NaN. Halves whose
+    rankings are always exactly reversed (r_half = -1) have no Spearman-Brown step-up (it would
+    divide by zero): reliability and the advice are None."""
+    const = np.ones((6, 5))
+    assert split_half(const, n_repeats=3) == {
+        "r_half": None,
+        "r_half_sd": None,
+        "reliability": None,
+        "n_examples": 6,
+        "n_repeats": 3,
+        "target": 0.9,
+        "n_for_target": None,
+    }
+    # x_ih = d_i * c_h with sum(d) = 0: a half's mean ranks the heads by c, the other half's
+    # against c (or both are constant and the repeat is skipped)
+    reversed_halves = np.outer([3.0, 1.0, -1.0, -3.0], [1.0, 2.0, 3.0])
+    res = split_half(reversed_halves, n_repeats=20)
+    assert res["r_half"] == -1.0 and res["r_half_sd"] == 0.0
+    assert res["reliability"] is None and res["n_for_target"] is None
+
+
+def test_rank_correlation_edges_through_seed_to_seed():
+    """A ranking spread over exactly 1 is a ranking (rho 1 here); a constant ranking is
+    undefined and left out, without scipy's constant-input warning; two exactly reversed seeds
+    give reliability -1 and no step-up to the mean."""
+    assert seed_to_seed({1: np.array([0.0, 0.5, 1.0]), 2: np.array([0.0, 1.0, 2.0])}) == {
+        "reliability": 1.0,
+        "n_seeds": 2,
+        "n_pairs": 1,
+        "reliability_of_mean": 1.0,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for const in ({1: np.ones(4), 2: np.arange(4.0)}, {1: np.arange(4.0), 2: np.ones(4)}):
+            assert seed_to_seed(const) == {
+                "reliability": None,
+                "n_seeds": 2,
+                "n_pairs": 0,
+                "reliability_of_mean": None,
+            }
+    rev = seed_to_seed({1: np.array([0.0, 1.0, 2.0]), 2: np.array([2.0, 1.0, 0.0])})
+    assert rev == {"reliability": -1.0, "n_seeds": 2, "n_pairs": 1, "reliability_of_mean": None}
+
+
+def test_measure_table_entries_and_order(tmp_path):
+    """Each entry of the measure table in full: deterministic measures carry reliability 1 and a
+    sentence naming the measure; example-dependent ones the split-half record at the given
+    target and the sidecar they came from. A deterministic measure listed first does not stop
+    the ones after it."""
+    _, x = _signal_plus_noise(16, 12, 1.0, 1.0, seed=14)
+    path = tmp_path / "gradfisher_pre.npz"
+    write_per_example(path, {"g": x.reshape(16, 3, 4)})
+    g = read_per_example(path, "g")
+    table = measure_reliabilities(
+        {"gradfisher_pre": path}, ["U", "G", "F", "Ppred", "Zzz"], n_repeats=5, seed=2, target=0.8
+    )
+    assert list(table) == ["U", "G", "F", "Ppred"]
+    assert table["U"] == {
+        "reliability": 1.0,
+        "method": "U does not depend on the eval examples (deterministic given theta0 and "
+        "theta1): split-half reliability 1 by definition",
+    }
+    method = "split-half over eval examples (gradfisher_pre: g), Spearman-Brown corrected"
+    # the statistics written out: G = mean |g|, F = mean g^2, Ppred = G^2 / F
+    for m, stat in (("G", _G), ("F", _F), ("Ppred", lambda v: _G(v) ** 2 / _F(v))):
+        assert table[m] == {**split_half(g, stat, 5, 2, 0.8), "method": method}, m
+    assert table["F"]["target"] == 0.8
+
+
+def test_reliability_report_and_subset_advice(tmp_path):
+    """The advice holds, per example-dependent measure only, the four numbers a researcher needs
+    to size the eval subset, copied from the reliability table."""
+    _, x = _signal_plus_noise(12, 10, 1.0, 1.0, seed=15)
+    path = tmp_path / "importance_post.npz"
+    write_per_example(path, {"d": x.reshape(12, 2, 5), "kl": np.abs(x).reshape(12, 2, 5)})
+    rel, advice = reliability_report({"importance_post": path}, ["Urel", "I_post"], 6, 3)
+    d = read_per_example(path, "d")
+    assert rel["I_post"] == {
+        **split_half(d, _mean, 6, 3),
+        "method": "split-half over eval examples (importance_post: d), Spearman-Brown corrected",
+    }
+    assert advice == {
+        "I_post": {
+            "target": 0.9,
+            "n_for_target": rel["I_post"]["n_for_target"],
+            "n_examples": 12,
+            "reliability": rel["I_post"]["reliability"],
+        }
+    }
+    assert subset_advice({}) == {}
+    # defaults: 100 repeats from seed 0
+    default = reliability_report({"importance_post": path}, ["I_post"])[0]["I_post"]
+    assert default["n_repeats"] == 100
+    reference = _reference_split_half(d.reshape(12, -1), _mean, 100, 0)
+    assert default["r_half"] == pytest.approx(reference.mean())
+
+
+def test_noise_ceiling_and_disattenuation_at_zero():
+    """A reliability of exactly 0 gives no ceiling (not a ceiling of 0); a ceiling of 0 or a
+    non-finite rho gives no disattenuated rho (not a division by zero or NaN)."""
+    assert noise_ceiling(0.0, 0.8) is None and noise_ceiling(0.8, 0.0) is None
+    assert noise_ceiling(None, 0.8) is None and noise_ceiling(0.8, None) is None
+    assert disattenuated(0.3, 0.0) is None and disattenuated(0.3, None) is None
+    assert disattenuated(float("nan"), 0.5) is None and disattenuated(None, 0.5) is None
+    assert disattenuated(-0.3, 0.5) == pytest.approx(-0.6)

@@ -116,3 +116,27 @@ def test_fig_starts_tick_labels_do_not_overlap(tmp_path):
     for a, b in zip(boxes, boxes[1:], strict=False):
         assert not a.overlaps(b), (a, b)
     real_close(fig)
+
+
+def test_runs_without_pairs_and_across_models_and_tasks():
+    """A run whose pair summary has no pairs yet (or no ``pairs`` key at all) contributes its
+    stability rows only; rows sort by model, then task, then section, item and start, with the
+    numbers of each row its own."""
+    runs = {
+        ("m2", "t", "random"): ({"G": _stability(0.5, 0.4, 0.6, 1)}, {}),
+        ("m1", "t2", "random"): ({"G": _stability(0.3, 0.2, 0.4)}, {"ci_level": 0.95}),
+        ("m1", "t1", "probe"): ({"G": _stability(0.8, 0.7, 0.9, 6)}, {"pairs": {}}),
+    }
+    table = compare_starts(runs)
+    assert table[["model", "task", "section", "item", "start"]].values.tolist() == [
+        ["m1", "t1", "stability", "G", "probe"],
+        ["m1", "t2", "stability", "G", "random"],
+        ["m2", "t", "stability", "G", "random"],
+    ]
+    assert table[["rho", "rho_low", "rho_high", "n"]].values.tolist() == [
+        [0.8, 0.7, 0.9, 6],
+        [0.3, 0.2, 0.4, 3],
+        [0.5, 0.4, 0.6, 1],
+    ]
+    assert (table["interval"] == "min..max over seed pairs").all()
+    assert table["overlap"].isna().all() and table["overlap_chance"].isna().all()

@@ -75,7 +75,8 @@ def compare_starts(
     table = pd.DataFrame(rows, columns=COLUMNS)
     num = ["rho", "rho_low", "rho_high", "overlap", "overlap_chance", "n"]
     table[num] = table[num].apply(pd.to_numeric)
-    return table.sort_values(["model", "task", "section", "item", "start"], kind="stable")
+    # (a sort on several columns is a lexsort, stable whatever ``kind`` says; the rows are unique)
+    return table.sort_values(["model", "task", "section", "item", "start"])
 
 
 def _pooled_interval(rho: Mapping[str, Any], level: float) -> str:
