@@ -310,3 +310,24 @@ def test_noise_ceiling_and_disattenuation_at_zero():
     assert disattenuated(0.3, 0.0) is None and disattenuated(0.3, None) is None
     assert disattenuated(float("nan"), 0.5) is None and disattenuated(None, 0.5) is None
     assert disattenuated(-0.3, 0.5) == pytest.approx(-0.6)
+
+
+def test_spearman_brown_is_undefined_where_the_parts_anticorrelate_too_much():
+    """k r / (1 + (k-1) r) is a reliability only while 1 + (k-1) r > 0: three seeds whose
+    rankings are cyclic permutations of each other ([1,2,3], [2,3,1], [3,1,2]) have mean rho
+    exactly -1/2, where the step-up to three seeds divided by zero; below it the formula exceeds
+    1 (one defined pair at -0.8 among three seeds gave 4.0)."""
+    assert spearman_brown(0.5, 3) == pytest.approx(0.75)
+    assert spearman_brown(-0.2, 3) == pytest.approx(-0.6 / 0.6)
+    assert spearman_brown(-0.5, 3) is None and spearman_brown(-0.8, 3) is None
+    assert spearman_brown(-1.0, 2) is None and spearman_brown(-0.99, 2) == pytest.approx(-198)
+    cyclic = {1: np.array([1.0, 2, 3]), 2: np.array([2.0, 3, 1]), 3: np.array([3.0, 1, 2])}
+    out = seed_to_seed(cyclic)
+    assert out["reliability"] == pytest.approx(-0.5) and out["reliability_of_mean"] is None
+
+
+def test_prophecy_never_asks_for_fewer_than_one_example():
+    """A reliability a hair below 1 needs a vanishing share of the examples; the advice is at
+    least one example, never 0."""
+    assert prophecy_n(1 - 1e-12, 100) == 1
+    assert prophecy_n(0.9, 100) == 100 and prophecy_n(1.0, 100) == 100

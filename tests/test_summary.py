@@ -689,3 +689,17 @@ def test_pair_stats_across_seeds_every_field():
     assert pair_stats_across_seeds(stats)["ci_level"] == 0.95
     with pytest.raises(ArtifactError, match="stats of seed 2 lack the pair A~B"):
         pair_stats_across_seeds({1: stats[1], 2: {}})
+
+
+def test_rank_stability_of_anticorrelated_seeds_has_no_step_up():
+    """Three seeds ranking three heads as cyclic permutations: every pair's rho is -0.5, the mean
+    is -0.5 = -1/(S-1), and the Spearman-Brown step-up to the seed mean is undefined (None), not
+    a ZeroDivisionError that stops the summary."""
+    orders = {1: [1.0, 2, 3], 2: [2.0, 3, 1], 3: [3.0, 1, 2]}
+    frames = {
+        s: pd.DataFrame({"layer": [0, 0, 0], "head": [0, 1, 2], "I_pre": v})
+        for s, v in orders.items()
+    }
+    out = rank_stability(frames, measures=("I_pre",))["I_pre"]
+    assert out["mean"] == pytest.approx(-0.5) and out["n_pairs"] == 3
+    assert out["reliability_of_seed_mean"] is None

@@ -77,9 +77,13 @@ PER_EXAMPLE_MEASURES: dict[str, tuple[str, str, Statistic]] = {
 # --------------------------------------------------------------------------- formulas
 
 
-def spearman_brown(r: float, factor: float) -> float:
-    """Reliability of a measure made ``factor`` times longer: ``k r / (1 + (k - 1) r)``."""
-    return factor * r / (1 + (factor - 1) * r)
+def spearman_brown(r: float, factor: float) -> float | None:
+    """Reliability of a measure made ``factor`` times longer: ``k r / (1 + (k - 1) r)``. ``None``
+    where ``1 + (k - 1) r <= 0``: the parts correlate so negatively on average (``r <= -1/(k-1)``,
+    e.g. three seeds at mean rho -0.5) that their sum has no positive true variance, and the
+    formula would divide by zero or exceed 1."""
+    den = 1 + (factor - 1) * r
+    return factor * r / den if den > 0 else None
 
 
 def prophecy_n(r: float | None, n: int, target: float = TARGET) -> int | None:
@@ -90,7 +94,7 @@ def prophecy_n(r: float | None, n: int, target: float = TARGET) -> int | None:
         return None
     if r >= 1:
         return int(n)
-    return int(math.ceil(n * target * (1 - r) / (r * (1 - target)) - 1e-9))
+    return max(1, int(math.ceil(n * target * (1 - r) / (r * (1 - target)) - 1e-9)))
 
 
 def noise_ceiling(r_xx: float | None, r_yy: float | None) -> float | None:
@@ -148,7 +152,7 @@ def split_half(
         if math.isfinite(rho):
             rhos.append(rho)
     r_half = float(np.mean(rhos)) if rhos else None
-    reliability = spearman_brown(r_half, 2.0) if r_half is not None and r_half > -1 else None
+    reliability = spearman_brown(r_half, 2.0) if r_half is not None else None
     return {
         "r_half": r_half,
         "r_half_sd": float(np.std(rhos, ddof=1)) if len(rhos) > 1 else None,
@@ -224,7 +228,7 @@ def seed_to_seed(values_by_seed: Mapping[Any, np.ndarray]) -> dict[str, Any]:
         "reliability": r,
         "n_seeds": S,
         "n_pairs": len(rhos),
-        "reliability_of_mean": spearman_brown(r, S) if r is not None and r > -1 else None,
+        "reliability_of_mean": spearman_brown(r, S) if r is not None else None,
     }
 
 

@@ -138,7 +138,7 @@ def rank_stability(
             "pairs": pairs,
             # seed-to-seed reliability of one seed's ranking is `mean`; of the seed mean:
             "reliability_of_seed_mean": (
-                spearman_brown(mean, len(indexed)) if mean is not None and mean > -1 else None
+                spearman_brown(mean, len(indexed)) if mean is not None else None
             ),
         }
     return out
