@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from scipy import stats as sps
 
-from headplast.analysis.freeze_effects import freeze_table, seed_effect
+from headplast.analysis.freeze_effects import COLUMNS, freeze_table, order_kind, seed_effect
 from headplast.model.adapters import resolve_layout
 from headplast.model.loading import load_model
 from headplast.train.finetune import finetune
@@ -190,6 +190,54 @@ def test_freeze_table_effects_band_and_verdicts():
     assert row.loc["Urel", "verdict"] == "below" and row.loc["G", "verdict"] == "above"
     assert pd.isna(row.loc["random_0", "verdict"])
     assert row.loc["G", "per_seed"] == "1:0.010000;2:0.030000"
+
+
+def _effects(*deltas, urel=0.0, ratio=1.0) -> dict:
+    """``effects[order]``: one seed_effect dict per seed (1, 2, ...) with these delta_acc."""
+    return {
+        s: {"delta_acc": d, "frozen_Urel_max": urel, "other_U_ratio": ratio}
+        for s, d in enumerate(deltas, 1)
+    }
+
+
+def test_freeze_table_verdict_boundaries_order_and_columns():
+    """A mean exactly at the band's low or high end is ``within`` (only strictly outside is below
+    or above); score orders come first in their given order even when the draws are listed
+    first; the table has exactly COLUMNS on a fresh 0..n-1 index."""
+    table = freeze_table(
+        {
+            "random_0": _effects(-0.25, -0.25),
+            "I_pre": _effects(-0.25, -0.25, urel=0.5, ratio=2.0),
+            "random_1": _effects(-0.125, -0.125),
+            "G": _effects(-0.125, -0.125),
+            "U": _effects(-0.1875, -0.1875),
+            "Urel": _effects(-0.5, -0.25),
+            "Ppred": _effects(0.0, 0.0),
+        }
+    )
+    assert list(table.columns) == COLUMNS and list(table.index) == list(range(7))
+    assert list(table["order"]) == ["I_pre", "G", "U", "Urel", "Ppred", "random_0", "random_1"]
+    assert list(table["kind"]) == ["score"] * 5 + ["random"] * 2
+    assert list(table["verdict"][:5]) == ["within", "within", "within", "below", "above"]
+    assert table["verdict"][5:].isna().all()
+    assert (table["random_band_low"] == -0.25).all() and (table["random_band_high"] == -0.125).all()
+    first = table.iloc[0]
+    assert (first["frozen_Urel_max"], first["other_U_ratio_mean"], first["n_seeds"]) == (0.5, 2, 2)
+    assert first["per_seed"] == "1:-0.250000;2:-0.250000"
+
+
+def test_freeze_table_without_random_draws_has_no_band_and_no_verdict():
+    """Score orders only: no band to compare with, so the band and every verdict are empty
+    (not NaN bounds that would read as ``within``); one seed gives no sd or interval."""
+    table = freeze_table({"Urel": _effects(-0.2), "G": _effects(0.1, 0.3)})
+    assert list(table["order"]) == ["Urel", "G"]
+    assert table["random_band_low"].isna().all() and table["random_band_high"].isna().all()
+    assert table["verdict"].isna().all()
+    urel = table.iloc[0]
+    assert urel["delta_acc_mean"] == -0.2 and urel["n_seeds"] == 1
+    assert pd.isna(urel["delta_acc_sd"]) and pd.isna(urel["ci_low"]) and pd.isna(urel["ci_high"])
+    assert table.iloc[1]["delta_acc_mean"] == pytest.approx(0.2)
+    assert order_kind("random_12") == "random" and order_kind("randomized") == "score"
 
 
 def test_seed_effect_refuses_heads_missing_from_the_update():

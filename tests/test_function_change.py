@@ -9,7 +9,14 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from headplast.measure.function_change import attention_js_sum, function_change, js_divergence
+from headplast.measure.function_change import (
+    FunctionChange,
+    _attentions_and_contexts,
+    attention_js_sum,
+    captured_contexts,
+    function_change,
+    js_divergence,
+)
 from headplast.model.adapters import resolve_layout
 
 from .conftest import random_batches, tiny_bert, tiny_deberta
@@ -145,3 +152,38 @@ def test_bf16_autocast_keeps_zeros_and_locality():
     assert (same.A_js == 0).all() and (same.C_rel == 0).all()
     assert (_others_of(fc.A_js) == 0).all() and (_others_of(fc.C_rel) == 0).all()
     assert fc.A_js[LAYER, HEAD] > 1e-4 and fc.C_rel[LAYER, HEAD] > 1e-3
+
+
+def test_rows_name_every_head_with_its_two_measures():
+    """function_change.jsonl's rows: one per head in (layer, head) order with exactly the keys
+    ``layer, head, A_js, C_rel`` and plain floats."""
+    fc = FunctionChange(
+        A_js=np.array([[0.1, 0.2], [0.3, 0.4]]),
+        C_rel=np.array([[1.0, 2.0], [3.0, 4.5]]),
+        n_examples=2,
+        n_queries=7,
+    )
+    assert fc.rows() == [
+        {"layer": 0, "head": 0, "A_js": 0.1, "C_rel": 1.0},
+        {"layer": 0, "head": 1, "A_js": 0.2, "C_rel": 2.0},
+        {"layer": 1, "head": 0, "A_js": 0.3, "C_rel": 3.0},
+        {"layer": 1, "head": 1, "A_js": 0.4, "C_rel": 4.5},
+    ]
+    assert all(type(r["A_js"]) is float and type(r["C_rel"]) is float for r in fc.rows())
+
+
+def test_a_model_that_returns_no_attention_is_refused():
+    """BERT under SDPA answers output_attentions=True with an empty tuple: without the eager
+    switch, A_js would have nothing to average, so the measurement stops and names the model."""
+    model = tiny_bert()
+    assert model.config._attn_implementation == "sdpa"
+    layout = resolve_layout(model)
+    inputs = {k: v for k, v in random_batches(1, batch=2)[0].items() if k != "labels"}
+    with (
+        captured_contexts(layout) as store,
+        pytest.raises(
+            NotImplementedError,
+            match="model type 'bert' did not return its attention probabilities",
+        ),
+    ):
+        _attentions_and_contexts(model, layout, store, inputs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import numpy as np
@@ -12,11 +13,15 @@ import torch
 
 from headplast.analysis.figures import fig_pruning, fig_pruning_mean
 from headplast.analysis.pruning_auc import (
+    ROW_FIELDS,
+    SEED_MEAN_COLUMNS,
     accuracy_auc,
     auc_across_seeds,
     auc_summary,
     curves_seed_mean,
+    read_pruning,
 )
+from headplast.io import ArtifactError
 from headplast.measure.pruning import Order, pruning_curves, removal_orders, step_counts
 
 from .conftest import random_batches, tiny_bert, tiny_deberta
@@ -70,8 +75,11 @@ def test_step_counts():
     assert step_counts(72, 0.25) == [0, 18, 36, 54, 72]
     assert step_counts(12, 1.0) == [0, 12]
     assert step_counts(12, 0.3) == [0, 4, 7, 11, 12]  # the last step is shorter
-    with pytest.raises(ValueError, match="pruning.step_fraction"):
-        step_counts(12, 0)
+    assert step_counts(10, 0.1) == list(range(11))  # 1 / 0.1 steps, each of one head
+    assert step_counts(3, 0.5) == [0, 2, 3]  # round(1.5) = 2
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="pruning.step_fraction"):
+            step_counts(12, bad)
 
 
 def test_removing_every_head_equals_all_columns_zeroed(model):
@@ -105,6 +113,32 @@ def test_removing_a_set_equals_zeroing_exactly_its_columns(model, sweep_tokens):
     loss_s, _ = _loss_acc(_zeroed(model, S), batches)
     loss_other, _ = _loss_acc(_zeroed(model, rest[:4]), batches)
     assert abs(loss_s - loss_other) > 1e-4  # a different set gives a different loss
+
+
+def test_rows_of_several_orders_match_each_order_alone():
+    """Two orders evaluated together (their distinct removed sets pooled, ``sweep_tokens`` stacking
+    them) give each order the rows it gets alone: the pooled losses are read back for the right
+    set. The rows carry exactly the fields pruning.jsonl's reader requires, fraction = n / N."""
+    model = tiny_bert(initializer_range=0.5)
+    batches = random_batches(2, batch=4, seed=2)
+    first = Order("I_pre", "score", tuple(HEADS))
+    last = Order("I_post_reverse", "reverse", tuple(HEADS[::-1]))
+    rows = pruning_curves(model, batches, [first, last], 0.5, sweep_tokens=10_000)
+    assert all(tuple(r) == ROW_FIELDS for r in rows)
+    assert [(r["order"], r["kind"], r["step"], r["n_removed"], r["fraction"]) for r in rows] == [
+        ("I_pre", "score", 0, 0, 0.0),
+        ("I_pre", "score", 1, 6, 0.5),
+        ("I_pre", "score", 2, 12, 1.0),
+        ("I_post_reverse", "reverse", 0, 0, 0.0),
+        ("I_post_reverse", "reverse", 1, 6, 0.5),
+        ("I_post_reverse", "reverse", 2, 12, 1.0),
+    ]
+    assert rows[4]["removed"] == [list(h) for h in HEADS[:5:-1]]
+    alone = pruning_curves(model, batches, [last], 0.5)
+    for a, b in zip(rows[3:], alone, strict=True):
+        assert a["removed"] == b["removed"] and a["acc"] == b["acc"]
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+    assert abs(rows[1]["loss"] - rows[4]["loss"]) > 1e-4  # the two halves differ
 
 
 def test_orders_share_evaluations_and_stacking_changes_nothing(model):
@@ -150,6 +184,45 @@ def test_removal_orders():
         removal_orders(scores, n_random=0, seed=0, score_names=["a", "Urel"])
 
 
+def test_removal_orders_break_ties_by_layer_then_head_among_many_heads():
+    """24 heads in shuffled rows with scores that tie in threes and fours (as G or Ppred do at
+    heads that never fire): every score order is ascending with ties by (layer, head), the
+    reverse order descending with the same tie rule, and heads are plain ints (they are written
+    to pruning.jsonl). 24 heads, because numpy's default sort is only stable below 17."""
+    heads = [(la, h) for la in range(6) for h in range(4)]
+    score = {(la, h): float((5 * la + 3 * h) % 7) for la, h in heads}
+    rng = np.random.default_rng(0)
+    rows = [{"layer": la, "head": h, "s": score[la, h]} for la, h in heads]
+    scores = pd.DataFrame([rows[i] for i in rng.permutation(len(rows))])
+    orders = removal_orders(scores, n_random=2, seed=3, score_names=["s"], reverse="s")
+    assert [(o.name, o.kind) for o in orders] == [
+        ("s", "score"),
+        ("s_reverse", "reverse"),
+        ("random_0", "random"),
+        ("random_1", "random"),
+    ]
+    assert orders[0].heads == tuple(sorted(heads, key=lambda k: (score[k], k)))
+    assert orders[1].heads == tuple(sorted(heads, key=lambda k: (-score[k], k)))
+    # the random orders permute the (layer, head)-sorted list with one generator in turn
+    gen = np.random.default_rng(3)
+    for o in orders[2:]:
+        assert o.heads == tuple(heads[j] for j in gen.permutation(24))
+    assert all(type(x) is int for o in orders for h in o.heads for x in h)
+
+
+def test_removal_orders_without_reverse_and_refusals():
+    """``reverse=None`` adds no reverse order; a missing reverse column and a (layer, head) named
+    twice are refused."""
+    scores = pd.DataFrame({"layer": [0, 0, 1], "head": [0, 1, 0], "a": [2.0, 1.0, 3.0]})
+    orders = removal_orders(scores, n_random=0, seed=0, score_names=["a"], reverse=None)
+    assert [(o.name, o.heads) for o in orders] == [("a", ((0, 1), (0, 0), (1, 0)))]
+    with pytest.raises(ValueError, match=re.escape("lack the columns ['b']")):
+        removal_orders(scores, n_random=0, seed=0, score_names=["a"], reverse="b")
+    twice = pd.concat([scores, scores.iloc[[1]]])
+    with pytest.raises(ValueError, match="name a .layer, head. twice"):
+        removal_orders(twice, n_random=0, seed=0, score_names=["a"], reverse=None)
+
+
 def test_order_must_cover_every_head(model):
     with pytest.raises(ValueError, match="not a permutation"):
         pruning_curves(model, random_batches(1), [Order("x", "score", tuple(HEADS[:-1]))], 0.5)
@@ -192,6 +265,123 @@ def test_seed_mean_of_curves_and_aucs():
     assert aucs["I_pre"]["per_seed"] == {"1": pytest.approx(0.725), "2": pytest.approx(0.775)}
     assert aucs["random"]["mean"] == pytest.approx(0.25 * (1.1 + 2 * 0.6))
     assert auc_across_seeds({1: synthetic_curves(0.0)})["I_pre"]["sd"] is None
+
+
+def test_read_pruning_returns_the_rows_and_names_a_bad_line(tmp_path):
+    """Every line of pruning.jsonl comes back as written; a line without a field is named by file,
+    line and field (so the researcher knows which file to delete), an empty file is refused."""
+    row = dict(zip(ROW_FIELDS, ["G", "score", 0, 0, 0.0, [], 1.25, 0.5], strict=True))
+    path = tmp_path / "pruning.jsonl"
+    second = {**row, "step": 1, "n_removed": 1, "removed": [[0, 1]], "acc": 0.25}
+    path.write_text(json.dumps(row) + "\n\n" + json.dumps(second) + "\n")
+    assert read_pruning(path) == [row, second]
+    no_acc = {k: v for k, v in row.items() if k != "acc"}
+    path.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n" + json.dumps(no_acc) + "\n")
+    with pytest.raises(ArtifactError, match=re.escape(f"{path}:3: no ['acc']; delete the file")):
+        read_pruning(path)
+    path.write_text("\n")
+    with pytest.raises(ArtifactError, match="empty; delete it"):
+        read_pruning(path)
+
+
+def test_accuracy_auc_sorts_by_fraction_and_keeps_first_seen_order():
+    """Rows may come in any order: each curve is integrated along increasing removed fraction,
+    and the orders keep the order they first appear in (not alphabetical)."""
+    rows = [
+        {"order": "z", "kind": "reverse", "fraction": f, "acc": a}
+        for f, a in [(1.0, 0.0), (0.0, 1.0), (0.5, 0.0)]
+    ] + [
+        {"order": "a", "kind": "score", "fraction": f, "acc": a}
+        for f, a in [(0.5, 1.0), (1.0, 1.0), (0.0, 1.0)]
+    ]
+    aucs = accuracy_auc(rows)
+    assert list(aucs.columns) == ["order", "kind", "auc"]
+    assert aucs.to_dict("records") == [
+        {"order": "z", "kind": "reverse", "auc": 0.25},
+        {"order": "a", "kind": "score", "auc": 1.0},
+    ]
+    empty = accuracy_auc(pd.DataFrame(columns=list(ROW_FIELDS)))
+    assert list(empty.columns) == ["order", "kind", "auc"] and empty.empty
+
+
+def test_auc_summary_random_band_with_two_one_and_no_random_orders():
+    """stats.json's pruning block: the random orders' n, mean, sd (ddof=1), min and max; with one
+    random order its sd is None (not 0), with none every figure is None, not NaN."""
+
+    def curve(order, kind, top):  # AUC = 0.5 * top
+        return [
+            {"order": order, "kind": kind, "fraction": f, "acc": a}
+            for f, a in [(0.0, top), (1.0, 0.0)]
+        ]
+
+    rows = curve("G", "score", 0.9) + curve("G_reverse", "reverse", 0.5)
+    rand = curve("random_0", "random", 0.6) + curve("random_1", "random", 0.2)
+    two = auc_summary(rows + rand)
+    assert two["auc"] == {"G": pytest.approx(0.45), "G_reverse": pytest.approx(0.25)}
+    assert two["random"] == {
+        "n": 2,
+        "mean": pytest.approx(0.2),
+        "sd": pytest.approx(np.std([0.3, 0.1], ddof=1)),
+        "min": pytest.approx(0.1),
+        "max": pytest.approx(0.3),
+    }
+    one = auc_summary(rows + rand[:2])
+    assert one["random"] == {
+        "n": 1,
+        "mean": pytest.approx(0.3),
+        "sd": None,
+        "min": pytest.approx(0.3),
+        "max": pytest.approx(0.3),
+    }
+    none = auc_summary(rows)
+    assert none["auc"] == {"G": pytest.approx(0.45), "G_reverse": pytest.approx(0.25)}
+    assert none["random"] == {"n": 0, "mean": None, "sd": None, "min": None, "max": None}
+
+
+def test_curves_seed_mean_rows_columns_and_an_order_missing_in_one_seed():
+    """pruning_curves_mean.csv: one row per (order, fraction), orders in first-seen order with the
+    random mean last, fractions ascending, exactly SEED_MEAN_COLUMNS on a fresh 0..n-1 index; an
+    order only one seed has counts one seed and has NaN sd."""
+    second = [r for r in synthetic_curves(0.1) if r["order"] != "Urel"]
+    mean = curves_seed_mean({1: synthetic_curves(0.0), 2: second[::-1]})
+    assert list(mean.columns) == list(SEED_MEAN_COLUMNS)
+    assert list(mean.index) == list(range(12))
+    orders = ["I_pre", "Urel", "I_post_reverse", "random"]
+    assert list(zip(mean["order"], mean["fraction"], strict=True)) == [
+        (o, f) for o in orders for f in (0.0, 0.5, 1.0)
+    ]
+    assert list(mean["kind"]) == ["score"] * 6 + ["reverse"] * 3 + ["random"] * 3
+    assert list(mean["n_seeds"]) == [2, 2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 2]
+    ipre = mean[mean["order"] == "I_pre"]
+    assert ipre["acc_mean"].tolist() == pytest.approx([0.8, 0.95, 0.3])
+    assert ipre["acc_sd"].tolist() == pytest.approx([0.0, np.std([0.9, 1.0], ddof=1), 0.0])
+    assert ipre["loss_mean"].tolist() == pytest.approx([1.0, 1.5, 2.0])
+    assert ipre["loss_sd"].tolist() == pytest.approx([0.0, 0.0, 0.0])
+    urel = mean[mean["order"] == "Urel"]
+    assert urel["acc_mean"].tolist() == pytest.approx([0.8, 0.7, 0.3])
+    assert urel["acc_sd"].isna().all() and urel["loss_sd"].isna().all()
+    with pytest.raises(ValueError, match="no seeds given"):
+        curves_seed_mean({})
+
+
+def test_auc_across_seeds_names_each_order_once_and_the_random_mean():
+    """Per order the seeds' AUCs, their mean and sd (ddof=1); the random orders enter only as
+    each seed's mean random AUC under ``random``; a seed without random orders adds none."""
+    no_random = [r for r in synthetic_curves(0.1) if r["kind"] != "random"]
+    aucs = auc_across_seeds({1: synthetic_curves(0.0), 2: synthetic_curves(0.1), 3: no_random})
+    assert list(aucs) == ["I_pre", "Urel", "I_post_reverse", "random"]
+    # 0.25 * (0.8 + 2 * top + 0.3) with top 0.7 (seed 1) and 0.8 (seeds 2, 3)
+    assert aucs["Urel"]["per_seed"] == {
+        "1": pytest.approx(0.625),
+        "2": pytest.approx(0.675),
+        "3": pytest.approx(0.675),
+    }
+    assert aucs["Urel"]["mean"] == pytest.approx(np.mean([0.625, 0.675, 0.675]))
+    assert aucs["Urel"]["sd"] == pytest.approx(np.std([0.625, 0.675, 0.675], ddof=1))
+    # random: (0.575 + 0.525) / 2 in seed 1, (0.625 + 0.575) / 2 in seed 2, none in seed 3
+    assert aucs["random"]["per_seed"] == {"1": pytest.approx(0.55), "2": pytest.approx(0.6)}
+    assert aucs["random"]["mean"] == pytest.approx(0.575)
+    assert aucs["random"]["sd"] == pytest.approx(np.std([0.55, 0.6], ddof=1))
 
 
 def test_pruning_figures_are_written(tmp_path):

@@ -55,9 +55,10 @@ def step_counts(n_heads: int, step_fraction: float) -> list[int]:
         raise ValueError(
             f"config key `pruning.step_fraction` is {step_fraction}; it must be in (0, 1]"
         )
-    n_steps = math.ceil(1 / step_fraction - 1e-9)
-    counts = [min(n_heads, round(j * step_fraction * n_heads)) for j in range(n_steps + 1)]
-    return sorted(set(counts) | {0, n_heads})
+    # j * f < 1 for every j below ceil(1 / f), so these counts stay below or at N; N itself (the
+    # step that would reach or pass it) is added once
+    counts = {round(j * step_fraction * n_heads) for j in range(math.ceil(1 / step_fraction))}
+    return sorted(counts | {0, n_heads})
 
 
 def removal_orders(
@@ -75,7 +76,7 @@ def removal_orders(
     missing = [c for c in (*score_names, *([reverse] if reverse else [])) if c not in scores]
     if missing:
         raise ValueError(f"the per-head scores lack the columns {missing}")
-    df = scores.sort_values(["layer", "head"]).reset_index(drop=True)
+    df = scores.sort_values(["layer", "head"])  # read by position below
     heads = list(zip(df["layer"].astype(int), df["head"].astype(int), strict=True))
     if len(set(heads)) != len(heads):
         raise ValueError("the per-head scores name a (layer, head) twice")
@@ -176,7 +177,7 @@ def pruning_curves(
     for o in orders:
         for c in counts:
             index.setdefault(frozenset(o.heads[:c]), len(index))
-    sets = sorted(index, key=index.get)
+    sets = list(index)  # in insertion order: sets[index[s]] is s
     loss, acc = removal_losses(model, batches, sets, precision, sweep_tokens, progress)
     rows = []
     for o in orders:
