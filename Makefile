@@ -42,8 +42,9 @@ bench: venv
 bench-gpu: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench.gpu --out results/bench
 
-# Mutation testing of the measuring core (gating, importance, gradients, updates, heads,
-# statistics) against its fast unit tests; settings in pyproject.toml [tool.mutmut].
+# Mutation testing of every module that computes a number (22: gates, subset, batching, measures,
+# probe, degenerate runs, the analysis) against its unit tests; settings in pyproject.toml
+# [tool.mutmut].
 # docs/development.md, "Mutation testing", says how to read the survival rate it prints.
 mutate: venv
 	rm -rf mutants

@@ -272,3 +272,15 @@ def test_freeze_summary_and_figure_scripts(tmp_path):
     run_script("fig_freeze", tmp_path, input={"table": out}, output={"fig": fig},
                wildcards={"task": "t", "start": "probe"})  # fmt: skip
     assert open(fig, "rb").read()[:4] == b"\x89PNG"
+
+
+def test_seed_effect_names_heads_the_unconstrained_run_lacks():
+    """Update tables of two different models (the frozen run has a head the unconstrained one
+    lacks) are refused with the heads named, not a bare KeyError."""
+    frozen_update = pd.DataFrame(
+        {"layer": [0, 0, 1], "head": [0, 1, 0], "U": [1.0, 2, 3], "Urel": [0.1, 0.2, 0.3]}
+    )
+    base_update = frozen_update.iloc[:2]
+    run = {"validation": {"theta1": {"accuracy": 0.5}}}
+    with pytest.raises(ValueError, match=r"lacks the heads \[\(1, 0\)\] of the frozen run"):
+        seed_effect(run, {**run, "frozen_heads": [[0, 0]]}, frozen_update, base_update)

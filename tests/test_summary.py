@@ -703,3 +703,12 @@ def test_rank_stability_of_anticorrelated_seeds_has_no_step_up():
     out = rank_stability(frames, measures=("I_pre",))["I_pre"]
     assert out["mean"] == pytest.approx(-0.5) and out["n_pairs"] == 3
     assert out["reliability_of_seed_mean"] is None
+
+
+def test_pair_stats_names_a_seed_whose_pair_lacks_the_overlap(heads_by_seed):
+    """A stats.json cut short (a pair without its top-K overlap) is named with its seed and pair,
+    not a bare KeyError from inside the pooling."""
+    stats = {s: pair_statistics(df, PAIRS, 3, 99, 99, 0) for s, df in heads_by_seed.items()}
+    del stats[2]["pairs"]["I_pre~Urel"]["topk"]
+    with pytest.raises(ArtifactError, match=r"seed 2: the pair I_pre~Urel has no top-K overlap"):
+        pair_stats_across_seeds(stats)

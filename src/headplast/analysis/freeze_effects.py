@@ -58,7 +58,14 @@ def seed_effect(
     is_frozen = np.array([k in heads for k in key])
     if is_frozen.sum() != len(heads):
         raise ValueError(f"frozen heads {sorted(heads)} not all in the update table")
-    base_u = base_update.set_index(["layer", "head"]).loc[key, "U"].to_numpy(float)
+    base_indexed = base_update.set_index(["layer", "head"])
+    absent = sorted((int(la), int(h)) for la, h in set(key) - set(base_indexed.index))
+    if absent:
+        raise ValueError(
+            f"the unconstrained run's update table lacks the heads {absent} of the frozen run: "
+            "the two runs are of different models"
+        )
+    base_u = base_indexed.loc[key, "U"].to_numpy(float)
     other = ~is_frozen
     return {
         "delta_acc": float(frozen["validation"]["theta1"]["accuracy"])

@@ -232,6 +232,11 @@ def pair_stats_across_seeds(
         for seed, st in stats_by_seed.items():
             if name not in st.get("pairs", {}):
                 raise ArtifactError(f"stats of seed {seed} lack the pair {name}")
+            if "topk" not in st["pairs"][name]:
+                raise ArtifactError(
+                    f"stats of seed {seed}: the pair {name} has no top-K overlap ('topk'); the "
+                    "file was cut short or written by another tool: rerun its stats rule"
+                )
             per_seed[seed] = st["pairs"][name]
         block: dict[str, Any] = {"x": ref.get("x"), "y": ref.get("y"), "n_seeds": len(per_seed)}
         for stat in ("rho", "rho_layer", "noise_ceiling", "rho_disattenuated"):
