@@ -217,6 +217,17 @@ def test_freeze_verdict_uses_the_interval_not_the_mean():
     assert "there is no interval" in freeze_sentences(rows)[0]
 
 
+def _advice_row(measure: str, reliability: float, n_for_target: int | None) -> dict:
+    """One subset_advice row as findings builds it, at 2,000 examples measured and target 0.9."""
+    return {
+        "measure": measure,
+        "n_examples": 2000,
+        "reliability": reliability,
+        "n_for_target": n_for_target,
+        "target": 0.9,
+    }
+
+
 def test_subset_advice_takes_the_largest_need_over_seeds():
     _, stats = pair_stats_for({1: 0.3, 2: 0.5})
     rows = subset_advice(stats)
@@ -617,27 +628,9 @@ def test_subset_advice_of_one_seed_orders_known_needs_first():
     }
     rows = subset_advice({7: {"subset_advice": advice}})
     assert rows == [
-        {
-            "measure": "I_pre",
-            "n_examples": 2000,
-            "reliability": 0.8,
-            "n_for_target": 4500,
-            "target": 0.9,
-        },
-        {
-            "measure": "Urel",
-            "n_examples": 2000,
-            "reliability": 0.9,
-            "n_for_target": 2000,
-            "target": 0.9,
-        },
-        {
-            "measure": "G",
-            "n_examples": 2000,
-            "reliability": -0.1,
-            "n_for_target": None,
-            "target": 0.9,
-        },
+        _advice_row("I_pre", 0.8, 4500),
+        _advice_row("Urel", 0.9, 2000),
+        _advice_row("G", -0.1, None),
     ]
     assert subset_sentences(rows) == [
         "A split-half reliability of 0.9 for every measure asks for 4,500 examples (I_pre, the "
@@ -650,27 +643,9 @@ def test_subset_need_equal_to_the_examples_measured_is_met():
     """A need of exactly the examples measured is met already; every measure without advice is
     named."""
     rows = [
-        {
-            "measure": "Urel",
-            "n_examples": 2000,
-            "reliability": 0.9,
-            "n_for_target": 2000,
-            "target": 0.9,
-        },
-        {
-            "measure": "G",
-            "n_examples": 2000,
-            "reliability": -0.1,
-            "n_for_target": None,
-            "target": 0.9,
-        },
-        {
-            "measure": "Ppred",
-            "n_examples": 2000,
-            "reliability": 0.0,
-            "n_for_target": None,
-            "target": 0.9,
-        },
+        _advice_row("Urel", 0.9, 2000),
+        _advice_row("G", -0.1, None),
+        _advice_row("Ppred", 0.0, None),
     ]
     assert subset_sentences(rows) == [
         "A split-half reliability of 0.9 for every measure is met at the 2,000 examples measured.",
