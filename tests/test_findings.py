@@ -837,6 +837,26 @@ def test_starts_with_one_overlapping_pair_are_not_distinguishable():
     assert len(starts_sentences({"random": a})) == 1  # one start: nothing to compare
 
 
+def test_no_usable_start_is_said_once_with_the_way_out():
+    """Every start without a usable seed: each is named, then one sentence says nothing here is
+    usable and names the config key; with one usable start that sentence is not said."""
+    dead = {"no_usable_seed": "words"}
+    out = starts_sentences({"random": dead, "probe": dead})
+    assert out[:2] == [
+        "The random start has no usable seed; it is not compared.",
+        "The probe start has no usable seed; it is not compared.",
+    ]
+    assert out[2] == (
+        "No start has a usable seed: every seed of every start is degenerate (theta1 did not "
+        "beat the majority class), so nothing here is usable. Set analysis.keep_degenerate: true "
+        "to summarise them anyway, or try other seeds, a smaller learning rate or more epochs."
+    )
+    assert len(out) == 3
+    alive = starts_sentences({"random": dead, "probe": start([])})
+    assert not [s for s in alive if s.startswith("No start")]
+    assert starts_sentences({}) == []
+
+
 def test_build_findings_groups_starts_per_model_and_task_and_keeps_the_config():
     """findings.json holds one block per run in the given order, one sentence group per (model,
     task) in first-seen order, and the config as given."""

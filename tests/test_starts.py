@@ -140,3 +140,42 @@ def test_runs_without_pairs_and_across_models_and_tasks():
     ]
     assert (table["interval"] == "min..max over seed pairs").all()
     assert table["overlap"].isna().all() and table["overlap_chance"].isna().all()
+
+
+NO_USABLE = {
+    "n_seeds": 0,
+    "pairs": {},
+    "no_usable_seed": "no usable seed: every seed [1, 2] is degenerate",
+}
+
+
+def test_a_start_without_usable_seed_is_one_row_saying_why():
+    runs = {**RUNS, ("m", "t", "frozen"): ({}, NO_USABLE)}
+    table = compare_starts(runs)
+    skipped = table[table["section"] == "not_compared"]
+    assert list(skipped["start"]) == ["frozen"] and list(skipped["item"]) == [""]
+    assert (
+        skipped["note"].iloc[0] == "not compared: no usable seed: every seed [1, 2] is degenerate"
+    )
+    assert skipped[["rho", "rho_low", "rho_high", "n"]].isna().all().all()
+    assert table.loc[table["section"] != "not_compared", "note"].isna().all()
+    assert len(table) == len(compare_starts(RUNS)) + 1
+
+
+def test_fig_starts_says_in_words_when_no_start_is_comparable(tmp_path):
+    """Every start without a usable seed: one row each, and a figure of words (it used to fail in
+    matplotlib with 'Number of rows must be a positive integer, not 0')."""
+    runs = {("m", "t", s): ({}, NO_USABLE) for s in ("random", "probe")}
+    table = compare_starts(runs)
+    assert list(table["section"]) == ["not_compared"] * 2
+    out = tmp_path / "fig_starts.png"
+    fig = fig_starts(table, out, title="starts")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    words = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert words.startswith("Nothing to compare.")
+    assert "m / t / probe start: not compared: no usable seed" in words.replace("\n", " ")
+    # one comparable start beside one without: the bars are drawn, the other named in the title
+    mixed = compare_starts({**RUNS, ("m", "t", "frozen"): ({}, NO_USABLE)})
+    fig = fig_starts(mixed, tmp_path / "mixed.png", title="starts")
+    assert "m / t / frozen start: not compared" in fig._suptitle.get_text()
+    assert len(fig.axes) == 2

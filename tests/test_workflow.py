@@ -455,6 +455,51 @@ def test_a_start_without_usable_seed_is_a_finding_and_the_dag_completes(finished
 
 
 @pytest.mark.dag
+def test_a_run_where_no_start_is_usable_finishes_and_says_so(finished, tmp_path, browser):
+    """Every seed of every start degenerate, degenerate seeds left out, and no --keep-going: the
+    run exits 0, each summary across runs says why it has nothing (the start comparison one row
+    per start, its figure in words), the findings page says no start is usable, the explorer
+    opens, and the report is built. Run on a copy of the finished tree."""
+    work = tmp_path / "wf"
+    shutil.copytree(finished, work, symlinks=True)
+    for rc_path in sorted(work.glob("results/*/*/*/seed*/run_config.json")):
+        rc = json.loads(rc_path.read_text())
+        rc["degenerate"] = True
+        rc_path.write_text(json.dumps(rc))
+    write_config(work, tiny_config({"analysis": {"keep_degenerate": False}}))
+    proc = run_snakemake(work)  # check=True: a non-zero exit fails here
+    assert "--keep-going" not in proc.args
+    results = work / "results"
+    starts = pd.read_csv(results / "comparison/starts_comparison.csv")
+    assert len(starts) == len(TASKS) * len(STARTS)
+    assert set(starts["section"]) == {"not_compared"}
+    assert starts["note"].str.startswith("not compared: no usable seed").all()
+    assert (results / "comparison/fig_starts.png").read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(results / "comparison/tasks_comparison.csv").empty
+    for task in TASKS:
+        for start in STARTS:
+            summary = results / MODEL / task / start / "summary"
+            for fig in ("fig_heatmaps_mean", "fig_pruning_mean", "fig_training"):
+                assert (summary / f"{fig}.png").read_bytes()[:4] == b"\x89PNG", (task, start)
+        assert pd.read_csv(results / MODEL / task / "random/summary/freeze.csv").empty
+    findings = json.loads((results / "findings.json").read_text())
+    assert all(r["no_usable_seed"] for r in findings["runs"])
+    for t in findings["tasks"]:
+        assert t["sentences"][-1].startswith("No start has a usable seed")
+    with open_page(browser, results / "findings.html") as page:
+        headline = page.locator(".hp-findings .headline")
+        headline.wait_for(state="visible")
+        text = headline.inner_text()
+        assert text.count("No start has a usable seed") == len(TASKS)
+        assert "analysis.keep_degenerate" in text
+    with open_page(browser, results / "explorer.html") as page:
+        page.wait_for_load_state("load")
+    run_snakemake(work, "--report", "report.html")
+    assert (work / "report.html").stat().st_size > 100_000
+    assert planned_jobs(work) == []
+
+
+@pytest.mark.dag
 def test_checkpoints_name_the_task_labels(finished):
     """theta0 and theta1 carry the task's label names (results/data/<task>/meta.json)."""
     import json

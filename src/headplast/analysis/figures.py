@@ -31,6 +31,7 @@ from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
+from headplast.analysis.starts import NOT_COMPARED  # noqa: E402
 from headplast.io import atomic_path  # noqa: E402
 
 DPI = 130
@@ -597,9 +598,10 @@ def fig_message(path: str | os.PathLike, title: str, message: str) -> Figure:
     the report shows the reason where the figure would be."""
     import textwrap
 
-    fig, ax = plt.subplots(figsize=(8.0, 2.4))
+    text = "\n".join(textwrap.fill(part, 90) for part in message.split("\n"))
+    fig, ax = plt.subplots(figsize=(8.0, max(2.4, 1.2 + 0.22 * (text.count("\n") + 1))))
     ax.axis("off")
-    ax.text(0.5, 0.5, textwrap.fill(message, 90), ha="center", va="center", fontsize=10)
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10)
     fig.suptitle(title, fontsize=12)
     return _save(fig, path)
 
@@ -699,7 +701,15 @@ def fig_training(
 def fig_starts(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Figure:
     """Per model and task a row of two panels: seed-to-seed stability of each measure's head
     ranking, and each pair's rho, one bar per start, with their intervals as error bars (the
-    table of :func:`headplast.analysis.starts.compare_starts`)."""
+    table of :func:`headplast.analysis.starts.compare_starts`). Starts with nothing to compare
+    (section ``not_compared``) are named under the title; when no start of any run has anything,
+    the figure says so in words (:func:`fig_message`)."""
+    skipped = table[table["section"] == NOT_COMPARED]
+    table = table[table["section"] != NOT_COMPARED]
+    why = [f"{r.model} / {r.task} / {r.start} start: {r.note}" for r in skipped.itertuples()]
+    if table.empty:
+        message = "\n".join(why) or "No run to compare."
+        return fig_message(path, title or "Starts compared", f"Nothing to compare.\n{message}")
     runs = list(dict.fromkeys(zip(table["model"], table["task"], strict=True)))
     starts = list(dict.fromkeys(table["start"]))
     fig, axes = plt.subplots(
@@ -732,8 +742,10 @@ def fig_starts(table: pd.DataFrame, path: str | os.PathLike, title: str = "") ->
             ax.set_title(f"{model} / {task}: {what}", fontsize=10)
             if r == 0 and c == 0:
                 ax.legend(title="start", fontsize=8)
+    if why:
+        title = "\n".join([title, *why]) if title else "\n".join(why)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10 if why else None)
     fig.tight_layout()
     try:
         with atomic_path(path) as tmp:

@@ -453,6 +453,13 @@ def starts_sentences(by_start: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"{acc['theta1']:.3f} at theta1 (mean over seeds used)."
             )
     names = list(usable)
+    if not names and by_start:
+        out.append(
+            "No start has a usable seed: every seed of every start is degenerate (theta1 did not "
+            "beat the majority class), so nothing here is usable. Set analysis.keep_degenerate: "
+            "true to summarise them anyway, or try other seeds, a smaller learning rate or more "
+            "epochs."
+        )
     if len(names) < 2:
         return out
     differ, comparable = [], 0

@@ -27,7 +27,11 @@ COLUMNS = [
     "overlap",  # pair: mean top-K overlap over seeds
     "overlap_chance",  # pair: K*K/n, the overlap of two random top-K sets
     "n",  # stability: seed pairs; pair: seeds
+    "note",  # section "not_compared": why the start has nothing to compare
 ]
+
+#: The section of a start's one row when it has no usable seed (every seed degenerate).
+NOT_COMPARED = "not_compared"
 
 
 def compare_starts(
@@ -35,9 +39,23 @@ def compare_starts(
 ) -> pd.DataFrame:
     """One row per (model, task, start, section, item), from ``runs[(model, task, start)] =
     (stability, pair_stats)``; rows of one model and task, item and section differ only in the
-    start, so the starts read side by side. Missing values (one seed) are NaN."""
+    start, so the starts read side by side. Missing values (one seed) are NaN. A start with no
+    usable seed (``pair_stats`` says ``no_usable_seed``) has one row of section
+    :data:`NOT_COMPARED` whose ``note`` says why."""
     rows = []
     for (model, task, start), (stability, pair_stats) in runs.items():
+        if reason := pair_stats.get("no_usable_seed"):
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "start": start,
+                    "section": NOT_COMPARED,
+                    "item": "",
+                    "note": f"not compared: {reason}",
+                }
+            )
+            continue
         for measure, st in stability.items():
             rows.append(
                 {
