@@ -259,6 +259,16 @@ def get_train_params(wildcards):
     return canonical(config["tasks"][wildcards.task]["train"])
 
 
+def get_selection_params(wildcards):
+    """This task's `selection:` settings (the top-level block, then `tasks.<task>.selection`):
+    changing them reruns the fine-tunes and the probe of this task and what follows."""
+    spec = {
+        **config["selection"],
+        **config["tasks"][wildcards.task].get("selection", {}),
+    }
+    return canonical(spec)
+
+
 def get_resource(stage, key):
     return config["resources"][stage][key]
 

@@ -46,3 +46,22 @@ rule eval_subset:
         code=package_code("eval_subset.py"),
     script:
         "../workflow/scripts/eval_subset.py"
+
+
+# The rows that choose theta1 and the probe's epoch (`selection:`), drawn once per task: the same
+# rows for every model, start, seed and freeze run; with split train they leave the training data.
+rule selection_split:
+    input:
+        train=data_path("train.jsonl"),
+        validation=data_path("validation.jsonl"),
+    output:
+        selection=data_path("selection.json"),
+    log:
+        log_path("selection_split", "{task}"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        spec=get_selection_params,
+        code=package_code("selection_split.py"),
+    script:
+        "../workflow/scripts/selection_split.py"

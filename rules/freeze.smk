@@ -12,6 +12,7 @@ rule finetune_frozen:
         init_config=ckpt("init")["config"],
         train=data_path("train.jsonl"),
         validation=data_path("validation.jsonl"),
+        selection=data_path("selection.json"),
     output:
         model=freeze_output("ckpt_final/model.safetensors"),
         config=freeze_output("ckpt_final/config.json"),

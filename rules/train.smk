@@ -36,6 +36,7 @@ rule probe_features:
         unpack(shared_encoder_source),
         train=data_path("train.jsonl"),
         validation=data_path("validation.jsonl"),
+        selection=data_path("selection.json"),
     output:
         features=run_path("probe_features.safetensors"),
     log:
@@ -98,6 +99,7 @@ rule finetune:
         init_config=ckpt("init")["config"],
         train=data_path("train.jsonl"),
         validation=data_path("validation.jsonl"),
+        selection=data_path("selection.json"),
     output:
         **ckpt("final"),
         run_config=seed_path("run_config.json"),

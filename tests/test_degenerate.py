@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from headplast.analysis.statistics import PAIRS, counter_examples, pair_statistics
+from headplast.data.selection import selection_record
 from headplast.io import read_json, write_json
 from headplast.train.degenerate import (
     degeneracy,
@@ -110,6 +111,8 @@ def lr0_run(tmp_path_factory):
                 fh.write(json.dumps({"premise": words, "hypothesis": words, "label": label}))
                 fh.write("\n")
     init_checkpoint(src, 2, 0, root / "ckpt_init")
+    train = [json.loads(line)["label"] for line in (root / "train.jsonl").open()]
+    write_json(root / "selection.json", selection_record({"fraction": 0.25}, train, 32))
     out = {
         "model": str(root / "ckpt_final" / "model.safetensors"),
         "config": str(root / "ckpt_final" / "config.json"),
@@ -123,6 +126,7 @@ def lr0_run(tmp_path_factory):
             "init_config": str(root / "ckpt_init" / "config.json"),
             "train": str(root / "train.jsonl"),
             "validation": str(root / "validation.jsonl"),
+            "selection": str(root / "selection.json"),
         },
         output=out,
         params={
@@ -143,6 +147,9 @@ def test_learning_rate_zero_is_flagged_and_warned(lr0_run):
     assert rc["majority_class_rate"] == 0.75 and rc["majority_label"] == 0
     assert rc["degenerate"] is True
     assert rc["accuracy_margin"] == pytest.approx(v1["accuracy"] - 0.75)
+    # chosen on 4 train rows; the degenerate check reads the 32 validation rows
+    assert (rc["selection"]["split"], rc["selection"]["n_examples"]) == ("train", 4)
+    assert rc["n_train_examples"] == 12
     last = [line for line in log.splitlines() if line.strip()][-1]
     assert "DEGENERATE RUN (seed 0)" in last and "analysis.min_accuracy_gain" in last
 

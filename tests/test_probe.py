@@ -36,7 +36,6 @@ from headplast.train.probe import (
     compute_probe_features,
     evaluate_head,
     fit_probe,
-    holdout_split,
     merge_probe_hparams,
     probe_checkpoint,
 )
@@ -187,34 +186,22 @@ def test_probe_is_deterministic_in_the_seed():
 
 
 def test_probe_hparams_checked():
-    """The config's block over the defaults; 1 and a holdout fraction of 0 (no early stopping)
-    are the smallest values allowed, 0 and 1 the first refused."""
+    """The config's block over the defaults; 1 is the smallest value allowed, 0 the first
+    refused; the held-out part is the task's selection rows now, so `holdout_fraction` is an
+    unknown key."""
     assert merge_probe_hparams({"epochs": 3}) == {**PROBE_DEFAULTS, "epochs": 3}
     edge = {"epochs": 1, "batch_size": 1, "max_train_samples": 1, "patience": 1}
-    assert merge_probe_hparams({**edge, "holdout_fraction": 0.0}) == {
-        **PROBE_DEFAULTS,
-        **edge,
-        "holdout_fraction": 0.0,
-    }
+    assert merge_probe_hparams(edge) == {**PROBE_DEFAULTS, **edge}
     with pytest.raises(ValueError, match="unknown `probe` key.*'epoch'"):
         merge_probe_hparams({"epoch": 3})
+    with pytest.raises(ValueError, match="unknown `probe` key.*'holdout_fraction'"):
+        merge_probe_hparams({"holdout_fraction": 0.1})
     with pytest.raises(ValueError, match="probe.batch_size"):
         merge_probe_hparams({"batch_size": 0})
     with pytest.raises(ValueError, match="probe.patience"):
         merge_probe_hparams({"patience": 0})
     with pytest.raises(ValueError, match="probe.max_train_samples"):
         merge_probe_hparams({"max_train_samples": 0})
-    with pytest.raises(ValueError, match=r"probe.holdout_fraction.*\[0, 1\)"):
-        merge_probe_hparams({"holdout_fraction": 1.0})
-
-
-def test_holdout_split_is_the_same_for_every_seed_and_disjoint():
-    fit, held = holdout_split(50, 0.1)
-    assert held.numel() == 5 and fit.numel() == 45
-    assert sorted(fit.tolist() + held.tolist()) == list(range(50))
-    assert torch.equal(held, holdout_split(50, 0.1)[1])  # no training seed in it
-    assert holdout_split(50, 0.0)[1].numel() == 0
-    assert holdout_split(3, 0.01)[1].numel() == 1 and holdout_split(3, 0.99)[0].numel() == 1
 
 
 def test_early_stopping_keeps_the_head_of_the_lowest_held_out_loss():
@@ -333,7 +320,10 @@ def _write_pairs(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def probe_inputs(tmp_path_factory):
     """Two seeds' random theta0 of one tiny BERT (the same encoder, seeds 1 and 2), a 40/20 pair
-    split, and the probe features computed from seed 2's theta0 on 30 of the 40 train rows."""
+    split with 4 selection rows drawn from the train split (selection.json), and the probe
+    features computed from seed 2's theta0 on 30 of the other 36 train rows."""
+    from headplast.data.selection import selection_record
+    from headplast.io import write_json
     from headplast.train.theta0 import init_checkpoint
 
     root = tmp_path_factory.mktemp("probe")
@@ -342,12 +332,21 @@ def probe_inputs(tmp_path_factory):
     init_checkpoint(src, 2, 1, init_dir)
     init_checkpoint(src, 2, 2, root / "seed2")
     _write_pairs(root)
+    selection = selection_record({"fraction": 0.1}, _labels(root / "train.jsonl"), 20)
+    write_json(root / "selection.json", selection)
     features = root / "probe_features.safetensors"
     info = compute_probe_features(
         root / "seed2", root / "train.jsonl", root / "validation.jsonl", features,
         max_length=32, tokens_per_batch=8192, max_train_samples=30,
+        selection_path=root / "selection.json",
     )  # fmt: skip
-    return {"root": root, "init_dir": init_dir, "features": features, "info": info}
+    return {
+        "root": root,
+        "init_dir": init_dir,
+        "features": features,
+        "info": info,
+        "selection": selection["indices"],
+    }
 
 
 def _labels(path: Path) -> list[int]:
@@ -355,46 +354,60 @@ def _labels(path: Path) -> list[int]:
 
 
 def test_probe_features_subsample_and_max_length(probe_inputs):
-    """The probe features hold the train rows fine-tuning uses (a sorted sample drawn with
-    SUBSAMPLE_SEED; every row without ``max_train_samples``) and both splits are encoded with
-    ``max_length``: truncating the pairs changes the train and the validation features."""
+    """The probe features hold the train rows fine-tuning uses (the train split less the
+    selection rows, then a sorted sample drawn with SUBSAMPLE_SEED; every row without
+    ``max_train_samples``), the selection rows apart, and every split is encoded with
+    ``max_length``: truncating the pairs changes the train and the validation features. Without
+    a selection record the validation split is the held-out part."""
     from headplast.train.defaults import SUBSAMPLE_SEED
 
-    root = probe_inputs["root"]
+    root, chosen = probe_inputs["root"], probe_inputs["selection"]
     train, val = _labels(root / "train.jsonl"), _labels(root / "validation.jsonl")
     info = probe_inputs["info"]
-    assert set(info) == {"device", "n_train", "n_validation", "seconds"}
-    assert (info["n_train"], info["n_validation"]) == (30, 20)
+    assert set(info) == {
+        "device", "n_train", "n_selection", "selection_split", "n_validation", "seconds",
+    }  # fmt: skip
+    assert (info["n_train"], info["n_selection"], info["n_validation"]) == (30, 4, 20)
+    assert info["selection_split"] == "train" and len(chosen) == 4
     loaded = ProbeFeatures.load(probe_inputs["features"])
-    sample = sorted(random.Random(SUBSAMPLE_SEED).sample(range(40), 30))
+    kept = [i for i in range(40) if i not in chosen]
+    sample = [kept[i] for i in sorted(random.Random(SUBSAMPLE_SEED).sample(range(36), 30))]
+    assert not set(sample) & set(chosen)
     # every pair has the same length in tokens, so batch order is file order
     assert loaded.train_labels.tolist() == [train[i] for i in sample]
+    assert loaded.selection_labels.tolist() == [train[i] for i in chosen]
     assert loaded.validation_labels.tolist() == val
     assert loaded.n_train_all == 40 and loaded.train.shape == (30, 32)
+    assert loaded.selection.shape == (4, 32) and loaded.selection_split == "train"
     assert loaded.validation.shape == (20, 32) and loaded.train.dtype == torch.float32
     short = root / "short.safetensors"
     info = compute_probe_features(
         root / "seed2", root / "train.jsonl", root / "validation.jsonl", short,
         max_length=6, tokens_per_batch=8192,
     )  # fmt: skip
-    assert (info["n_train"], info["n_validation"]) == (40, 20)
+    assert (info["n_train"], info["n_selection"], info["n_validation"]) == (40, 20, 20)
     cut = ProbeFeatures.load(short)
     assert cut.train_labels.tolist() == train and cut.n_train_all == 40
+    assert cut.selection_split == "validation" and torch.equal(cut.selection, cut.validation)
     assert cut.encoder_sha256 == loaded.encoder_sha256  # seed 2's theta0 both times
     # 9 tokens ([CLS] yes the cat sat [SEP] a dog [SEP]) cut to 6 change every first-token state
     assert (cut.train[sample] - loaded.train).abs().amax(-1).min() > 1e-4
+    assert (cut.train[chosen] - loaded.selection).abs().amax(-1).min() > 1e-4
     assert (cut.validation - loaded.validation).abs().amax(-1).min() > 1e-4
 
 
 def test_probe_features_file_checked(tmp_path):
     """A features file round-trips; one with any single shape wrong (train not 2-d, train and
-    validation widths, either label count) or without its metadata is refused as an artifact to
-    rebuild."""
+    validation or selection widths, any label count) or without its metadata is refused as an
+    artifact to rebuild."""
     x, y = torch.randn(4, 8), torch.tensor([0, 1, 1, 0])
-    ok = ProbeFeatures(x, y, x[:3].clone(), y[:3].clone(), "ab" * 32, 9)
+    ok = ProbeFeatures(
+        x, y, x[:2].clone(), y[:2].clone(), x[:3].clone(), y[:3].clone(), "ab" * 32, 9
+    )
     ok.save(tmp_path / "ok.safetensors")
     back = ProbeFeatures.load(tmp_path / "ok.safetensors")
     assert back.n_train_all == 9 and back.encoder_sha256 == "ab" * 32
+    assert back.selection_split == "train"
     for k in ProbeFeatures.TENSORS:
         assert torch.equal(getattr(back, k), getattr(ok, k)), k
     bad = {
@@ -402,6 +415,8 @@ def test_probe_features_file_checked(tmp_path):
         "widths": dataclasses.replace(ok, validation=torch.randn(3, 7)),
         "train labels": dataclasses.replace(ok, train_labels=y[:3]),
         "validation labels": dataclasses.replace(ok, validation_labels=y.clone()),
+        "selection widths": dataclasses.replace(ok, selection=torch.randn(2, 7)),
+        "selection labels": dataclasses.replace(ok, selection_labels=y[:3].clone()),
     }
     for name, feats in bad.items():
         feats.save(tmp_path / "bad.safetensors")
@@ -410,7 +425,7 @@ def test_probe_features_file_checked(tmp_path):
             pytest.fail(name)
     tensors = {k: getattr(ok, k) for k in ProbeFeatures.TENSORS}
     save_tensors(tmp_path / "nometa.safetensors", tensors, {"encoder_sha256": "ab" * 32})
-    with pytest.raises(ArtifactError, match="no n_train_all in its metadata"):
+    with pytest.raises(ArtifactError, match="no n_train_all, selection_split in its metadata"):
         ProbeFeatures.load(tmp_path / "nometa.safetensors")
 
 
@@ -440,21 +455,22 @@ def test_probe_checkpoint_on_disk(probe_inputs, tmp_path):
     assert not torch.equal(
         random_model.bert.pooler.dense.weight, probe_model.bert.pooler.dense.weight
     )
-    # the reference: the random theta0 fitted directly on the same 27 fit and 3 held-out rows
-    fit_idx, held_idx = holdout_split(30, 0.1)
-    x_fit, y_fit = loaded.train[fit_idx], loaded.train_labels[fit_idx]
+    # the reference: the random theta0 fitted directly on the same 30 fit rows, early-stopped on
+    # the 4 selection rows
+    x_fit, y_fit = loaded.train, loaded.train_labels
     x_val, y_val = loaded.validation, loaded.validation_labels
     ref = copy.deepcopy(random_model)
     fit = fit_probe(
         ref, x_fit, y_fit, epochs=10, learning_rate=5e-2, batch_size=9, weight_decay=0.01,
-        seed=1, held_out=(loaded.train[held_idx], loaded.train_labels[held_idx]), patience=1,
+        seed=1, held_out=(loaded.selection, loaded.selection_labels), patience=1,
     )  # fmt: skip
-    assert (len(fit.train_loss), fit.best_epoch) == (4, 3)  # stopped early: patience counts
+    assert len(fit.train_loss) < 10  # stopped early: patience counts
+    assert fit.best_epoch == len(fit.train_loss) - 1
     val = _labels(probe_inputs["root"] / "validation.jsonl")
     assert set(record) == {
         "hparams", "seed", "init_dir", "init_model_sha256", "features", "encoder_sha256",
         "head_modules", "head_parameters", "n_train_split", "n_train_examples",
-        "n_held_out_examples", "n_validation_examples", "train_loss_per_epoch",
+        "n_held_out_examples", "held_out", "n_validation_examples", "train_loss_per_epoch",
         "held_out_loss_per_epoch", "epochs_run", "best_epoch", "train", "validation",
         "validation_majority_rate", "device", "seconds",
     }  # fmt: skip
@@ -469,11 +485,12 @@ def test_probe_checkpoint_on_disk(probe_inputs, tmp_path):
         "bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias",
         "classifier.weight",
     ]  # fmt: skip
-    assert (record["n_train_split"], record["n_train_examples"]) == (40, 27)
-    assert (record["n_held_out_examples"], record["n_validation_examples"]) == (3, 20)
+    assert (record["n_train_split"], record["n_train_examples"]) == (40, 30)
+    assert (record["n_held_out_examples"], record["n_validation_examples"]) == (4, 20)
+    assert record["held_out"] == "the task's selection rows (train split)"
     assert record["train_loss_per_epoch"] == [round(v, 6) for v in fit.train_loss]
     assert record["held_out_loss_per_epoch"] == [round(v, 6) for v in fit.held_out_loss]
-    assert (record["epochs_run"], record["best_epoch"]) == (4, 3)
+    assert (record["epochs_run"], record["best_epoch"]) == (len(fit.train_loss), fit.best_epoch)
     assert record["train"] == evaluate_head(probe_model, x_fit, y_fit)
     assert record["train"] == evaluate_head(ref, x_fit, y_fit)
     assert record["validation"] == {
@@ -484,16 +501,23 @@ def test_probe_checkpoint_on_disk(probe_inputs, tmp_path):
     assert record["device"] == "cpu" and record["seconds"] >= 0
 
 
-def test_probe_checkpoint_without_held_out_part(probe_inputs, tmp_path):
-    """``holdout_fraction: 0``: every train row is fitted on, no held-out loss is recorded, every
-    epoch runs and the last epoch's head is kept."""
-    hp = {"epochs": 2, "learning_rate": 1e-2, "batch_size": None, "holdout_fraction": 0.0}
+def test_probe_checkpoint_selecting_on_the_validation_split(probe_inputs, tmp_path):
+    """``selection.split: validation`` (features without a selection record): every train row is
+    fitted on and the validation split is the held-out part, as the record says."""
+    root = probe_inputs["root"]
+    features = tmp_path / "f.safetensors"
+    compute_probe_features(
+        root / "seed2", root / "train.jsonl", root / "validation.jsonl", features,
+        max_length=32, tokens_per_batch=8192,
+    )  # fmt: skip
+    hp = {"epochs": 2, "learning_rate": 1e-2, "batch_size": None}
     record = probe_checkpoint(
-        probe_inputs["init_dir"], probe_inputs["features"], tmp_path / "p", hparams=hp, seed=3
+        probe_inputs["init_dir"], features, tmp_path / "p", hparams=hp, seed=3
     )
-    assert (record["n_train_examples"], record["n_held_out_examples"]) == (30, 0)
-    assert record["held_out_loss_per_epoch"] == [] and len(record["train_loss_per_epoch"]) == 2
-    assert (record["epochs_run"], record["best_epoch"], record["seed"]) == (2, 2, 3)
+    assert (record["n_train_examples"], record["n_held_out_examples"]) == (40, 20)
+    assert record["held_out"] == "the task's selection rows (validation split)"
+    assert len(record["held_out_loss_per_epoch"]) == len(record["train_loss_per_epoch"])
+    assert record["seed"] == 3
 
 
 def test_probe_features_of_another_encoder_are_refused(tmp_path):
@@ -502,7 +526,9 @@ def test_probe_features_of_another_encoder_are_refused(tmp_path):
     other = make_tiny_model(str(tmp_path / "other"))
     init_checkpoint(other, 2, 1, tmp_path / "theta0")
     x, y = torch.zeros(4, 32), torch.zeros(4, dtype=torch.long)
-    ProbeFeatures(x, y, x.clone(), y.clone(), "0" * 64, 4).save(tmp_path / "f.safetensors")
+    ProbeFeatures(x, y, x.clone(), y.clone(), x.clone(), y.clone(), "0" * 64, 4).save(
+        tmp_path / "f.safetensors"
+    )
     with pytest.raises(EncoderMismatchError, match="another encoder.*probe_features"):
         probe_checkpoint(
             tmp_path / "theta0", tmp_path / "f.safetensors", tmp_path / "out",

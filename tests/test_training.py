@@ -317,3 +317,80 @@ def test_precision_on_cpu():
     assert pick_device().type == "cpu"
     with autocast_context("cpu", "fp32"):
         pass
+
+
+@pytest.mark.training
+def test_theta1_is_chosen_on_train_rows_and_no_validation_example_enters(setup, tmp_path):
+    """``selection.split: train``: the Trainer trains on the train split less the selection rows,
+    evaluates (and so chooses theta1) on exactly the selection rows, and never sees a
+    validation example; the record reports theta0/theta1 on the validation split (recomputed
+    here) and on the selection rows (the best of which chose theta1). Indices checked through
+    the encodings the Trainer's data loaders hold."""
+    from transformers import TrainerCallback
+
+    from headplast.data.selection import indices_sha256, selection_record
+    from headplast.io import write_json
+    from headplast.measure.stage import load_checkpoint
+    from headplast.model.loading import load_tokenizer
+
+    root, _, init_dir = setup
+    train = [json.loads(line) for line in (root / "train.jsonl").open()]
+    val = [json.loads(line) for line in (root / "validation.jsonl").open()]
+    record = selection_record({"fraction": 0.25, "seed": 3}, [r["label"] for r in train], len(val))
+    write_json(tmp_path / "selection.json", record)
+    chosen = record["indices"]
+    assert len(chosen) == 16 and len(set(chosen)) == 16
+
+    seen: dict[str, set] = {"train": set(), "eval": set(), "validation": set()}
+
+    class Spy(TrainerCallback):
+        """The examples of every data loader the Trainer reads: training, the evaluations whose
+        ``eval_accuracy`` chooses the checkpoint, and the reporting ones (``validation_*``)."""
+
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kw):  # noqa: ANN001
+            seen["train"] |= {tuple(x) for x in train_dataloader.dataset["input_ids"]}
+
+        def on_evaluate(self, args, state, control, eval_dataloader=None, metrics=None, **kw):  # noqa: ANN001
+            which = "eval" if "eval_accuracy" in metrics else "validation"
+            seen[which] |= {tuple(x) for x in eval_dataloader.dataset["input_ids"]}
+
+    tok = load_tokenizer(init_dir)
+
+    def enc(rows):
+        e = tok([r["premise"] for r in rows], [r["hypothesis"] for r in rows], truncation=True,
+                max_length=64)  # fmt: skip
+        return [tuple(x) for x in e["input_ids"]]
+
+    hp = {**HP, "num_train_epochs": 2}
+    rc = finetune(
+        init_dir, root / "train.jsonl", root / "validation.jsonl", tmp_path / "ckpt_final",
+        tmp_path / "trainer_out", hp, seed=0, max_length=64, callbacks=[Spy()],
+        selection_path=tmp_path / "selection.json",
+    )  # fmt: skip
+    kept = [i for i in range(len(train)) if i not in set(chosen)]
+    assert seen["train"] == set(enc([train[i] for i in kept]))
+    assert seen["eval"] == set(enc([train[i] for i in chosen]))
+    train_side = set(enc(train))
+    outside = set(enc(val)) - train_side  # validation pairs that are not also train pairs
+    assert outside and not outside & (seen["train"] | seen["eval"])
+    assert seen["validation"] == set(enc(val))  # read for the reported accuracies only
+    assert rc["n_train_examples"] == 48 and rc["train_indices_sha256"] == indices_sha256(kept)
+    sel = rc["selection"]
+    assert (sel["split"], sel["n_examples"]) == ("train", 16)
+    assert sel["indices_sha256"] == record["indices_sha256"]
+    assert sel["theta1"]["accuracy"] == rc["best_metric"]
+    assert rc["training_curve"]["eval"][0] == {"step": 0, "epoch": 0.0, **sel["theta0"]}
+    assert max(e["accuracy"] for e in rc["training_curve"]["eval"][1:]) == rc["best_metric"]
+    # the reported validation accuracy is the saved theta1's on the validation split
+    model, tok = load_checkpoint(tmp_path / "ckpt_final", torch.device("cpu"))
+    from headplast.data.batching import encode_pairs, make_batches
+
+    correct = 0
+    with torch.no_grad():
+        for b in make_batches(encode_pairs(tok, val, 64), 512):
+            labels = b.pop("labels")
+            correct += int((model(**b).logits.argmax(-1) == labels).sum())
+    assert correct / len(val) == pytest.approx(rc["validation"]["theta1"]["accuracy"])
+    assert rc["majority_class_rate"] == max(
+        sum(r["label"] for r in val), len(val) - sum(r["label"] for r in val)
+    ) / len(val)

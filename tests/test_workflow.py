@@ -21,7 +21,7 @@ from tests.workflow_utils import REPO, run_snakemake, tiny_config, write_config
 
 BIN = Path(sys.executable).parent
 TRAINING = {"init_checkpoint", "probe_features", "probe_checkpoint", "finetune"}
-DATA = {"synthetic_nli", "prepare_data", "eval_subset"}
+DATA = {"synthetic_nli", "prepare_data", "eval_subset", "selection_split"}
 
 
 def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
@@ -94,6 +94,13 @@ def test_tiny_dag_produces_every_artifact(finished):
     (model,) = cfg["models"]
     for task in cfg["tasks"]:
         assert (finished / f"results/data/{task}/eval_subset.json").exists()
+        # theta1 chosen on 12 of the 120 train pairs, never on the validation split
+        selection = json.loads((finished / f"results/data/{task}/selection.json").read_text())
+        assert (selection["split"], selection["n_examples"]) == ("train", 12)
+        for rc_path in (finished / "results" / model / task).glob("*/seed*/run_config.json"):
+            rc = json.loads(rc_path.read_text())
+            assert rc["selection"]["indices_sha256"] == selection["indices_sha256"], rc_path
+            assert rc["n_train_examples"] == 108 and rc["selection"]["n_examples"] == 12
         assert (finished / "results" / model / task / "theta0_sweep.safetensors").exists()
         assert (finished / "results" / model / task / "probe_features.safetensors").exists()
         for start, seed in itertools.product(cfg["starts"], cfg["seeds"]):
@@ -371,6 +378,31 @@ def test_training_hyperparameter_reruns_only_that_task(finished):
 
 
 @pytest.mark.dag
+def test_selection_settings_rerun_the_fine_tunes_and_what_follows_nothing_before(finished):
+    """`selection:` reruns the selection rows, the probe (its early stopping reads them), every
+    fine-tune and frozen fine-tune and what follows, exactly the jobs of forcing
+    selection_split; not the data, theta0, the eval subset or the theta0 sweep. A task's own
+    `tasks.<task>.selection` reruns that task alone."""
+    jobs = _rerun_plan(finished, {"selection": {"seed": 5}})
+    forced = planned_jobs(finished, "--forcerun", "selection_split")
+    assert job_multiset(jobs) == job_multiset(forced)
+    counts = Counter(rule for rule, _ in jobs)
+    assert counts["selection_split"] == 2 and counts["finetune"] == 8
+    assert counts["probe_features"] == 2 and counts["probe_checkpoint"] == 4
+    assert counts["finetune_frozen"] == 8  # 2 tasks x 2 seeds x 2 orders (random start)
+    assert not rules_of(jobs) & {"init_checkpoint", "theta0_sweep", *(DATA - {"selection_split"})}
+    random_pre = [
+        job
+        for job in jobs
+        if job[0] in {"importance_pre_shared", "gradfisher_pre"} and job[1]["start"] == "random"
+    ]
+    assert random_pre == []  # the random start's theta0 measures do not read the selection
+    one = _rerun_plan(finished, {"tasks": {"nli_a": {"selection": {"fraction": 0.2}}}})
+    assert {w.get("task") for _, w in one} == {"nli_a", None}  # None: the comparisons
+    assert Counter(rule for rule, _ in one)["finetune"] == 4
+
+
+@pytest.mark.dag
 def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
     """Changing a `probe:` value reruns every job of the probe start (probing, fine-tuning, every
     measure, statistic and summary) and the comparisons across starts: nothing of the random
@@ -387,7 +419,6 @@ def test_probe_hyperparameter_reruns_exactly_the_probe_start(finished):
         {"epochs": 2},
         {"batch_size": 8},
         {"patience": 1},
-        {"holdout_fraction": 0.2},
     ):
         jobs = _rerun_plan(finished, {"probe": change})
         assert job_multiset(jobs) == job_multiset(expected), change

@@ -1,4 +1,5 @@
-"""Snakemake script: fine-tune theta0 into theta1 (best by validation accuracy), write run_config.
+"""Snakemake script: fine-tune theta0 into theta1 (best by accuracy on the task's selection rows),
+write run_config.
 trainer_out/ is not declared (a killed job resumes); N > 1 GPUs: N data-parallel processes."""
 
 import sys
@@ -26,6 +27,7 @@ kwargs = dict(
     init_dir=os.path.dirname(sm.input.init_model),
     train_path=sm.input.train,
     validation_path=sm.input.validation,
+    selection_path=sm.input.selection,
     out_dir=out_dir,
     trainer_dir=os.path.join(os.path.dirname(sm.output.run_config), "trainer_out"),
     hparams=dict(sm.params.hparams),

@@ -43,6 +43,7 @@ run_config = finetune(
     min_accuracy_gain=float(sm.params.min_accuracy_gain),
     callbacks=[freeze_callback(heads)],
     resume_key={"frozen_heads": [list(h) for h in heads]},
+    selection_path=sm.input.selection,
 )
 run_config["freeze"] = fz
 run_config["frozen_heads"] = [list(h) for h in heads]

@@ -20,5 +20,6 @@ info = compute_probe_features(
     max_length=int(sm.params.max_length),
     tokens_per_batch=int(sm.params.tokens_per_batch),
     max_train_samples=sm.params.max_train_samples,
+    selection_path=sm.input.selection,
 )
 log.info("features: %s", info)

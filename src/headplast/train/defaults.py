@@ -33,8 +33,7 @@ PROBE_DEFAULTS: dict[str, Any] = {
     "batch_size": 64,  # None: full batch
     "weight_decay": 0.01,
     "max_train_samples": None,  # None: the whole train split
-    "holdout_fraction": 0.1,  # of the (subsampled) train split, for early stopping; 0: none
-    "patience": 5,  # epochs without a lower held-out loss before fitting stops
+    "patience": 5,  # epochs without a lower loss on the selection rows before fitting stops
 }
 
 #: The per-head scores a freeze order can rank by (``interventions.orders``), each with the

@@ -1,7 +1,10 @@
 """theta1: fine-tuning theta0 (:mod:`headplast.train.theta0`) with the Hugging Face Trainer.
 
-``finetune`` keeps the best checkpoint by validation accuracy (theta1), and resumes from the last
-complete Trainer checkpoint when an earlier run of the same configuration was interrupted.
+``finetune`` keeps the best checkpoint by accuracy on the selection rows (theta1;
+:mod:`headplast.data.selection`: by default rows held out of the train split, so the validation
+split never chooses theta1), reports theta0's and theta1's validation accuracy, and resumes from
+the last complete Trainer checkpoint when an earlier run of the same configuration was
+interrupted.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from headplast.data.selection import indices_sha256, read_selection, split_rows
 from headplast.data.tasks import file_fingerprint, read_split
 from headplast.io import atomic_dir, read_json, write_json
 from headplast.model.loading import load_model, load_tokenizer
@@ -56,8 +60,9 @@ def package_versions() -> dict[str, str | None]:
 
 
 def _best_eval_metrics(state: Any) -> dict[str, float] | None:
-    """theta1's validation metrics from the evaluation that selected it (the best checkpoint is
-    loaded at the end of train(); evaluating it again would repeat the same numbers)."""
+    """theta1's metrics on the selection rows from the evaluation that selected it (the best
+    checkpoint is loaded at the end of train(); evaluating it again would repeat the same
+    numbers)."""
     step = getattr(state, "best_global_step", None)
     for entry in reversed(state.log_history):
         if step is not None and entry.get("step") == step and "eval_accuracy" in entry:
@@ -293,9 +298,12 @@ def _resume_point(trainer_dir: Path, fingerprint: dict[str, Any]) -> Path | None
 
 @dataclass(frozen=True)
 class FinetuneData:
-    """The splits fine-tuning reads: canonical rows (``train`` after the ``max_train_samples``
-    subsample), their tokenised datasets, the train split's label counts, and the data
-    fingerprint the run record and the resume check carry (path, sha256, examples per split)."""
+    """The rows fine-tuning reads: canonical rows (``train`` after the selection rows left and
+    the ``max_train_samples`` subsample was taken; ``train_indices`` their rows in the train
+    split), the selection rows that choose theta1 and the validation rows, their tokenised
+    datasets (``sel_ds`` is ``val_ds`` when selecting on the validation split), the training
+    rows' label counts, the data fingerprint the run record and the resume check carry (path,
+    sha256, examples per split) and the selection record's summary (``selection``)."""
 
     train_rows: list[dict[str, Any]]
     val_rows: list[dict[str, Any]]
@@ -303,6 +311,10 @@ class FinetuneData:
     val_ds: Any
     label_counts: dict[str, int]
     fingerprint: dict[str, dict[str, Any]]
+    train_indices: list[int]
+    sel_rows: list[dict[str, Any]]
+    sel_ds: Any
+    selection: dict[str, Any]
 
 
 def load_finetune_data(
@@ -312,20 +324,27 @@ def load_finetune_data(
     validation_path: str | os.PathLike,
     hp: dict[str, Any],
     max_length: int,
+    selection_path: str | os.PathLike | None = None,
 ) -> FinetuneData:
-    """Read both splits, check their labels against the model's, take the fixed train subsample
+    """Read both splits, check their labels against the model's, set the selection rows apart
+    (``selection_path``: a ``selection.json`` of :mod:`headplast.data.selection`; None selects on
+    the validation split), take the fixed subsample of the remaining train rows
     (:data:`~headplast.train.defaults.SUBSAMPLE_SEED`) and tokenise."""
     num_labels = int(model_config.num_labels)
-    train_rows = read_split(train_path)
+    all_train = read_split(train_path)
     val_rows = read_split(validation_path)
-    _check_labels(train_rows, num_labels, train_path)
+    _check_labels(all_train, num_labels, train_path)
     _check_labels(val_rows, num_labels, validation_path)
-    n_train_all = len(train_rows)
-    if hp["max_train_samples"] is not None and int(hp["max_train_samples"]) < n_train_all:
+    n_train_all = len(all_train)
+    record = None
+    if selection_path is not None:
+        record = read_selection(selection_path, n_train_all, len(val_rows))
+    kept, train_rows, sel_rows = split_rows(all_train, val_rows, record)
+    if hp["max_train_samples"] is not None and int(hp["max_train_samples"]) < len(kept):
         idx = sorted(
-            random.Random(SUBSAMPLE_SEED).sample(range(n_train_all), hp["max_train_samples"])
+            random.Random(SUBSAMPLE_SEED).sample(range(len(kept)), hp["max_train_samples"])
         )
-        train_rows = [train_rows[i] for i in idx]
+        kept, train_rows = [kept[i] for i in idx], [train_rows[i] for i in idx]
     label_counts = _warn_one_class(train_rows, model_config.id2label, train_path)
     fingerprint = {
         name: {"path": os.fspath(path), "sha256": file_fingerprint(path)}
@@ -333,13 +352,25 @@ def load_finetune_data(
     }
     fingerprint["train"]["n_examples"] = n_train_all
     fingerprint["validation"]["n_examples"] = len(val_rows)
+    split = "validation" if record is None else record["split"]
+    selection = {
+        "split": split,
+        "n_examples": len(sel_rows),
+        "indices_sha256": None if record is None else record["indices_sha256"],
+        "path": None if selection_path is None else os.fspath(selection_path),
+    }
+    val_ds = _tokenize(tokenizer, val_rows, max_length)
     return FinetuneData(
         train_rows,
         val_rows,
         _tokenize(tokenizer, train_rows, max_length),
-        _tokenize(tokenizer, val_rows, max_length),
+        val_ds,
         label_counts,
         fingerprint,
+        kept,
+        sel_rows,
+        val_ds if split == "validation" else _tokenize(tokenizer, sel_rows, max_length),
+        selection,
     )
 
 
@@ -352,7 +383,8 @@ def training_arguments(
     world_size: int,
 ) -> Any:
     """The Trainer's arguments: the hyper-parameters, evaluation and saving once per epoch (or
-    every ``eval_steps``), the best checkpoint by validation accuracy kept, the effective batch
+    every ``eval_steps``), the best checkpoint by accuracy on the evaluation set (the selection
+    rows) kept, the effective batch
     split over ``world_size`` processes (:func:`split_batch`), ``precision`` (resolved)."""
     from transformers import TrainingArguments
 
@@ -397,12 +429,25 @@ def training_arguments(
     )
 
 
-def _train_and_evaluate(trainer: Any, resume_from: Path | None, out_dir: Path) -> tuple:
-    """(theta0 metrics, theta1 metrics, train result): evaluate theta0, train (resuming from
-    ``resume_from``), take theta1's metrics from the evaluation that selected it; every number
+def _validation_metrics(trainer: Any, data: FinetuneData) -> dict[str, float]:
+    """Loss and accuracy on the validation split (outside the Trainer's log of selection
+    evaluations, under the prefix ``validation``)."""
+    raw = trainer.evaluate(eval_dataset=data.val_ds, metric_key_prefix="validation")
+    return {"loss": float(raw["validation_loss"]), "accuracy": float(raw["validation_accuracy"])}
+
+
+def _train_and_evaluate(
+    trainer: Any, resume_from: Path | None, out_dir: Path, data: FinetuneData
+) -> tuple:
+    """(validation metrics {theta0, theta1}, selection metrics {theta0, theta1}, train result):
+    evaluate theta0, train (resuming from ``resume_from``) choosing theta1 on the selection rows,
+    take theta1's selection metrics from the evaluation that chose it and evaluate it on the
+    validation split (the same numbers when selecting on the validation split); every number
     checked finite."""
-    theta0 = _metrics(trainer.evaluate())
-    log.info("theta0 validation: %s", theta0)
+    on_validation = data.selection["split"] == "validation"
+    sel0 = _metrics(trainer.evaluate())
+    val0 = sel0 if on_validation else _validation_metrics(trainer, data)
+    log.info("theta0 validation: %s; selection rows: %s", val0, sel0)
     result = trainer.train(
         resume_from_checkpoint=os.fspath(resume_from) if resume_from is not None else None
     )
@@ -410,12 +455,13 @@ def _train_and_evaluate(trainer: Any, resume_from: Path | None, out_dir: Path) -
         raise NonFiniteLossError(
             f"mean training loss is {result.training_loss}; nothing was written to {out_dir}"
         )
-    theta1 = _best_eval_metrics(trainer.state) or _metrics(trainer.evaluate())
-    log.info("theta1 validation: %s", theta1)
-    for name, m in (("theta0", theta0), ("theta1", theta1)):
+    sel1 = _best_eval_metrics(trainer.state) or _metrics(trainer.evaluate())
+    val1 = sel1 if on_validation else _validation_metrics(trainer, data)
+    log.info("theta1 validation: %s; selection rows: %s", val1, sel1)
+    for name, m in (("theta0", val0), ("theta1", val1), ("theta0", sel0), ("theta1", sel1)):
         if not all(math.isfinite(v) for v in m.values()):
-            raise NonFiniteLossError(f"{name} validation metrics are not finite: {m}")
-    return theta0, theta1, result
+            raise NonFiniteLossError(f"{name} validation or selection metrics are not finite: {m}")
+    return {"theta0": val0, "theta1": val1}, {"theta0": sel0, "theta1": sel1}, result
 
 
 def _save_theta1(
@@ -448,9 +494,14 @@ def finetune(
     keep_checkpoints: bool = False,
     min_accuracy_gain: float = DEFAULT_MIN_ACCURACY_GAIN,
     resume_key: dict[str, Any] | None = None,
+    selection_path: str | os.PathLike | None = None,
 ) -> dict[str, Any] | None:
-    """Fine-tune theta0 in ``init_dir`` and save the best checkpoint by validation accuracy (theta1)
-    to ``out_dir``, atomically. Returns the run configuration (see the module docs).
+    """Fine-tune theta0 in ``init_dir`` and save the best checkpoint by accuracy on the selection
+    rows (theta1) to ``out_dir``, atomically. Returns the run configuration (see the module docs).
+
+    ``selection_path``: the task's ``selection.json`` (:mod:`headplast.data.selection`); its rows
+    leave the training data and are the Trainer's evaluation set. None selects on the validation
+    split (the record's ``selection.split`` says which).
 
     In named parts: load the data (:func:`load_finetune_data`), build the Trainer's arguments
     (:func:`training_arguments`), find a resume point, train and evaluate, save theta1, and
@@ -485,7 +536,9 @@ def finetune(
     set_seed(int(seed))
     tokenizer = load_tokenizer(init_dir)
     model = load_model(init_dir)
-    data = load_finetune_data(tokenizer, model.config, train_path, validation_path, hp, max_length)
+    data = load_finetune_data(
+        tokenizer, model.config, train_path, validation_path, hp, max_length, selection_path
+    )
     init_sha = file_fingerprint(init_dir / "model.safetensors")
     args = training_arguments(hp, trainer_dir, seed, used, device, world_size)
     trainer_dir.mkdir(parents=True, exist_ok=True)
@@ -498,6 +551,8 @@ def finetune(
         "world_size": world_size,
         "train_sha256": data.fingerprint["train"]["sha256"],
         "validation_sha256": data.fingerprint["validation"]["sha256"],
+        "selection": data.selection["split"],
+        "selection_sha256": data.selection["indices_sha256"],
     }
     if resume_key is not None:
         fingerprint["resume_key"] = resume_key
@@ -511,12 +566,12 @@ def finetune(
         args=args,
         data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if half else None),
         train_dataset=data.train_ds,
-        eval_dataset=data.val_ds,
+        eval_dataset=data.sel_ds,
         processing_class=tokenizer,
         compute_metrics=_accuracy,
         callbacks=[_make_finite_loss_callback(), *callbacks],
     )
-    theta0, theta1, result = _train_and_evaluate(trainer, resume_from, out_dir)
+    validation, selection, result = _train_and_evaluate(trainer, resume_from, out_dir, data)
     if not trainer.is_world_process_zero():
         return None
     best_ckpt = trainer.state.best_model_checkpoint
@@ -539,9 +594,11 @@ def finetune(
         "num_parameters": int(sum(p.numel() for p in trainer.model.parameters())),
         "data": data.fingerprint,
         "n_train_examples": len(data.train_rows),
+        "train_indices_sha256": indices_sha256(data.train_indices),
         "train_label_counts": data.label_counts,
         "max_train_samples_seed": SUBSAMPLE_SEED,
-        "validation": {"theta0": theta0, "theta1": theta1},
+        "validation": validation,
+        "selection": {**data.selection, **selection},
         "best_checkpoint_step": (_checkpoint_step(Path(best_ckpt)) if best_ckpt else None),
         "best_metric": trainer.state.best_metric,
         "metric_for_best_model": "accuracy",
@@ -553,11 +610,13 @@ def finetune(
             args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
         ),
         "train_loss": float(result.training_loss),
-        "training_curve": training_curve(trainer.state.log_history, theta0),
+        "training_curve": training_curve(trainer.state.log_history, selection["theta0"]),
         "resumed": resume_from is not None,
         "resumed_from_step": (_checkpoint_step(resume_from) if resume_from is not None else None),
         **degeneracy(
-            theta1["accuracy"], [int(r["label"]) for r in data.val_rows], min_accuracy_gain
+            validation["theta1"]["accuracy"],
+            [int(r["label"]) for r in data.val_rows],
+            min_accuracy_gain,
         ),
         "wall_time_s": round(time.time() - t_start, 3),
     }

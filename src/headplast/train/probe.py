@@ -16,11 +16,12 @@ so the features are computed once per model and task (:func:`compute_probe_featu
 carries the encoder's fingerprint, and a probe whose theta0 holds another encoder is refused.
 
 The head is kept in eval mode while fitting (no dropout): the features are fixed, and weight
-decay is the regulariser (as the L2 penalty of the logistic-regression probe in LP-FT). A
-``holdout_fraction`` of the train split (the same examples for every seed) is held out of the fit:
-after each epoch the head's mean cross-entropy on it is measured, fitting stops once it has not
-improved for ``patience`` epochs, and the head of the epoch with the lowest held-out loss is kept
-(early stopping). The task's validation split is never used to choose the head.
+decay is the regulariser (as the L2 penalty of the logistic-regression probe in LP-FT). The
+task's selection rows (:mod:`headplast.data.selection`, the rows that choose theta1 in fine-tuning:
+one mechanism for both) are held out of the fit: after each epoch the head's mean cross-entropy on
+them is measured, fitting stops once it has not improved for ``patience`` epochs, and the head of
+the epoch with the lowest held-out loss is kept (early stopping). With ``selection.split: train``
+the task's validation split is never used to choose the head.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from headplast.data.batching import encode_pairs, make_batches
+from headplast.data.selection import read_selection, split_rows
 from headplast.data.tasks import file_fingerprint, read_split
 from headplast.io import ArtifactError, atomic_dir, load_tensors, save_tensors
 from headplast.model.adapters import HeadLayout, resolve_head
@@ -52,9 +54,6 @@ from headplast.model.head import (
 from headplast.train.defaults import PROBE_DEFAULTS, SUBSAMPLE_SEED
 
 log = logging.getLogger(__name__)
-
-#: Draws the held-out part of the train split: the same examples for every training seed.
-HOLDOUT_SEED = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,39 +159,62 @@ def _features_of(model, tokenizer, rows, max_length, tokens_per_batch, head):
 @dataclasses.dataclass(frozen=True)
 class ProbeFeatures:
     """The frozen encoder's first-token features, float32: ``train`` [N, D] with
-    ``train_labels`` [N] (the subsampled train split, in the order of its length-sorted batches,
-    each label beside its example's features) and ``validation`` [M, D] with
-    ``validation_labels`` [M]; the encoder's fingerprint and the train split's size before
-    subsampling."""
+    ``train_labels`` [N] (the train rows fine-tuning trains on: the train split less the
+    selection rows, subsampled; in the order of their length-sorted batches, each label beside
+    its example's features), ``selection`` [S, D] with ``selection_labels`` [S] (the task's
+    selection rows, for early stopping) and ``validation`` [M, D] with ``validation_labels``
+    [M]; the encoder's fingerprint, the train split's size before anything was taken out, and
+    the split the selection rows come from."""
 
     train: torch.Tensor
     train_labels: torch.Tensor
+    selection: torch.Tensor
+    selection_labels: torch.Tensor
     validation: torch.Tensor
     validation_labels: torch.Tensor
     encoder_sha256: str
     n_train_all: int
+    selection_split: str = "train"
 
-    TENSORS = ("train", "train_labels", "validation", "validation_labels")
+    TENSORS = (
+        "train",
+        "train_labels",
+        "selection",
+        "selection_labels",
+        "validation",
+        "validation_labels",
+    )
 
     def save(self, path: str | os.PathLike) -> None:
-        """One safetensors file (written atomically), the fingerprint and size as metadata."""
-        meta = {"encoder_sha256": self.encoder_sha256, "n_train_all": str(self.n_train_all)}
+        """One safetensors file (written atomically), the fingerprint and sizes as metadata."""
+        meta = {
+            "encoder_sha256": self.encoder_sha256,
+            "n_train_all": str(self.n_train_all),
+            "selection_split": self.selection_split,
+        }
         save_tensors(path, {k: getattr(self, k) for k in self.TENSORS}, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ProbeFeatures:
         t, meta = load_tensors(
-            path, cls.TENSORS, "a probe features file", ["encoder_sha256", "n_train_all"]
+            path,
+            cls.TENSORS,
+            "a probe features file",
+            ["encoder_sha256", "n_train_all", "selection_split"],
         )
-        ok = (
-            t["train"].dim() == t["validation"].dim() == 2
-            and t["train"].shape[1] == t["validation"].shape[1]
-            and t["train_labels"].shape == t["train"].shape[:1]
-            and t["validation_labels"].shape == t["validation"].shape[:1]
+        ok = all(t[k].dim() == 2 for k in ("train", "selection", "validation"))
+        ok = ok and t["train"].shape[1] == t["selection"].shape[1] == t["validation"].shape[1]
+        ok = ok and all(
+            t[f"{k}_labels"].shape == t[k].shape[:1] for k in ("train", "selection", "validation")
         )
         if not ok:
             raise ArtifactError(f"{path}: inconsistent shapes; delete it and rerun")
-        return cls(**t, encoder_sha256=meta["encoder_sha256"], n_train_all=int(meta["n_train_all"]))
+        return cls(
+            **t,
+            encoder_sha256=meta["encoder_sha256"],
+            n_train_all=int(meta["n_train_all"]),
+            selection_split=meta["selection_split"],
+        )
 
 
 def compute_probe_features(
@@ -204,11 +226,14 @@ def compute_probe_features(
     max_length: int,
     tokens_per_batch: int,
     max_train_samples: int | None = None,
+    selection_path: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """The features every seed's probe of one model and task fits on: one encoder pass over the
-    train split (a fixed subsample of ``max_train_samples``, the same rows as fine-tuning's) and
-    the validation split with the checkpoint in ``ckpt_dir`` (any theta0 of the model: they share
-    the encoder), saved to ``out_path``. Returns run info."""
+    train rows (the train split less the selection rows of ``selection_path``, then a fixed
+    subsample of ``max_train_samples``), the selection rows and the validation split with the
+    checkpoint in ``ckpt_dir`` (any theta0 of the model: they share the encoder), saved to
+    ``out_path``. ``selection_path`` None (or ``split: validation``) stops early on the
+    validation split. Returns run info."""
     from headplast.model.loading import load_model, load_tokenizer
     from headplast.model.precision import enable_tf32, pick_device
 
@@ -221,24 +246,34 @@ def compute_probe_features(
     model = load_model(ckpt_dir).to(device).eval()
     head = resolve_head(model)
     require_first_token(head)
-    train_rows = read_split(train_path)
-    n_all = len(train_rows)
-    if max_train_samples is not None and int(max_train_samples) < n_all:
-        idx = sorted(random.Random(SUBSAMPLE_SEED).sample(range(n_all), int(max_train_samples)))
+    all_train, val_rows = read_split(train_path), read_split(validation_path)
+    n_all = len(all_train)
+    record = None
+    if selection_path is not None:
+        record = read_selection(selection_path, n_all, len(val_rows))
+    _, train_rows, sel_rows = split_rows(all_train, val_rows, record)
+    if max_train_samples is not None and int(max_train_samples) < len(train_rows):
+        n = len(train_rows)
+        idx = sorted(random.Random(SUBSAMPLE_SEED).sample(range(n), int(max_train_samples)))
         train_rows = [train_rows[i] for i in idx]
+    split = "validation" if record is None else record["split"]
     x_train, y_train = _features_of(
         model, tokenizer, train_rows, max_length, tokens_per_batch, head
     )
-    x_val, y_val = _features_of(
-        model, tokenizer, read_split(validation_path), max_length, tokens_per_batch, head
-    )
+    x_val, y_val = _features_of(model, tokenizer, val_rows, max_length, tokens_per_batch, head)
+    if split == "validation":
+        x_sel, y_sel = x_val.clone(), y_val.clone()  # safetensors stores no shared memory
+    else:
+        x_sel, y_sel = _features_of(model, tokenizer, sel_rows, max_length, tokens_per_batch, head)
     features = ProbeFeatures(
-        x_train, y_train, x_val, y_val, encoder_fingerprint(model, head), n_all
+        x_train, y_train, x_sel, y_sel, x_val, y_val, encoder_fingerprint(model, head), n_all, split
     )
     features.save(out_path)
     return {
         "device": device.type,
         "n_train": int(x_train.shape[0]),
+        "n_selection": int(x_sel.shape[0]),
+        "selection_split": split,
         "n_validation": int(x_val.shape[0]),
         "seconds": round(time.perf_counter() - t0, 3),
     }
@@ -253,22 +288,7 @@ def merge_probe_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     for key in ("epochs", "batch_size", "max_train_samples", "patience"):
         if hp[key] is not None and int(hp[key]) < 1:
             raise ValueError(f"`probe.{key}` must be a positive integer, got {hp[key]}")
-    if not 0 <= float(hp["holdout_fraction"]) < 1:
-        raise ValueError(
-            f"`probe.holdout_fraction` must be in [0, 1), got {hp['holdout_fraction']}"
-        )
     return hp
-
-
-def holdout_split(n: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fit, held-out) row indices of n train rows, each sorted: round(fraction * n) rows drawn
-    with :data:`HOLDOUT_SEED` (the same rows for every training seed) are held out; none for
-    fraction 0. At least one row stays on each side when anything is held out."""
-    k = round(float(fraction) * n)
-    if fraction > 0:
-        k = min(max(k, 1), n - 1)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(HOLDOUT_SEED))
-    return perm[k:].sort().values, perm[:k].sort().values
 
 
 def probe_checkpoint(
@@ -306,11 +326,8 @@ def probe_checkpoint(
             "rerun the probe_features rule"
         )
     encoder_before = {k: v.clone() for k, v in model.state_dict().items() if head.is_encoder(k)}
-    fit_idx, held_idx = holdout_split(feats.train.shape[0], hp["holdout_fraction"])
-    x_fit, y_fit = feats.train[fit_idx].to(device), feats.train_labels[fit_idx].to(device)
-    held_out = None
-    if held_idx.numel():
-        held_out = (feats.train[held_idx].to(device), feats.train_labels[held_idx].to(device))
+    x_fit, y_fit = feats.train.to(device), feats.train_labels.to(device)
+    held_out = (feats.selection.to(device), feats.selection_labels.to(device))
     x_val, y_val = feats.validation.to(device), feats.validation_labels.to(device)
     before = evaluate_head(model, x_val, y_val, head)
     fit = fit_probe(
@@ -346,8 +363,9 @@ def probe_checkpoint(
         "head_modules": list(head.head_modules),
         "head_parameters": list(head.head_parameters),
         "n_train_split": feats.n_train_all,
-        "n_train_examples": int(fit_idx.numel()),
-        "n_held_out_examples": int(held_idx.numel()),
+        "n_train_examples": int(y_fit.numel()),
+        "n_held_out_examples": int(held_out[1].numel()),
+        "held_out": f"the task's selection rows ({feats.selection_split} split)",
         "n_validation_examples": int(y_val.numel()),
         "train_loss_per_epoch": [round(v, 6) for v in fit.train_loss],
         "held_out_loss_per_epoch": [round(v, 6) for v in fit.held_out_loss],
