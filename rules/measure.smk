@@ -164,6 +164,9 @@ if SHARED_THETA0_SWEEP:
             "../workflow/scripts/importance_shared.py"
 
 
+# Pruning curves at theta1 (docs/methods.md, "Pruning curves"): the example-based orders are
+# cross-fitted over two halves of the eval subset from the measures' per-example .npz sidecars
+# (no second sweep); the in-sample curves come along for comparison.
 rule pruning:
     input:
         **ckpt("final"),
@@ -173,6 +176,9 @@ rule pruning:
         importance_post=seed_path("importance_post.jsonl"),
         gradfisher_pre=seed_path("gradfisher_pre.jsonl"),
         update_jsonl=seed_path("update.jsonl"),
+        importance_pre_npz=seed_path("importance_pre.npz"),
+        importance_post_npz=seed_path("importance_post.npz"),
+        gradfisher_pre_npz=seed_path("gradfisher_pre.npz"),
     output:
         jsonl=seed_path("pruning.jsonl"),
     log:
@@ -193,6 +199,7 @@ rule pruning:
         tokens_per_batch=config["measure"]["tokens_per_batch"],
         sweep_tokens=config["measure"]["sweep_tokens"],
         precision=config["measure"]["precision"],
+        fisher_eps=config["measure"]["fisher_eps"],
         step_fraction=config["pruning"]["step_fraction"],
         n_random_orders=config["pruning"]["n_random_orders"],
         seed=config["pruning"]["seed"],

@@ -309,8 +309,30 @@ def test_fig_training_marks_degenerate_seeds(tmp_path):
     fig = fig_training({1: record(1, 0.7, False), 2: record(2, 0.4, True)}, tmp_path / "t.png")
     assert_png(tmp_path / "t.png")
     labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-    assert labels == ["seed 1", "seed 2 (degenerate)", "majority class"]
+    assert labels == ["seed 1", "seed 2 (degenerate)", "majority class (validation)"]
+    assert fig.axes[1].get_ylabel() == "validation accuracy"  # records without `selection`
     assert fig.axes[0].get_lines()[1].get_linestyle() == "--"
+    # chosen on train rows: the panel names them, theta1's validation accuracy is a star at the
+    # step that chose it
+    chosen = {
+        s: {
+            **record(s, acc, bad),
+            "selection": {"split": "train"},
+            "best_checkpoint_step": 20,
+            "validation": {"theta1": {"accuracy": acc - 0.05}},
+        }
+        for s, acc, bad in ((1, 0.7, False), (2, 0.4, True))
+    }
+    fig = fig_training(chosen, tmp_path / "sel.png")
+    ax = fig.axes[1]
+    assert ax.get_ylabel() == "accuracy on the selection rows"
+    stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*" and len(ln.get_xdata())]
+    assert [(list(ln.get_xdata()), list(ln.get_ydata())) for ln in stars] == [
+        ([20], [pytest.approx(0.65)]),
+        ([20], [pytest.approx(0.35)]),
+    ]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[-1] == "theta1 on the validation split"
     # no curve (an imported theta1): a figure that says why
     msg = fig_training({1: {"validation": {}}}, tmp_path / "none.png")
     assert "No training log" in msg.axes[0].texts[0].get_text()

@@ -28,7 +28,9 @@ from headplast.analysis.findings import (
     subset_sentences,
 )
 from headplast.analysis.findings_page import fmt, interval_text, render_page
+from headplast.analysis.pruning_auc import auc_across_seeds, auc_summary
 from headplast.analysis.summary import fisher_z_pool, pair_stats_across_seeds
+from tests.pruning_rows import synthetic_curves
 
 
 def row(rho=0.4, lo=0.2, hi=0.6, n=5, ceiling=0.9, dis=0.44, r_xx=0.8, r_yy=1.0, **kw):
@@ -504,6 +506,26 @@ def test_pruning_rows_at_the_band_edges_are_within():
         "Pruning with largest G removed first is not distinguishable from removing random heads "
         "(area 0.400; random band 0.400 to 0.500)."
     ]
+
+
+def test_pruning_rows_rank_the_cross_fitted_areas_not_the_in_sample_ones():
+    """From pruning.jsonl rows of both fits to the findings' pruning rows: the areas and the
+    random band are the cross-fitted ones; the in-sample areas (here 0.2 higher at half the
+    heads) stay in pruning_auc.json beside them and change no verdict."""
+    by_seed = {s: synthetic_curves(shift, in_sample=0.2) for s, shift in ((1, 0.0), (2, 0.1))}
+    auc = auc_across_seeds(by_seed)
+    stats = {s: {"pruning": auc_summary(rows)} for s, rows in by_seed.items()}
+    band = random_band(stats)
+    # random AUCs 0.25 * (1.1 + 2 * top): tops 0.5, 0.6 (seed 1) and 0.6, 0.7 (seed 2)
+    assert band == pytest.approx((0.525, 0.625))
+    rows = {r["order"]: r for r in pruning_rows(auc, band)}
+    assert rows["I_pre"]["auc"] == pytest.approx(0.75) and rows["I_pre"]["position"] == "above"
+    assert auc["I_pre"]["in_sample_mean"] == pytest.approx(0.85)
+    # the reverse order: 0.5 cross-fitted, below the band; in-sample 0.6 would be within it
+    assert rows["I_post_reverse"]["auc"] == pytest.approx(0.5)
+    assert rows["I_post_reverse"]["position"] == "below"
+    assert auc["I_post_reverse"]["in_sample_mean"] == pytest.approx(0.6)
+    assert set(rows) == {"I_pre", "Urel", "I_post_reverse"}
 
 
 def freeze_frame(scores, n_random=2, n_seeds=3):

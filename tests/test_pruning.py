@@ -18,6 +18,7 @@ from headplast.analysis.pruning_auc import (
     accuracy_auc,
     auc_across_seeds,
     auc_summary,
+    curves_of_fit,
     curves_seed_mean,
     read_pruning,
 )
@@ -403,6 +404,69 @@ def test_pruning_figures_are_written(tmp_path):
     labels = [t.get_text() for t in mean.axes[0].get_legend().get_texts()]
     assert any(t.startswith("Urel, smallest removed first") for t in labels)
     assert any(t.startswith("random orders, mean") for t in labels)
+
+
+def test_readers_use_the_cross_fitted_curves_and_carry_the_in_sample_areas():
+    """With both fits in the rows, every summary (per-seed areas, the random band, seed means,
+    areas across seeds) is that of the cross-fitted rows alone; the in-sample areas come beside
+    them (stats.json's ``in_sample_auc``, pruning_auc.json's ``in_sample_*``)."""
+    plain = {1: synthetic_curves(0.0), 2: synthetic_curves(0.1)}
+    both = {1: synthetic_curves(0.0, in_sample=0.04), 2: synthetic_curves(0.1, in_sample=0.04)}
+    assert accuracy_auc(both[1]).equals(accuracy_auc(plain[1]))
+    summary = auc_summary(both[1])
+    assert {k: summary[k] for k in ("auc", "random")} == auc_summary(plain[1])
+    # in-sample: 0.25 * (0.8 + 2 * (top + 0.04) + 0.3), I_pre top 0.9; random tops 0.6, 0.5
+    assert summary["in_sample_auc"] == {
+        "I_pre": pytest.approx(0.745),
+        "Urel": pytest.approx(0.645),
+        "I_post_reverse": pytest.approx(0.495),
+        "random": pytest.approx(0.57),
+    }
+    assert "in_sample_auc" not in auc_summary(plain[1])
+    pd.testing.assert_frame_equal(curves_seed_mean(both), curves_seed_mean(plain))
+    aucs, ref = auc_across_seeds(both), auc_across_seeds(plain)
+    assert list(aucs) == list(ref) == ["I_pre", "Urel", "I_post_reverse", "random"]
+    for order, a in aucs.items():
+        assert {k: a[k] for k in ("mean", "sd", "per_seed")} == ref[order]
+        assert a["in_sample_mean"] == pytest.approx(ref[order]["mean"] + 0.02)
+        assert a["in_sample_sd"] == pytest.approx(ref[order]["sd"])
+        assert list(a["in_sample_per_seed"]) == ["1", "2"]
+    assert "in_sample_mean" not in auc_across_seeds(plain)["I_pre"]
+
+
+def test_curves_of_fit_selects_one_fit_and_refuses_mixed_or_unknown_fits(tmp_path):
+    rows = synthetic_curves(0.0, in_sample=0.1)
+    cross, inside = curves_of_fit(rows), curves_of_fit(rows, "in_sample")
+    assert len(cross) == len(inside) == 15 and "fit" not in cross
+    assert cross["acc"].tolist() == [r["acc"] for r in rows[:15]]
+    assert inside["acc"].tolist() == [r["acc"] for r in rows[15:]]
+    legacy = synthetic_curves(0.0)  # rows without `fit`: the only curves there are
+    assert len(curves_of_fit(legacy)) == 15 and curves_of_fit(legacy, "in_sample").empty
+    assert accuracy_auc(legacy, "in_sample").empty
+    with pytest.raises(ValueError, match="some pruning rows have a `fit` and some do not"):
+        curves_of_fit(rows[:15] + legacy)
+    with pytest.raises(ValueError, match="fit 'halves' is none of"):
+        curves_of_fit(rows, "halves")
+    path = tmp_path / "pruning.jsonl"
+    full = [{**r, "n_removed": r["step"], "removed": []} for r in rows]
+    path.write_text("".join(json.dumps(r) + "\n" for r in full))
+    assert read_pruning(path) == full
+    bad = [*full[:3], {**full[3], "fit": "in-sample"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in bad))
+    with pytest.raises(ArtifactError, match=re.escape(f"{path}:4: fit 'in-sample' is none of")):
+        read_pruning(path)
+
+
+def test_figure_of_one_seed_draws_the_cross_fitted_curves(tmp_path):
+    """Rows of both fits: the figure draws each order once, the cross-fitted curve."""
+    rows = synthetic_curves(0.0, in_sample=0.1)
+    aucs = accuracy_auc(rows)
+    fig = fig_pruning(rows, dict(zip(aucs["order"], aucs["auc"], strict=True)), tmp_path / "p.png")
+    acc = fig.axes[0]
+    lines = {line.get_label(): line for line in acc.get_lines()}
+    assert len(lines) == 4  # the random mean and the three named orders, once each
+    ipre = lines["I_pre, smallest removed first, AUC 0.725"]
+    assert list(ipre.get_ydata()) == [0.8, 0.9, 0.3]  # the cross-fitted accuracy, not 1.0
 
 
 def test_bf16_autocast_curve_is_close_to_fp32():

@@ -27,6 +27,7 @@ from headplast.analysis.summary import (
     summarise_seeds,
 )
 from headplast.io import ArtifactError, read_json
+from tests.pruning_rows import synthetic_curves
 from tests.script_runner import run_script
 
 SEEDS = (1, 2, 3)
@@ -264,6 +265,48 @@ def test_summary_and_compare_scripts(heads_by_seed, tmp_path, monkeypatch):
         params={"runs": ["m/mnli/random"], "top_k": 3},
     )
     assert pd.read_csv(table).empty
+
+
+def test_pruning_summary_scripts_use_the_cross_fitted_curves(tmp_path):
+    """summary_pruning on pruning.jsonl files of both fits: pruning_mean.csv holds the
+    cross-fitted seed means, pruning_auc.json their areas with the in-sample areas beside them;
+    the per-seed and the seed-mean figures are drawn from them."""
+    files, configs = [], []
+    healthy = {"degenerate": False, "validation": {"theta1": {"accuracy": 0.9}}}
+    for seed, shift in ((1, 0.0), (2, 0.1)):
+        rows = [
+            {**r, "n_removed": 2 * r["step"], "removed": [[0, h] for h in range(2 * r["step"])]}
+            for r in synthetic_curves(shift, in_sample=0.2)
+        ]
+        files.append(tmp_path / f"pruning{seed}.jsonl")
+        files[-1].write_text("".join(json.dumps(r) + "\n" for r in rows))
+        configs.append(tmp_path / f"rc{seed}.json")
+        configs[-1].write_text(json.dumps(healthy))
+    out = {"curves": str(tmp_path / "pruning_mean.csv"), "auc": str(tmp_path / "auc.json")}
+    run_script(
+        "summary_pruning",
+        tmp_path,
+        input={"pruning": [str(f) for f in files], "run_config": [str(f) for f in configs]},
+        output=out,
+        params={"seeds": [1, 2], "keep_degenerate": False},
+    )
+    curves = pd.read_csv(out["curves"])
+    mid = curves[(curves["order"] == "I_pre") & (curves["fraction"] == 0.5)].iloc[0]
+    assert mid["acc_mean"] == pytest.approx(0.95)  # tops 0.9, 1.0: not the in-sample 1.15
+    assert len(curves) == 12 and "fit" not in curves
+    auc = read_json(out["auc"])
+    assert auc["I_pre"]["mean"] == pytest.approx(0.75)
+    assert auc["I_pre"]["in_sample_mean"] == pytest.approx(0.85)
+    assert auc["random"]["in_sample_per_seed"] == {
+        "1": pytest.approx(0.65),
+        "2": pytest.approx(0.7),
+    }
+    figs = {"fig": str(tmp_path / "mean.png")}
+    run_script("fig_pruning_mean", tmp_path, input=out, output=figs, wildcards={"task": "t"})
+    one = {"fig": str(tmp_path / "one.png")}
+    run_script("fig_pruning", tmp_path, input={"pruning": str(files[0])}, output=one)
+    for f in (figs["fig"], one["fig"]):
+        assert open(f, "rb").read()[:4] == b"\x89PNG"
 
 
 def test_summary_script_rejects_length_mismatch(heads_by_seed, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""fig_pruning.png: one seed's pruning curves, the random orders as a band."""
+"""fig_pruning.png: one seed's cross-fitted pruning curves, the random orders as a band."""
 
 import sys
 
@@ -8,10 +8,11 @@ from headplast.pipeline.script import start
 log = start(snakemake)
 
 from headplast.analysis.figures import fig_pruning
-from headplast.analysis.pruning_auc import accuracy_auc, read_pruning
+from headplast.analysis.pruning_auc import accuracy_auc, curves_of_fit, read_pruning
 
 sm = snakemake
-rows = read_pruning(sm.input.pruning)
+rows = curves_of_fit(read_pruning(sm.input.pruning))  # the cross-fitted curves
 aucs = accuracy_auc(rows)
 where = ", ".join(f"{k} {v}" for k, v in dict(sm.wildcards.items()).items())
-fig_pruning(rows, dict(zip(aucs["order"], aucs["auc"], strict=True)), sm.output.fig, title=where)
+auc = dict(zip(aucs["order"], aucs["auc"], strict=True))
+fig_pruning(rows, auc, sm.output.fig, title=f"Pruning curves (cross-fitted); {where}")

@@ -1,4 +1,4 @@
-"""fig_pruning_mean.png: pruning curves as seed means with sd bands."""
+"""fig_pruning_mean.png: cross-fitted pruning curves as seed means with sd bands."""
 
 import sys
 
@@ -20,5 +20,5 @@ if curves.empty:  # every seed degenerate: the figure says so
     fig_message(sm.output.fig, f"Pruning curves; {where}", auc.get("no_usable_seed", "no seed"))
 else:
     n = int(curves["n_seeds"].max())
-    title = f"Pruning curves, mean of {n} seeds (bands: ± 1 sd); {where}"
+    title = f"Pruning curves (cross-fitted), mean of {n} seeds (bands: ± 1 sd); {where}"
     fig_pruning_mean(curves, auc, sm.output.fig, title=title)

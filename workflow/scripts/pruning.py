@@ -1,4 +1,5 @@
-"""pruning.jsonl: accuracy and loss at theta1 as heads are removed in each score's order."""
+"""pruning.jsonl: accuracy and loss at theta1 as heads are removed in each score's order, the
+example-based orders cross-fitted over two halves of the eval subset (and in-sample, to compare)."""
 
 import os
 import sys
@@ -19,11 +20,13 @@ rows, info = measure_pruning(
     sm.input.validation,
     sm.input.subset,
     {**{k: sm.input[k] for k in heads}, "update": sm.input.update_jsonl},
+    {k: sm.input[f"{k}_npz"] for k in heads},
     step_fraction=sm.params.step_fraction,
     n_random_orders=sm.params.n_random_orders,
     seed=sm.params.seed,
     max_length=sm.params.max_length,
     tokens_per_batch=sm.params.tokens_per_batch,
+    fisher_eps=sm.params.fisher_eps,
     sweep_tokens=sm.params.sweep_tokens,
     precision=sm.params.precision,
 )

@@ -1,4 +1,5 @@
-"""Pruning curves across seeds: per order and step the seed mean and sd; AUC mean and sd. Seeds
+"""Pruning curves across seeds: per order and step the seed mean and sd of the cross-fitted
+curves; AUC mean and sd (cross-fitted, and the in-sample areas beside them for comparison). Seeds
 whose run_config.json flags them degenerate are left out unless analysis.keep_degenerate."""
 
 import sys

@@ -31,6 +31,7 @@ from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
+from headplast.analysis.pruning_auc import curves_of_fit  # noqa: E402
 from headplast.analysis.starts import NOT_COMPARED  # noqa: E402
 from headplast.io import atomic_path  # noqa: E402
 
@@ -524,12 +525,13 @@ def fig_pruning(
     path: str | os.PathLike,
     title: str | None = None,
 ) -> Figure:
-    """Pruning curves of one seed (rows of ``pruning.jsonl``): accuracy (left) and loss (right)
+    """Pruning curves of one seed (the cross-fitted rows of ``pruning.jsonl``,
+    :func:`headplast.analysis.pruning_auc.curves_of_fit`): accuracy (left) and loss (right)
     against the fraction of heads removed; one line per score order, the reverse order dashed,
     the random orders as a grey min-max band around their mean. ``auc`` maps each order to the
     area under its accuracy curve (:func:`headplast.analysis.pruning_auc.accuracy_auc`), in the
     legend."""
-    df = pd.DataFrame(rows)
+    df = curves_of_fit(rows)
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
     rand = df[df["kind"] == "random"]
     if not rand.empty:
@@ -554,8 +556,14 @@ def fig_pruning(
                 label=f"{order_label(order, g['kind'].iloc[0])}, AUC {auc[order]:.3f}",
                 **style,
             )
-    _pruning_axes(axes, "accuracy on the eval subset", "mean cross-entropy on the eval subset")
-    fig.suptitle(title or "Pruning curves: heads removed in each score's order", fontsize=12)
+    _pruning_axes(
+        axes,
+        "accuracy, cross-fitted (mean of the eval-subset halves)",
+        "mean cross-entropy, cross-fitted",
+    )
+    fig.suptitle(
+        title or "Pruning curves (cross-fitted): heads removed in each score's order", fontsize=12
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -566,9 +574,10 @@ def fig_pruning_mean(
     path: str | os.PathLike,
     title: str | None = None,
 ) -> Figure:
-    """Seed-mean pruning curves (:func:`headplast.analysis.pruning_auc.curves_seed_mean`) with
-    +-1 sd bands over seeds; ``aucs`` (:func:`headplast.analysis.pruning_auc.auc_across_seeds`)
-    gives the legend's mean and sd of the area under the accuracy curve."""
+    """Seed-mean cross-fitted pruning curves
+    (:func:`headplast.analysis.pruning_auc.curves_seed_mean`) with +-1 sd bands over seeds;
+    ``aucs`` (:func:`headplast.analysis.pruning_auc.auc_across_seeds`) gives the legend's mean
+    and sd of the area under the accuracy curve."""
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
     n_seeds = int(mean_df["n_seeds"].max())
     for i, (order, g) in enumerate(mean_df.groupby("order", sort=False)):
@@ -587,7 +596,9 @@ def fig_pruning_mean(
             s = np.nan_to_num(g[f"{col}_sd"].to_numpy(float))
             ax.fill_between(g["fraction"], m - s, m + s, color=style["color"], alpha=0.15, lw=0)
             ax.plot(g["fraction"], m, ms=3.5, lw=1.3, label=label, **style)
-    _pruning_axes(axes, "accuracy, seed mean", "cross-entropy, seed mean")
+    _pruning_axes(
+        axes, "accuracy, cross-fitted, seed mean", "cross-entropy, cross-fitted, seed mean"
+    )
     fig.suptitle(title or f"Pruning curves, mean of {n_seeds} seeds (bands: ± 1 sd)", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
@@ -639,12 +650,14 @@ def fig_training(
     run_configs: Mapping[int, Mapping[str, Any]], path: str | os.PathLike, title: str = ""
 ) -> Figure:
     """Did each fine-tune converge? From each seed's ``run_config.json`` ``training_curve``: the
-    training loss (left) and the validation accuracy (right, theta0 at step 0, then every
-    evaluation) against the optimizer step, one colour per seed; a degenerate seed dashed and
-    named so, the validation split's majority-class rate dotted. Runs without a curve (an
-    imported theta1, or a record made before curves were kept) get :func:`fig_message`. With
-    many logged points the loss is drawn thin and its running mean over a fifteenth of them
-    thick."""
+    training loss (left) and the accuracy on the rows that choose theta1 (right: the selection
+    rows, or the validation split for records without ``selection`` or that select on it; theta0
+    at step 0, then every evaluation) against the optimizer step, one colour per seed, with
+    theta1's validation accuracy as a star at the step it was chosen when the two differ; a
+    degenerate seed dashed and named so, the validation split's majority-class rate dotted. Runs
+    without a curve (an imported theta1, or a record made before curves were kept) get
+    :func:`fig_message`. With many logged points the loss is drawn thin and its running mean over
+    a fifteenth of them thick."""
     curves = {s: rc.get("training_curve") for s, rc in run_configs.items()}
     if not any(curves.values()):
         return fig_message(
@@ -656,6 +669,8 @@ def fig_training(
         )
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11.0, 4.0))
     majority = []
+    splits = {(rc.get("selection") or {}).get("split", "validation") for rc in run_configs.values()}
+    on_train = splits == {"train"}
     for i, (seed, rc) in enumerate(sorted(run_configs.items())):
         curve = curves[seed]
         if not curve:
@@ -680,15 +695,30 @@ def fig_training(
                 label=label,
                 **style,
             )
+        best = rc.get("best_checkpoint_step")
+        if on_train and best is not None and rc.get("validation"):
+            ax_acc.plot(
+                [best], [rc["validation"]["theta1"]["accuracy"]], marker="*", ms=11, ls="none",
+                color=style["color"], markeredgecolor="black",
+            )  # fmt: skip
         if rc.get("majority_class_rate") is not None:
             majority.append(float(rc["majority_class_rate"]))
     if majority:
-        ax_acc.axhline(max(majority), color="0.3", ls=":", lw=1, label="majority class")
+        ax_acc.axhline(
+            max(majority), color="0.3", ls=":", lw=1, label="majority class (validation)"
+        )
+    if on_train:
+        ax_acc.plot([], [], marker="*", ms=11, ls="none", color="0.5", markeredgecolor="black",
+                    label="theta1 on the validation split")  # fmt: skip
     ax_loss.set(xlabel="optimizer step", ylabel="training loss", title="training loss")
     ax_acc.set(
         xlabel="optimizer step",
-        ylabel="validation accuracy",
-        title="validation accuracy (step 0: theta0)",
+        ylabel="accuracy on the selection rows" if on_train else "validation accuracy",
+        title=(
+            "accuracy on the selection rows (train split; chooses theta1)"
+            if on_train
+            else "validation accuracy (step 0: theta0)"
+        ),
     )
     for ax in (ax_loss, ax_acc):
         ax.legend(fontsize=8)

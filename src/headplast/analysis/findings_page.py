@@ -193,7 +193,10 @@ def run_section(run: Mapping[str, Any]) -> str:
     parts.append(pairs_table(run["pairs"]))
     parts.append(_sentences(s["pairs"], "pair-sentences"))
     if run["pruning"]:
-        parts.append("<h4>Pruning</h4>" + pruning_table(run["pruning"]))
+        parts.append(
+            "<h4>Pruning (cross-fitted: each order scored on the half of the eval subset it was "
+            "not computed on)</h4>" + pruning_table(run["pruning"])
+        )
         parts.append(_sentences(s["pruning"], "pruning-sentences"))
     if run["freeze"]:
         parts.append("<h4>Freeze interventions</h4>" + freeze_table(run["freeze"]))

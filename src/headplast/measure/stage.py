@@ -21,11 +21,12 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from headplast.data.batching import encode_pairs, length_batches, make_batches
 from headplast.data.tasks import read_split
 from headplast.io import ArtifactError, read_json, write_per_example
+from headplast.measure.crossfit import check_against_heads, read_per_example_scores
 from headplast.measure.function_change import function_change
 from headplast.measure.gradients import DEFAULT_EPS, gate_gradients
 from headplast.measure.heads import join_heads
 from headplast.measure.importance import ablation_sweep
-from headplast.measure.pruning import pruning_curves, removal_orders
+from headplast.measure.pruning import crossfit_pruning
 from headplast.model.precision import pick_device, resolve_measure_precision, set_tf32
 
 log = logging.getLogger(__name__)
@@ -166,35 +167,53 @@ def measure_pruning(
     validation_path,
     subset_path,
     head_files: dict,
+    per_example_files: dict,
     *,
     step_fraction: float,
     n_random_orders: int,
     seed: int,
     max_length: int,
     tokens_per_batch: int,
+    fisher_eps: float = DEFAULT_EPS,
     precision: str = "fp32",
     sweep_tokens: int | None = None,
     progress: bool = True,
 ) -> tuple[list[dict], dict]:
-    """Pruning-curve rows (see :func:`headplast.measure.pruning.pruning_curves`) at the
-    checkpoint, in the orders of the scores of ``head_files`` (the four per-head JSONL files that
-    :func:`headplast.measure.heads.join_heads` takes, by its argument names), and run info."""
+    """Cross-fitted and in-sample pruning-curve rows at the checkpoint
+    (:func:`headplast.measure.pruning.crossfit_pruning`), and run info with the halves' sizes and
+    the set x example evaluations.
+
+    The in-sample orders are those of the scores of ``head_files`` (the four per-head JSONL files
+    that :func:`headplast.measure.heads.join_heads` takes, by its argument names). The eval
+    subset is split into two halves (``seed``); the example-based orders of each half come from
+    the other half's per-example values in ``per_example_files`` (the ``.npz`` sidecars by rule
+    name, :data:`headplast.measure.crossfit.PER_EXAMPLE_ARRAYS`; G and Ppred with
+    ``fisher_eps``), checked against ``head_files`` first.
+    """
     start = time.perf_counter()
     scores = join_heads(**head_files)
-    orders = removal_orders(scores, n_random_orders, seed)
-    device, used, tf32, model, batches, _ = prepare_measure(
+    device, used, tf32, model, batches, positions = prepare_measure(
         ckpt_dir, validation_path, subset_path, max_length, tokens_per_batch, precision
     )
-    rows = pruning_curves(
+    grid = (int(scores["layer"].max()) + 1, int(scores["head"].max()) + 1)
+    per_example = read_per_example_scores(per_example_files, len(positions), grid, fisher_eps)
+    check_against_heads(per_example, scores, per_example_files)
+    rows, cost = crossfit_pruning(
         model,
         batches,
-        orders,
-        step_fraction,
+        positions,
+        scores,
+        per_example,
+        n_random=n_random_orders,
+        seed=seed,
+        step_fraction=step_fraction,
         precision=used,
         sweep_tokens=sweep_tokens or tokens_per_batch,
         progress=progress,
     )
-    return rows, run_info(device, used, tf32, batches, start)
+    info = {**run_info(device, used, tf32, batches, start), **cost}
+    log.info("cross-fitting: %s", info)
+    return rows, info
 
 
 def measure_function_change(
