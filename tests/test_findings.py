@@ -47,15 +47,25 @@ def row(rho=0.4, lo=0.2, hi=0.6, n=5, ceiling=0.9, dis=0.44, r_xx=0.8, r_yy=1.0,
         "r_xx": r_xx,
         "r_yy": r_yy,
         "per_seed": {},
+        "p_head": 0.001,
+        "rho_layer": None,
+        "layer_ci_low": None,
+        "layer_ci_high": None,
+        "p_head_layer": None,
     }
     return {**base, **kw}
 
 
 def test_interval_excluding_zero_names_strength_and_sign():
-    (s,) = pair_sentences(row())
-    assert "a moderate positive association" in s and "excludes 0" in s
-    (s,) = pair_sentences(row(rho=-0.62, lo=-0.8, hi=-0.4))
+    """Issue 27: the strength word comes from the interval, not the point: the same word at both
+    bounds gives it, otherwise the range between the bound nearer 0 and the farther one."""
+    (s,) = pair_sentences(row(lo=0.32, hi=0.48))
+    assert "a moderate positive association" in s and "head-level p = 0.001" in s
+    (s,) = pair_sentences(row(rho=-0.62, lo=-0.8, hi=-0.55))
     assert "a strong negative association" in s
+    (s,) = pair_sentences(row(rho=0.55, lo=0.04, hi=0.85))
+    assert "a positive association of a strength between negligible and strong" in s
+    assert "strong positive" not in s
     assert [strength(v) for v in (0.05, -0.2, 0.45, 0.7)] == [
         "negligible",
         "weak",
@@ -66,8 +76,42 @@ def test_interval_excluding_zero_names_strength_and_sign():
 
 def test_interval_containing_zero_is_not_distinguishable():
     (s,) = pair_sentences(row(rho=0.1, lo=-0.1, hi=0.3))
-    assert "not distinguishable from no association at this precision" in s
+    assert "not distinguishable from no association" in s
+    assert s.endswith(": the seed interval contains 0.")
     assert "+0.10" in s and "-0.10 to +0.30" in s
+
+
+def test_an_association_needs_the_head_level_test_and_the_interval():
+    """Issue 27: a narrow seed interval alone (seeds that agree because they share the encoder
+    and the examples) calls nothing; the sentence says which condition failed."""
+    (s,) = pair_sentences(row(p_head=0.3))
+    assert "not distinguishable from no association" in s
+    assert s.endswith(": the head-level test does not reject (p = 0.3).")
+    (s,) = pair_sentences(row(rho=0.1, lo=-0.1, hi=0.3, p_head=0.3))
+    assert s.endswith("does not reject (p = 0.3) and the seed interval contains 0.")
+    (s,) = pair_sentences(row(p_head=None))
+    assert s.endswith(": no head-level test in the summaries.")
+    (s,) = pair_sentences(row(p_head=0.05))
+    assert "not distinguishable" not in s  # p at the level rejects
+
+
+@pytest.mark.parametrize(
+    "raw_p, lay, want",
+    [
+        (0.001, (0.01, -0.1, 0.12, 0.8), "the association is carried by depth"),
+        (0.4, (0.3, 0.2, 0.4, 0.001), "an association hidden by depth"),
+        (0.001, (-0.3, -0.4, -0.2, 0.001), "the sign is reversed"),
+        (0.001, (0.3, 0.2, 0.4, 0.001), None),
+    ],
+)
+def test_the_layer_controlled_verdict_stands_beside_the_raw_one(raw_p, lay, want):
+    rho_l, lo_l, hi_l, p_l = lay
+    (s,) = pair_sentences(
+        row(p_head=raw_p, rho_layer=rho_l, layer_ci_low=lo_l, layer_ci_high=hi_l, p_head_layer=p_l)
+    )
+    assert "; within layers " in s and f"layer-controlled rho {rho_l:+.2f}" in s
+    for words in ("carried by depth", "hidden by depth", "sign is reversed"):
+        assert (words in s) == (want is not None and words in want), s
 
 
 def test_a_different_result_changes_the_words():
@@ -137,6 +181,9 @@ def pair_stats_for(rhos_by_seed):
             "pruning": {"random": {"n": 2, "min": 0.40 + seed / 100, "max": 0.45 + seed / 100}},
         }
     ps = pair_stats_across_seeds(stats)
+    for block in ps["pairs"].values():  # as if the head-level tests had rejected
+        for stat in ("rho", "rho_layer"):
+            block[stat]["head_test"] = {"rho": block[stat]["mean"], "p": 0.001}
     ps.update({"seeds": list(rhos_by_seed), "degenerate_seeds": [], "degenerate_excluded": []})
     return ps, stats
 
@@ -380,6 +427,11 @@ def test_pair_row_pins_every_field_and_averages_only_finite_reliabilities():
         "rho": 0.4,
         "ci_low": 0.2,
         "ci_high": 0.6,
+        "p_head": None,
+        "rho_layer": None,
+        "layer_ci_low": None,
+        "layer_ci_high": None,
+        "p_head_layer": None,
         "n_seeds": 3,
         "informative": True,
         "noise_ceiling": 0.7,
@@ -397,6 +449,11 @@ def test_pair_row_pins_every_field_and_averages_only_finite_reliabilities():
         "rho": None,
         "ci_low": None,
         "ci_high": None,
+        "p_head": None,
+        "rho_layer": None,
+        "layer_ci_low": None,
+        "layer_ci_high": None,
+        "p_head_layer": None,
         "n_seeds": 0,
         "informative": False,
         "noise_ceiling": None,
@@ -424,16 +481,16 @@ def test_not_informative_sentence_is_exact_and_skips_missing_seeds():
 def test_an_interval_ending_at_zero_contains_zero():
     """An interval whose bound is exactly 0 does not exclude 0: no association is claimed."""
     assert pair_sentences(row(rho=0.2, lo=0.0, hi=0.4)) == [
-        "I_pre and Urel: not distinguishable from no association at this precision (rho +0.20, "
-        "95 % interval +0.00 to +0.40)."
+        "I_pre and Urel: not distinguishable from no association (rho +0.20, 95 % seed interval "
+        "+0.00 to +0.40, head-level p = 0.001): the seed interval contains 0."
     ]
     assert pair_sentences(row(rho=-0.2, lo=-0.4, hi=0.0)) == [
-        "I_pre and Urel: not distinguishable from no association at this precision (rho -0.20, "
-        "95 % interval -0.40 to +0.00)."
+        "I_pre and Urel: not distinguishable from no association (rho -0.20, 95 % seed interval "
+        "-0.40 to +0.00, head-level p = 0.001): the seed interval contains 0."
     ]
     assert pair_sentences(row()) == [
-        "I_pre and Urel: a moderate positive association (rho +0.40, 95 % interval +0.20 to "
-        "+0.60, which excludes 0)."
+        "I_pre and Urel: a positive association of a strength between weak and strong (rho "
+        "+0.40, 95 % seed interval +0.20 to +0.60, head-level p = 0.001)."
     ]
 
 

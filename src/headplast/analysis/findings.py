@@ -43,9 +43,40 @@ STRENGTH: tuple[tuple[float, str], ...] = (
 NOT_INFORMATIVE = "not informative"
 
 
+#: Level of the head-level permutation tests that decide an association (two-sided).
+ALPHA = 0.05
+
+
 def strength(rho: float) -> str:
     """The word for |rho| (:data:`STRENGTH`)."""
     return next(word for bound, word in STRENGTH if abs(rho) < bound)
+
+
+def strength_range(low: float, high: float) -> str:
+    """The strength an interval that excludes 0 supports: the word of the bound nearer 0 and of
+    the bound farther, "moderate" when they agree, else "between moderate and strong" (so the
+    word never claims more than the interval's weakest end: +0.55 with interval +0.04 to +0.85
+    is "between negligible and strong", not "strong")."""
+    near, far = sorted((abs(low), abs(high)))
+    w_near, w_far = strength(near), strength(far)
+    return w_near if w_near == w_far else f"between {w_near} and {w_far}"
+
+
+def association_call(
+    low: float | None, high: float | None, p: float | None, alpha: float = ALPHA
+) -> tuple[bool, list[str]]:
+    """Whether an association is called, and what failed otherwise: it is called only when the
+    head-level permutation test rejects (``p <= alpha``) and the seed interval excludes 0.
+    Failures, in words: "the head-level test does not reject (p = 0.23)", "no head-level test
+    in the summaries", "the seed interval contains 0"."""
+    failed = []
+    if p is None:
+        failed.append("no head-level test in the summaries")
+    elif p > alpha:
+        failed.append(f"the head-level test does not reject (p = {p:.3g})")
+    if low is None or high is None or low <= 0 <= high:
+        failed.append("the seed interval contains 0")
+    return not failed, failed
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -74,9 +105,12 @@ def _get(block: Mapping[str, Any] | None, *keys: str) -> Any:
 def pair_row(
     name: str, block: Mapping[str, Any] | None, stats_by_seed: Mapping[int, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """One table row: ``pair, x, y, rho, ci_low, ci_high, n_seeds, informative,
+    """One table row: ``pair, x, y, rho, ci_low, ci_high, p_head, rho_layer, layer_ci_low,
+    layer_ci_high, p_head_layer, n_seeds, informative,
     noise_ceiling, rho_disattenuated, r_xx, r_yy, per_seed, measured``. ``rho``/``ci`` are
-    pair_stats' pooled rho and its interval (Fisher's z), ``noise_ceiling`` and
+    pair_stats' pooled rho and its interval (Fisher's z), ``p_head`` its head-level permutation
+    p (None where the summaries have no head test); the same for the layer-controlled rho
+    (``rho_layer``, ``layer_ci_*``, ``p_head_layer``); ``noise_ceiling`` and
     ``rho_disattenuated`` their seed summaries, ``r_xx``/``r_yy`` each side's split-half
     reliability averaged over the seeds used (1 for a measure that does not depend on the
     examples), ``per_seed`` each seed's rho, ``ceiling_n_seeds`` the seeds that have a ceiling
@@ -87,11 +121,18 @@ def pair_row(
     rho = _get(block, "rho") or {}
     low, high = rho.get("ci") or [None, None]
     per_seed = [_get(st, "pairs", name) or {} for st in stats_by_seed.values()]
+    lay = _get(block, "rho_layer") or {}
+    lay_low, lay_high = lay.get("ci") or [None, None]
     row.update(
         {
             "rho": rho.get("mean"),
             "ci_low": low,
             "ci_high": high,
+            "p_head": _get(rho, "head_test", "p"),
+            "rho_layer": lay.get("mean"),
+            "layer_ci_low": lay_low,
+            "layer_ci_high": lay_high,
+            "p_head_layer": _get(lay, "head_test", "p"),
             "n_seeds": int(rho.get("n") or 0),
             "informative": bool(rho.get("informative")),
             "noise_ceiling": _get(block, "noise_ceiling", "mean"),
@@ -105,16 +146,57 @@ def pair_row(
     return row
 
 
+def _verdict_clause(rho: float, low: Any, high: Any, p: Any, what: str) -> tuple[bool, str]:
+    """(called, words) for one rho: "a moderate positive association (rho +0.40, 95 % seed
+    interval +0.31 to +0.49, head-level p = 0.0001)" or "not distinguishable from no association
+    (...): the head-level test does not reject (p = 0.23)"."""
+    called, failed = association_call(low, high, p)
+    interval = "-" if low is None or high is None else f"{low:+.2f} to {high:+.2f}"
+    numbers = f"{what} {rho:+.2f}, 95 % seed interval {interval}, head-level p = " + (
+        "-" if p is None else f"{p:.3g}"
+    )
+    if called:
+        sign = "positive" if rho > 0 else "negative"
+        word = strength_range(low, high)
+        if word.startswith("between"):
+            return True, f"a {sign} association of a strength {word} ({numbers})"
+        return True, f"a {word} {sign} association ({numbers})"
+    return False, f"not distinguishable from no association ({numbers}): {' and '.join(failed)}"
+
+
+def depth_words(row: Mapping[str, Any]) -> str:
+    """The layer-controlled clause of a pair's first sentence, and whether depth carries or hides
+    the raw association: they disagree in significance (one called, the other not) or in sign
+    (both called, opposite signs)."""
+    if row.get("rho_layer") is None:
+        return ""
+    raw, _ = association_call(row["ci_low"], row["ci_high"], row.get("p_head"))
+    lay, clause = _verdict_clause(
+        row["rho_layer"], row["layer_ci_low"], row["layer_ci_high"], row.get("p_head_layer"),
+        "layer-controlled rho",
+    )  # fmt: skip
+    if raw and not lay:
+        return f"; within layers {clause}: the association is carried by depth"
+    if lay and not raw:
+        return f"; within layers {clause}: an association hidden by depth"
+    if raw and lay and (row["rho"] > 0) != (row["rho_layer"] > 0):
+        return f"; within layers {clause}: the sign is reversed, depth hides the within-layer one"
+    return f"; within layers {clause}"
+
+
 def pair_sentences(row: Mapping[str, Any]) -> list[str]:
     """The rules of docs/methods.md ("Findings"), in order, applied to one :func:`pair_row`:
 
     1. not measured: say so; 2. no seed: say so; 3. fewer than three seeds: the interval is not
-    informative, the pooled rho and each seed's are given; 4. the interval contains 0: "not
-    distinguishable from no association at this precision"; else the strength
-    (:data:`STRENGTH`) and the sign; 5. a noise ceiling below :data:`CEILING_LIMIT`: the less
-    reliable side limits what can be seen; 6. no ceiling because a side's reliability is not
-    positive: that side's ranking is noise at this size; 7. a disattenuated rho beyond +-1: the
-    reliabilities are underestimated, read it as "at the ceiling"."""
+    informative, the pooled rho and each seed's are given; 4. an association is called only
+    when the head-level permutation test rejects at :data:`ALPHA` and the seed interval excludes
+    0 (:func:`association_call`), else "not distinguishable from no association" with what
+    failed; its strength from the interval (:func:`strength_range`); the layer-controlled rho's
+    verdict beside it, "carried by depth" / "hidden by depth" where the two disagree
+    (:func:`depth_words`); 5. a noise ceiling below :data:`CEILING_LIMIT`: the less reliable side
+    limits what can be seen; 6. no ceiling because a side's reliability is not positive: that
+    side's ranking is noise at this size; 7. a disattenuated rho beyond +-1: the reliabilities
+    are underestimated, read it as "at the ceiling"."""
     x, y = row["x"], row["y"]
     if not row["measured"]:
         return [f"{x} and {y}: not measured in this run."]
@@ -129,17 +211,9 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
             f"informative (at least {MIN_INFORMATIVE_SEEDS} are needed); the pooled rho is "
             f"{rho:+.2f}" + (f" ({seeds})." if seeds else ".")
         )
-    elif row["ci_low"] <= 0 <= row["ci_high"]:
-        out.append(
-            f"{x} and {y}: not distinguishable from no association at this precision (rho "
-            f"{rho:+.2f}, 95 % interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f})."
-        )
     else:
-        sign = "positive" if rho > 0 else "negative"
-        out.append(
-            f"{x} and {y}: a {strength(rho)} {sign} association (rho {rho:+.2f}, 95 % interval "
-            f"{row['ci_low']:+.2f} to {row['ci_high']:+.2f}, which excludes 0)."
-        )
+        _, clause = _verdict_clause(rho, row["ci_low"], row["ci_high"], row.get("p_head"), "rho")
+        out.append(f"{x} and {y}: {clause}{depth_words(row)}.")
     ceiling = row["noise_ceiling"]
     if ceiling is not None and ceiling < CEILING_LIMIT:
         sides = [(r, m) for r, m in ((row["r_xx"], x), (row["r_yy"], y)) if r is not None]

@@ -51,6 +51,15 @@ def interval_text(row: Mapping[str, Any]) -> str:
     return span(row["ci_low"], row["ci_high"])
 
 
+def layer_interval_text(row: Mapping[str, Any]) -> str:
+    """The layer-controlled rho's interval cell, like :func:`interval_text`."""
+    if row.get("rho_layer") is None:
+        return "-"
+    if not row.get("informative"):
+        return f"not informative ({row.get('n_seeds', 0)} seeds)"
+    return span(row.get("layer_ci_low"), row.get("layer_ci_high"))
+
+
 def disattenuated_text(value: float | None) -> str:
     """The disattenuated rho's cell; one beyond +-1 carries the words that say what it means."""
     if value is not None and abs(value) > 1:
@@ -98,6 +107,10 @@ def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
             f'<td class="pair">{_e(r["pair"])}</td>',
             _cell(fmt(r["rho"]), r["rho"], field="rho"),
             _cell(interval_text(r), None, field="interval"),
+            _cell(fmt(r.get("p_head"), ".3g"), r.get("p_head"), field="p_head"),
+            _cell(fmt(r.get("rho_layer")), r.get("rho_layer"), field="rho_layer"),
+            _cell(layer_interval_text(r), None, field="layer_interval"),
+            _cell(fmt(r.get("p_head_layer"), ".3g"), r.get("p_head_layer"), field="p_head_layer"),
             _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds"),
             _cell(
                 fmt(r["noise_ceiling"]) + fewer_seeds(r), r["noise_ceiling"], field="noise_ceiling"
@@ -114,7 +127,11 @@ def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
     head = [
         "pair x~y",
         "rho (pooled over seeds)",
-        "95 % interval",
+        "95 % seed interval",
+        "head-level p",
+        "layer-controlled rho",
+        "its 95 % seed interval",
+        "its head-level p (within layers)",
         "seeds",
         "noise ceiling",
         "disattenuated rho",
