@@ -459,18 +459,18 @@ def pair_statistics(
 ) -> dict[str, Any]:
     """The content of ``stats.json``: for every pair, keyed ``"x~y"``:
 
-        ``x, y, rho, p_perm`` (:func:`spearman_permutation`), ``rho_layer, p_layer``
+    ``x, y, rho, p_perm`` (:func:`spearman_permutation`), ``rho_layer, p_layer``
     (:func:`layer_controlled_spearman`), ``ci = [lo, hi]`` (:func:`bootstrap_ci`, resampling
     layers and then heads within them) and ``topk`` (:func:`topk_overlap`); plus ``n_heads`` and
     the ``parameters``. All numbers are plain floats or ints; undefined ones are ``None``. Every
     pair uses the same ``seed``.
 
-        With ``reliabilities`` (measure -> split-half reliability,
-        :mod:`headplast.analysis.reliability`) each pair also gets ``r_xx, r_yy``, ``noise_ceiling =
-        sqrt(r_xx r_yy)`` and ``rho_disattenuated = rho / noise_ceiling``, beside (never instead of)
-        the raw ``rho``.
+    With ``reliabilities`` (measure -> split-half reliability,
+    :mod:`headplast.analysis.reliability`) each pair also gets ``r_xx, r_yy``, ``noise_ceiling =
+    sqrt(r_xx r_yy)`` and ``rho_disattenuated = rho / noise_ceiling``, beside (never instead of)
+    the raw ``rho``.
 
-        Long because each pair's block lists its ten statistics in one literal.
+    Long because each pair's block lists its ten statistics in one literal.
     """
     cols = sorted({c for p in pairs for c in p})
     df = validate_heads(df, required=("layer", "head", *cols))
