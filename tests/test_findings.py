@@ -10,6 +10,7 @@ import pytest
 from headplast.analysis.findings import (
     FINDINGS_PAIRS,
     accuracy_summary,
+    adjust_pairs,
     build_findings,
     freeze_rows,
     freeze_sentences,
@@ -931,3 +932,30 @@ def test_build_findings_groups_starts_per_model_and_task_and_keeps_the_config():
         "The random start: validation accuracy 0.300 at theta0, 0.700 at theta1 (mean over seeds "
         "used)."
     ]
+
+
+def test_the_primary_question_is_unadjusted_and_the_rest_holm_adjusted():
+    """Issue 27 item 7: I_pre~Urel's raw head-level test is the primary question (level 0.05,
+    unadjusted); every other head-level test of the run's informative pairs, the primary pair's
+    layer-controlled one included, is one Holm family; a pair that would pass alone can fail
+    after adjustment, and its sentence says so with both p."""
+    rows = [
+        row(pair="I_pre~Urel", x="I_pre", y="Urel", p_head=0.04, rho_layer=0.3,
+            layer_ci_low=0.2, layer_ci_high=0.4, p_head_layer=0.001),
+        row(pair="G~Urel", x="G", y="Urel", p_head=0.03),
+        row(pair="Ppred~Urel", x="Ppred", y="Urel", p_head=0.001, n=2),  # no verdict
+    ]  # fmt: skip
+    out = adjust_pairs(rows)
+    assert [r["primary"] for r in out] == [True, False, False]
+    assert out[0]["p_head_adj"] is None and out[0]["p_head_layer_adj"] == pytest.approx(0.002)
+    assert out[1]["p_head_adj"] == pytest.approx(0.03)  # second of 2: times 1
+    assert out[2]["p_head_adj"] is None
+    (s,) = pair_sentences(out[0])
+    assert s.startswith("I_pre and Urel (primary question): a ")
+    assert "head-level p = 0.04)" in s and "Holm-adjusted 0.002" in s
+    (s,) = pair_sentences(out[1])
+    assert s.startswith("G and Urel (exploratory): a ")
+    three = adjust_pairs([*rows[:2], row(pair="I_post~Urel", x="I_post", y="Urel", p_head=0.04)])
+    (s,) = pair_sentences(three[1])
+    assert "head-level p = 0.03, Holm-adjusted 0.06" in s
+    assert s.endswith("does not reject (Holm-adjusted p = 0.06).")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from headplast.analysis.head_permutation import holm
 from headplast.analysis.summary import MIN_INFORMATIVE_SEEDS
 
 #: The pairs that answer "do the heads that matter move?", in the order the page shows them.
@@ -63,17 +64,23 @@ def strength_range(low: float, high: float) -> str:
 
 
 def association_call(
-    low: float | None, high: float | None, p: float | None, alpha: float = ALPHA
+    low: float | None,
+    high: float | None,
+    p: float | None,
+    alpha: float = ALPHA,
+    adjusted: bool = False,
 ) -> tuple[bool, list[str]]:
     """Whether an association is called, and what failed otherwise: it is called only when the
     head-level permutation test rejects (``p <= alpha``) and the seed interval excludes 0.
     Failures, in words: "the head-level test does not reject (p = 0.23)", "no head-level test
-    in the summaries", "the seed interval contains 0"."""
+    in the summaries", "the seed interval contains 0". ``adjusted``: ``p`` is Holm-adjusted
+    (an exploratory test), and the words say so."""
     failed = []
     if p is None:
         failed.append("no head-level test in the summaries")
     elif p > alpha:
-        failed.append(f"the head-level test does not reject (p = {p:.3g})")
+        what = "Holm-adjusted p" if adjusted else "p"
+        failed.append(f"the head-level test does not reject ({what} = {p:.3g})")
     if low is None or high is None or low <= 0 <= high:
         failed.append("the seed interval contains 0")
     return not failed, failed
@@ -146,15 +153,21 @@ def pair_row(
     return row
 
 
-def _verdict_clause(rho: float, low: Any, high: Any, p: Any, what: str) -> tuple[bool, str]:
+def _verdict_clause(
+    rho: float, low: Any, high: Any, p: Any, what: str, p_adj: Any = None
+) -> tuple[bool, str]:
     """(called, words) for one rho: "a moderate positive association (rho +0.40, 95 % seed
     interval +0.31 to +0.49, head-level p = 0.0001)" or "not distinguishable from no association
-    (...): the head-level test does not reject (p = 0.23)"."""
-    called, failed = association_call(low, high, p)
+    (...): the head-level test does not reject (p = 0.23)". With ``p_adj`` (the Holm-adjusted p
+    of an exploratory test) the decision uses it and the numbers show both."""
+    adjusted = p_adj is not None
+    called, failed = association_call(low, high, p_adj if adjusted else p, adjusted=adjusted)
     interval = "-" if low is None or high is None else f"{low:+.2f} to {high:+.2f}"
     numbers = f"{what} {rho:+.2f}, 95 % seed interval {interval}, head-level p = " + (
         "-" if p is None else f"{p:.3g}"
     )
+    if adjusted:
+        numbers += f", Holm-adjusted {p_adj:.3g}"
     if called:
         sign = "positive" if rho > 0 else "negative"
         word = strength_range(low, high)
@@ -164,16 +177,22 @@ def _verdict_clause(rho: float, low: Any, high: Any, p: Any, what: str) -> tuple
     return False, f"not distinguishable from no association ({numbers}): {' and '.join(failed)}"
 
 
+def _decisive_p(row: Mapping[str, Any], key: str) -> Any:
+    """The p that decides: the Holm-adjusted one where the row has it, else the raw one."""
+    adj = row.get(f"{key}_adj")
+    return adj if adj is not None else row.get(key)
+
+
 def depth_words(row: Mapping[str, Any]) -> str:
     """The layer-controlled clause of a pair's first sentence, and whether depth carries or hides
     the raw association: they disagree in significance (one called, the other not) or in sign
     (both called, opposite signs)."""
     if row.get("rho_layer") is None:
         return ""
-    raw, _ = association_call(row["ci_low"], row["ci_high"], row.get("p_head"))
+    raw, _ = association_call(row["ci_low"], row["ci_high"], _decisive_p(row, "p_head"))
     lay, clause = _verdict_clause(
         row["rho_layer"], row["layer_ci_low"], row["layer_ci_high"], row.get("p_head_layer"),
-        "layer-controlled rho",
+        "layer-controlled rho", row.get("p_head_layer_adj"),
     )  # fmt: skip
     if raw and not lay:
         return f"; within layers {clause}: the association is carried by depth"
@@ -182,6 +201,41 @@ def depth_words(row: Mapping[str, Any]) -> str:
     if raw and lay and (row["rho"] > 0) != (row["rho_layer"] > 0):
         return f"; within layers {clause}: the sign is reversed, depth hides the within-layer one"
     return f"; within layers {clause}"
+
+
+def _label(row: Mapping[str, Any]) -> str:
+    """ " (primary question)" or " (exploratory)" where :func:`adjust_pairs` has marked the row."""
+    if "primary" not in row:
+        return ""
+    return " (primary question)" if row["primary"] else " (exploratory)"
+
+
+#: The pair whose raw head-level test answers the primary question (docs/methods.md).
+PRIMARY_PAIR = "I_pre~Urel"
+
+
+def adjust_pairs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark the primary test and Holm-adjust the rest (docs/methods.md, "Findings"): the raw
+    head-level test of :data:`PRIMARY_PAIR` is the primary question, judged at :data:`ALPHA`
+    unadjusted (``p_head_adj`` None); every other head-level test of the run's pairs (the
+    primary pair's layer-controlled one included) is exploratory, one family, Holm-adjusted
+    (``p_head_adj``, ``p_head_layer_adj``). Rows without an informative interval make no
+    verdict and stay out of the family. Returns new rows with ``primary`` added."""
+    rows = [dict(r) for r in rows]
+    slots = []
+    for i, r in enumerate(rows):
+        r["primary"] = r["pair"] == PRIMARY_PAIR
+        r["p_head_adj"] = None
+        r["p_head_layer_adj"] = None
+        if not (r.get("measured") and r.get("informative")):
+            continue  # no verdict is made, so no test joins the family
+        if not r["primary"]:
+            slots.append((i, "p_head"))
+        slots.append((i, "p_head_layer"))
+    adjusted = holm([rows[i].get(key) for i, key in slots])
+    for (i, key), p in zip(slots, adjusted, strict=True):
+        rows[i][f"{key}_adj"] = p
+    return rows
 
 
 def pair_sentences(row: Mapping[str, Any]) -> list[str]:
@@ -212,8 +266,10 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
             f"{rho:+.2f}" + (f" ({seeds})." if seeds else ".")
         )
     else:
-        _, clause = _verdict_clause(rho, row["ci_low"], row["ci_high"], row.get("p_head"), "rho")
-        out.append(f"{x} and {y}: {clause}{depth_words(row)}.")
+        _, clause = _verdict_clause(
+            rho, row["ci_low"], row["ci_high"], row.get("p_head"), "rho", row.get("p_head_adj")
+        )
+        out.append(f"{x} and {y}{_label(row)}: {clause}{depth_words(row)}.")
     ceiling = row["noise_ceiling"]
     if ceiling is not None and ceiling < CEILING_LIMIT:
         sides = [(r, m) for r, m in ((row["r_xx"], x), (row["r_yy"], y)) if r is not None]
@@ -456,7 +512,9 @@ def run_findings(
     used_stats = {s: st for s, st in stats_by_seed.items() if int(s) in seeds}
     degenerate = [int(s) for s in pair_stats["degenerate_excluded"]]
     no_usable = pair_stats.get("no_usable_seed")
-    pairs = [pair_row(p, pair_stats["pairs"].get(p), used_stats) for p in FINDINGS_PAIRS]
+    pairs = adjust_pairs(
+        [pair_row(p, pair_stats["pairs"].get(p), used_stats) for p in FINDINGS_PAIRS]
+    )
     prune = [] if no_usable else pruning_rows(pruning_auc, random_band(used_stats))
     frz = [] if no_usable else freeze_rows(freeze)
     advice = subset_advice(used_stats)

@@ -51,6 +51,13 @@ def interval_text(row: Mapping[str, Any]) -> str:
     return span(row["ci_low"], row["ci_high"])
 
 
+def p_text(row: Mapping[str, Any], key: str) -> str:
+    """A head-level p cell: "0.004", or "0.004 (Holm 0.03)" for an exploratory test."""
+    adj = row.get(f"{key}_adj")
+    text = fmt(row.get(key), ".3g")
+    return text if adj is None else f"{text} (Holm {fmt(adj, '.3g')})"
+
+
 def layer_interval_text(row: Mapping[str, Any]) -> str:
     """The layer-controlled rho's interval cell, like :func:`interval_text`."""
     if row.get("rho_layer") is None:
@@ -104,13 +111,13 @@ def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
     body = []
     for r in rows:
         cells = [
-            f'<td class="pair">{_e(r["pair"])}</td>',
+            f'<td class="pair">{_e(r["pair"])}{" (primary)" if r.get("primary") else ""}</td>',
             _cell(fmt(r["rho"]), r["rho"], field="rho"),
             _cell(interval_text(r), None, field="interval"),
-            _cell(fmt(r.get("p_head"), ".3g"), r.get("p_head"), field="p_head"),
+            _cell(p_text(r, "p_head"), r.get("p_head"), field="p_head"),
             _cell(fmt(r.get("rho_layer")), r.get("rho_layer"), field="rho_layer"),
             _cell(layer_interval_text(r), None, field="layer_interval"),
-            _cell(fmt(r.get("p_head_layer"), ".3g"), r.get("p_head_layer"), field="p_head_layer"),
+            _cell(p_text(r, "p_head_layer"), r.get("p_head_layer"), field="p_head_layer"),
             _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds"),
             _cell(
                 fmt(r["noise_ceiling"]) + fewer_seeds(r), r["noise_ceiling"], field="noise_ceiling"
@@ -254,7 +261,11 @@ def render_page(findings: Mapping[str, Any], explorer_href: str = "explorer.html
         "after (I_post) fine-tuning, the gate gradient G, Ppred, and the relative weight update "
         "Urel. Every sentence below is generated from the numbers in the tables by the rules in "
         "the repository's docs/methods.md (section Findings); a different result changes the "
-        f"words. Seeds {_e(', '.join(str(s) for s in cfg.get('seeds', [])))}; eval subset "
+        "words. The primary question is I_pre~Urel (does a head's importance before fine-tuning "
+        "go with how much it moves?) per model, task and start, judged by its head-level "
+        "permutation test at 0.05; every other verdict is exploratory, its p Holm-adjusted "
+        "within its family (the pairs; the pruning orders; the freeze orders). "
+        f"Seeds {_e(', '.join(str(s) for s in cfg.get('seeds', [])))}; eval subset "
         f"{_e(cfg.get('eval_subset', '-'))} examples. Heads, measure by measure: "
         f'<a href="{_e(explorer_href)}">the heads explorer</a>.</p>',
         "<h2>What was found</h2>",
