@@ -273,6 +273,8 @@ def _advice_row(measure: str, reliability: float, n_for_target: int | None) -> d
         "reliability": reliability,
         "n_for_target": n_for_target,
         "target": 0.9,
+        "noise": False,
+        "n_available": None,
     }
 
 
@@ -441,6 +443,9 @@ def test_pair_row_pins_every_field_and_averages_only_finite_reliabilities():
         "r_xx": pytest.approx(0.7),
         "r_yy": pytest.approx(0.95),
         "per_seed": {"1": 0.3, "2": 0.5, "3": 0.4},
+        "noise_sides": [],
+        "rho_cross_half": None,
+        "rho_same_half": None,
     }
     assert pair_row("G~Urel", None, stats) == {
         "pair": "G~Urel",
@@ -463,6 +468,9 @@ def test_pair_row_pins_every_field_and_averages_only_finite_reliabilities():
         "r_xx": None,
         "r_yy": None,
         "per_seed": {},
+        "noise_sides": [],
+        "rho_cross_half": None,
+        "rho_same_half": None,
     }
 
 
@@ -959,3 +967,58 @@ def test_the_primary_question_is_unadjusted_and_the_rest_holm_adjusted():
     (s,) = pair_sentences(three[1])
     assert "head-level p = 0.03, Holm-adjusted 0.06" in s
     assert s.endswith("does not reject (Holm-adjusted p = 0.06).")
+
+
+def test_a_noise_level_reliability_withholds_ceiling_disattenuation_and_advice():
+    """Issue 27 item 4: a side whose split-half reliability a seed cannot tell from noise gets
+    no ceiling and no disattenuated rho (the row's are emptied even where other seeds had one),
+    a sentence with its reliability and the null's 95th percentile, and no subset advice."""
+    ps, stats = pair_stats_for({1: 0.3, 2: 0.5, 3: 0.4})
+    for seed, st in stats.items():
+        st["reliability"] = {
+            "I_pre": {
+                "reliability": 0.15,
+                "noise_p95": 0.2,
+                "distinguishable_from_noise": seed > 1,
+            },
+            "Urel": {"reliability": 1.0},
+        }
+    r = pair_row("I_pre~Urel", ps["pairs"]["I_pre~Urel"], stats)
+    assert r["noise_ceiling"] is None and r["rho_disattenuated"] is None
+    assert r["noise_sides"] == [
+        {"measure": "I_pre", "reliability": pytest.approx(0.15), "noise_p95": pytest.approx(0.2)}
+    ]
+    lines = pair_sentences(r)
+    assert lines[1] == (
+        "The split-half reliability of I_pre (+0.15; noise alone reaches 0.20 at its 95th "
+        "percentile) is not distinguishable from noise at this subset size: no noise ceiling or "
+        "disattenuated rho is given."
+    )
+    assert len(lines) == 2
+    advice = {
+        "I_pre": {"target": 0.9, "n_for_target": None, "n_examples": 2000, "reliability": 0.15,
+                  "distinguishable_from_noise": False},
+        "G": {"target": 0.9, "n_for_target": 9000, "n_examples": 2000, "reliability": 0.7,
+              "n_available": 5000},
+    }  # fmt: skip
+    rows = subset_advice({1: {"subset_advice": advice}})
+    assert [r["noise"] for r in rows] == [False, True]
+    assert subset_sentences(rows) == [
+        "A split-half reliability of 0.9 for every measure would need 9,000 examples (G, the "
+        "least reliable; reliability 0.70 on 2,000), more than the validation split's 5,000: no "
+        "eval subset of this task reaches it.",
+        "No subset size is advised for I_pre: a seed's split-half reliability is not "
+        "distinguishable from noise at this subset size.",
+    ]
+
+
+def test_shared_examples_are_named_with_the_cross_half_rho():
+    """Issue 27 item 5: a pair whose sides come from the same examples says its ceiling and
+    disattenuated rho are cross-half, and gives the cross-half rho beside the same-half one."""
+    r = row(pair="I_pre~I_post", x="I_pre", y="I_post", rho_cross_half=0.1, rho_same_half=0.36)
+    lines = pair_sentences(r)
+    assert lines[1] == (
+        "I_pre and I_post come from the same eval examples, whose errors they share: the noise "
+        "ceiling and disattenuated rho use cross-half estimates (I_pre on one half, I_post on the "
+        "other), rho +0.10 across halves against +0.36 within a half."
+    )

@@ -150,7 +150,38 @@ def pair_row(
             "per_seed": {str(k): v for k, v in (rho.get("values") or {}).items()},
         }
     )
+    row.update(noise_fields(x, y, per_seed, stats_by_seed))
+    if row["noise_sides"]:  # a noise-level reliability: no ceiling, no disattenuated rho
+        row["noise_ceiling"] = row["rho_disattenuated"] = None
     return row
+
+
+def noise_fields(
+    x: str,
+    y: str,
+    per_seed: Sequence[Mapping[str, Any]],
+    stats_by_seed: Mapping[int, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """``noise_sides``: ``[{measure, reliability, noise_p95}]`` for each side whose split-half
+    reliability is not distinguishable from noise in some seed used (means over the seeds);
+    ``rho_cross_half``, ``rho_same_half`` (means over seeds) where both sides come from the same
+    examples and the stats carry the cross-half estimates."""
+    sides = []
+    for m in (x, y):
+        recs = [_get(st, "reliability", m) or {} for st in stats_by_seed.values()]
+        if any(r.get("distinguishable_from_noise") is False for r in recs):
+            sides.append(
+                {
+                    "measure": m,
+                    "reliability": _mean([r.get("reliability") for r in recs]),
+                    "noise_p95": _mean([r.get("noise_p95") for r in recs]),
+                }
+            )
+    return {
+        "noise_sides": sides,
+        "rho_cross_half": _mean([p.get("rho_cross_half") for p in per_seed]),
+        "rho_same_half": _mean([p.get("rho_same_half") for p in per_seed]),
+    }
 
 
 def _verdict_clause(
@@ -279,10 +310,29 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
             f"The noise ceiling is {ceiling:.2f}: {limiting}{rel} limits what this pair can show; "
             "a larger eval subset raises it (subset advice below)."
         )
+    noise = row.get("noise_sides") or []
+    for side in noise:
+        rel, p95 = side["reliability"], side["noise_p95"]
+        numbers = (
+            f" ({rel:+.2f}; noise alone reaches {p95:.2f} at its 95th percentile)"
+            if rel is not None and p95 is not None
+            else ""
+        )
+        out.append(
+            f"The split-half reliability of {side['measure']}{numbers} is not distinguishable "
+            "from noise at this subset size: no noise ceiling or disattenuated rho is given."
+        )
+    same, cross = row.get("rho_same_half"), row.get("rho_cross_half")
+    if same is not None and cross is not None and not noise:
+        out.append(
+            f"{x} and {y} come from the same eval examples, whose errors they share: the noise "
+            f"ceiling and disattenuated rho use cross-half estimates ({x} on one half, {y} on "
+            f"the other), rho {cross:+.2f} across halves against {same:+.2f} within a half."
+        )
     nonpositive = [
         (m, r) for m, r in ((x, row["r_xx"]), (y, row["r_yy"])) if r is not None and r <= 0
     ]
-    if ceiling is None and nonpositive:
+    if ceiling is None and nonpositive and not noise:
         m, r = nonpositive[0]
         out.append(
             f"No noise ceiling: the split-half reliability of {m} is not positive ({r:+.2f}), so "
@@ -436,7 +486,9 @@ def freeze_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 def subset_advice(stats_by_seed: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per example-dependent measure: ``measure, n_examples, reliability`` (mean over seeds),
     ``n_for_target`` (the largest over seeds: the size at which every seed's split-half
-    reliability would reach ``target``; None when a seed's reliability is not positive) and
+    reliability would reach ``target``; None when a seed's reliability is not positive or not
+    distinguishable from noise), ``noise`` (a seed's reliability is not distinguishable from
+    noise), ``n_available`` (the validation split's size, where the stats know it) and
     ``target``, sorted by the examples asked for, most first."""
     by_measure: dict[str, list[Mapping[str, Any]]] = {}
     for st in stats_by_seed.values():
@@ -452,28 +504,49 @@ def subset_advice(stats_by_seed: Mapping[int, Mapping[str, Any]]) -> list[dict[s
                 "reliability": _mean([a.get("reliability") for a in advice]),
                 "n_for_target": None if None in needs else int(max(needs)),
                 "target": advice[0].get("target"),
+                "noise": any(a.get("distinguishable_from_noise") is False for a in advice),
+                "n_available": advice[0].get("n_available"),
             }
         )
     return sorted(rows, key=lambda r: (r["n_for_target"] is not None, r["n_for_target"] or 0))[::-1]
 
 
 def subset_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """What the subset advice asks for: the measure that needs the most examples, and those
-    whose reliability is not positive (no size can be advised)."""
+    """What the subset advice asks for: the measure that needs the most examples (and, where
+    that is more than the validation split has, that no subset of this task reaches it), the
+    measures whose reliability is not distinguishable from noise, and those whose reliability is
+    not positive (no size can be advised for either)."""
     if not rows:
         return []
     out = []
-    unknown = [r["measure"] for r in rows if r["n_for_target"] is None]
+    noise = [r["measure"] for r in rows if r.get("noise")]
+    unknown = [r["measure"] for r in rows if r["n_for_target"] is None and not r.get("noise")]
     known = [r for r in rows if r["n_for_target"] is not None]
     if known:
         top = max(known, key=lambda r: r["n_for_target"])
+        avail = top.get("n_available")
+        if avail is not None and top["n_for_target"] > avail:
+            out.append(
+                f"A split-half reliability of {top['target']} for every measure would need "
+                f"{top['n_for_target']:,} examples ({top['measure']}, the least reliable; "
+                f"reliability {top['reliability']:.2f} on {top['n_examples']:,}), more than the "
+                f"validation split's {avail:,}: no eval subset of this task reaches it."
+            )
+        elif top["n_for_target"] > top["n_examples"]:
+            out.append(
+                f"A split-half reliability of {top['target']} for every measure asks for "
+                f"{top['n_for_target']:,} examples ({top['measure']}, the least reliable; measured "
+                f"on {top['n_examples']:,}, reliability {top['reliability']:.2f})."
+            )
+        else:
+            out.append(
+                f"A split-half reliability of {top['target']} for every measure is met at the "
+                f"{top['n_examples']:,} examples measured."
+            )
+    if noise:
         out.append(
-            f"A split-half reliability of {top['target']} for every measure asks for "
-            f"{top['n_for_target']:,} examples ({top['measure']}, the least reliable; measured "
-            f"on {top['n_examples']:,}, reliability {top['reliability']:.2f})."
-            if top["n_for_target"] > top["n_examples"]
-            else f"A split-half reliability of {top['target']} for every measure is met at the "
-            f"{top['n_examples']:,} examples measured."
+            f"No subset size is advised for {', '.join(noise)}: a seed's split-half reliability "
+            "is not distinguishable from noise at this subset size."
         )
     if unknown:
         out.append(
