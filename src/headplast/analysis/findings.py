@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from headplast.analysis.head_permutation import holm
+from headplast.analysis.random_baseline import MIN_DRAWS, MIN_SEEDS, against_random, position
 from headplast.analysis.summary import MIN_INFORMATIVE_SEEDS
 
 #: The pairs that answer "do the heads that matter move?", in the order the page shows them.
@@ -351,41 +352,42 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- pruning
 
 
-def random_band(stats_by_seed: Mapping[int, Mapping[str, Any]]) -> tuple[float, float] | None:
-    """The random pruning orders' band: the smallest to the largest area of any random draw of any
-    seed used (each seed's ``stats.json`` ``pruning.random`` min and max); None without draws."""
-    lows = [_get(st, "pruning", "random", "min") for st in stats_by_seed.values()]
-    highs = [_get(st, "pruning", "random", "max") for st in stats_by_seed.values()]
-    lows, highs = [v for v in lows if v is not None], [v for v in highs if v is not None]
-    return (float(min(lows)), float(max(highs))) if lows and highs else None
+def _with_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Holm-adjust the informative rows' ``p_random`` as one family (``p_adj``) and set each
+    row's ``position`` (:func:`headplast.analysis.random_baseline.position`)."""
+    adjusted = holm([r["p_random"] if r["informative"] else None for r in rows])
+    for r, p in zip(rows, adjusted, strict=True):
+        r["p_adj"] = p
+        r["position"] = position(r, p)
+    return rows
 
 
-def pruning_rows(auc: Mapping[str, Any], band: tuple[float, float] | None) -> list[dict[str, Any]]:
+def pruning_rows(auc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per score order of ``pruning_auc.json`` (random orders apart): ``order, auc`` (mean over
-    seeds), ``auc_sd, n_seeds, band_low, band_high, position``. ``band`` is :func:`random_band`;
-    ``position`` is ``above`` (accuracy kept better than by every random draw), ``below`` (lost
-    faster than by every draw) or ``within``; None without random orders."""
-    low, high = band if band is not None else (None, None)
+    seeds), ``auc_sd``, then :func:`headplast.analysis.random_baseline.against_random` of its
+    per-seed areas against each random order's (``random_orders`` of the file: the draws as a
+    distribution, each by its mean over the same seeds; the effect paired by seed), ``p_adj``
+    (Holm over the run's score orders) and ``position``: ``above`` (keeps accuracy better than
+    random orders), ``below``, ``within``, or None (fewer than 3 seeds or 2 random orders)."""
+    draws = {
+        name: {str(k): v for k, v in (d.get("per_seed") or {}).items()}
+        for name, d in (auc.get("random_orders") or {}).items()
+    }
     rows = []
     for order, a in auc.items():
-        if order == "random" or not isinstance(a, Mapping):  # no_usable_seed holds words
-            continue
-        mean = a.get("mean")
-        position = None
-        if mean is not None and low is not None:
-            position = "above" if mean > high else "below" if mean < low else "within"
+        if order in ("random", "random_orders") or not isinstance(a, Mapping):
+            continue  # no_usable_seed holds words
+        per_seed = {str(k): v for k, v in (a.get("per_seed") or {}).items()}
         rows.append(
             {
                 "order": order,
-                "auc": mean,
+                "auc": a.get("mean"),
                 "auc_sd": a.get("sd"),
-                "n_seeds": len(a.get("per_seed") or {}),
-                "band_low": low,
-                "band_high": high,
-                "position": position,
+                **against_random(per_seed, draws),
+                "n_seeds_order": len(per_seed),
             }
         )
-    return rows
+    return _with_verdicts(rows)
 
 
 def order_words(order: str) -> str:
@@ -396,8 +398,36 @@ def order_words(order: str) -> str:
     return f"smallest {order} removed first"
 
 
+def _against_random_numbers(r: Mapping[str, Any], spec: str, what: str) -> str:
+    """The numbers a pruning or freeze sentence gives in brackets."""
+    lo, hi = r["pi"]
+    e_lo, e_hi = r["effect_ci"]
+    p = f"p = {r['p_random']:.3g}" + (
+        f", Holm-adjusted {r['p_adj']:.3g}" if r.get("p_adj") is not None else ""
+    )
+    return (
+        f"{what} {r['score_mean']:{spec}} against the {r['n_random']} random draws' "
+        f"{r['random_mean']:{spec}}, 95 % prediction interval {lo:{spec}} to {hi:{spec}}; paired "
+        f"by seed {r['effect']:+{spec[1:] if spec.startswith('+') else spec}}, 95 % seed "
+        f"interval {e_lo:+.3f} to {e_hi:+.3f}; {p}"
+    )
+
+
+def _not_informative(r: Mapping[str, Any]) -> str:
+    """Why a pruning or freeze row has no verdict."""
+    why = []
+    if r["n_seeds"] < MIN_SEEDS:
+        why.append(f"{r['n_seeds']} seed(s) (at least {MIN_SEEDS} are needed)")
+    if r["n_random"] < MIN_DRAWS:
+        why.append(f"{r['n_random']} random draw(s) (at least {MIN_DRAWS} are needed)")
+    if not why:
+        why.append("random draws that do not vary")
+    return " and ".join(why)
+
+
 def pruning_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One sentence per score order: where its area lies against the random band."""
+    """One sentence per score order (exploratory): where its area lies against the random
+    orders, or why no verdict is given."""
     words = {
         "above": "keeps accuracy better than removing random heads",
         "below": "loses accuracy faster than removing random heads",
@@ -405,79 +435,92 @@ def pruning_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     }
     out = []
     for r in rows:
+        what = f"Pruning with {order_words(r['order'])} (exploratory)"
         if r["position"] is None:
+            if r["score_mean"] is None:
+                continue
+            out.append(
+                f"{what}: no verdict with {_not_informative(r)}; area {r['score_mean']:.3f}, "
+                f"random orders {_fmt_or_dash(r['random_mean'], '.3f')}."
+            )
             continue
-        out.append(
-            f"Pruning with {order_words(r['order'])} {words[r['position']]} (area "
-            f"{r['auc']:.3f}; random band {r['band_low']:.3f} to {r['band_high']:.3f})."
-        )
+        out.append(f"{what} {words[r['position']]} ({_against_random_numbers(r, '.3f', 'area')}).")
     return out
+
+
+def _fmt_or_dash(v: Any, spec: str) -> str:
+    return "-" if v is None else format(float(v), spec)
 
 
 # --------------------------------------------------------------------------- freeze
 
 
+def _per_seed_cell(text: Any) -> dict[str, float]:
+    """``freeze.csv``'s ``per_seed`` cell, ``"1:-0.020000;2:-0.021000"``, as {seed: value}."""
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    out = {}
+    for part in text.split(";"):
+        seed, _, value = part.partition(":")
+        out[seed.strip()] = float(value)
+    return out
+
+
 def freeze_rows(table: pd.DataFrame | None) -> list[dict[str, Any]]:
-    """The score orders of ``freeze.csv`` with ``position``: ``below`` when the whole interval of
-    the mean accuracy change lies below the random band (freezing these heads costs more than
-    freezing as many random ones), ``above`` when wholly above it, else ``within``; None where
-    the interval or band is missing (one seed, no random draw)."""
+    """The score orders of ``freeze.csv`` against its random draws
+    (:func:`headplast.analysis.random_baseline.against_random` on the ``per_seed`` accuracy
+    changes: each seed's change minus that seed's mean over the random draws, and the score's
+    mean change against the draws' means), ``p_adj`` (Holm over the run's score orders) and
+    ``position``: ``below`` (freezing these heads costs more than freezing as many random ones),
+    ``above``, ``within``, or None (fewer than 3 seeds or 2 random draws)."""
     if table is None or table.empty:
         return []
+    records = [{k: _finite(v) for k, v in r.items()} for r in table.to_dict("records")]
+    draws = {
+        r["order"]: _per_seed_cell(r.get("per_seed")) for r in records if r["kind"] == "random"
+    }
     rows = []
-    n_random = int((table["kind"] == "random").sum())
-    for r in table[table["kind"] == "score"].to_dict("records"):
-        r = {k: _finite(v) for k, v in r.items()}  # an empty CSV cell (one seed) is None
-        lo, hi = r.get("ci_low"), r.get("ci_high")
-        b_lo, b_hi = r.get("random_band_low"), r.get("random_band_high")
-        known = all(v is not None for v in (lo, hi, b_lo, b_hi))
-        position = None
-        if known:
-            position = "below" if hi < b_lo else "above" if lo > b_hi else "within"
+    for r in records:
+        if r["kind"] != "score":
+            continue
         rows.append(
             {
                 "order": r["order"],
                 "delta_acc": r.get("delta_acc_mean"),
-                "ci_low": lo,
-                "ci_high": hi,
-                "band_low": b_lo,
-                "band_high": b_hi,
-                "n_seeds": int(r.get("n_seeds") or 0),
-                "n_random": n_random,
-                "position": position,
+                "ci_low": r.get("ci_low"),
+                "ci_high": r.get("ci_high"),
+                **against_random(_per_seed_cell(r.get("per_seed")), draws),
+                "n_seeds_order": int(r.get("n_seeds") or 0),
             }
         )
-    return rows
+    return _with_verdicts(rows)
 
 
 def freeze_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One sentence per score order: whether freezing its heads cost more than random heads."""
+    """One sentence per score order (exploratory): whether freezing its heads cost more than
+    freezing as many random heads, or why no verdict is given."""
     out = []
     for r in rows:
-        what = f"Freezing the heads with the largest {r['order']} during fine-tuning"
+        what = f"Freezing the heads with the largest {r['order']} during fine-tuning (exploratory)"
         if r["position"] is None:
-            out.append(
-                f"{what} changed validation accuracy by {r['delta_acc']:+.3f}; with "
-                f"{r['n_seeds']} seed(s) and {r['n_random']} random draw(s) there is no interval "
-                "to compare with the random band."
-            )
+            change = r["delta_acc"] if r["delta_acc"] is not None else r["score_mean"]
+            numbers = "" if change is None else f"; it changed validation accuracy by {change:+.3f}"
+            out.append(f"{what}: no verdict with {_not_informative(r)}{numbers}.")
             continue
         verdict = {
             "below": "costs more accuracy than freezing as many random heads: their movement "
             "was needed",
             "above": "costs less accuracy than freezing as many random heads",
-            "within": "is not distinguishable from freezing as many random heads at this precision",
+            "within": "is not distinguishable from freezing as many random heads",
         }[r["position"]]
-        band = (
-            f"the one random draw's {r['band_low']:+.3f}"
-            if r["n_random"] == 1
-            else f"the random band {r['band_low']:+.3f} to {r['band_high']:+.3f}"
-        )
-        out.append(
-            f"{what} {verdict} (change {r['delta_acc']:+.3f}, 95 % interval {r['ci_low']:+.3f} "
-            f"to {r['ci_high']:+.3f}, against {band})."
-        )
+        numbers = _against_random_numbers(r, "+.3f", "change")
+        few = f"; only {r['n_random']} random draws" if r["n_random"] < RECOMMENDED_DRAWS else ""
+        out.append(f"{what} {verdict} ({numbers}{few}).")
     return out
+
+
+#: Random draws below this are named as few in the freeze sentences (config default 10).
+RECOMMENDED_DRAWS = 10
 
 
 # --------------------------------------------------------------------------- subset advice
@@ -588,7 +631,7 @@ def run_findings(
     pairs = adjust_pairs(
         [pair_row(p, pair_stats["pairs"].get(p), used_stats) for p in FINDINGS_PAIRS]
     )
-    prune = [] if no_usable else pruning_rows(pruning_auc, random_band(used_stats))
+    prune = [] if no_usable else pruning_rows(pruning_auc)
     frz = [] if no_usable else freeze_rows(freeze)
     advice = subset_advice(used_stats)
     sentences = {

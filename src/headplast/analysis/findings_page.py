@@ -148,18 +148,52 @@ def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return _table(head, body, "pairs")
 
 
+def random_p_text(row: Mapping[str, Any]) -> str:
+    """A pruning or freeze row's p cell: "0.004 (Holm 0.02)", or "-"."""
+    p, adj = row.get("p_random"), row.get("p_adj")
+    if p is None:
+        return "-"
+    return fmt(p, ".3g") + ("" if adj is None else f" (Holm {fmt(adj, '.3g')})")
+
+
+def _random_cells(r: Mapping[str, Any], spec: str) -> str:
+    """The cells pruning and freeze rows share: the random draws, the prediction interval, the
+    effect paired by seed with its interval, p, seeds and the verdict."""
+    pi, eci = r.get("pi") or [None, None], r.get("effect_ci") or [None, None]
+    return (
+        _cell(f"{fmt(r.get('random_mean'), spec)} ({r.get('n_random', 0)} draws)",
+              r.get("random_mean"), field="random_mean")
+        + _cell(span(pi[0], pi[1], spec), field="prediction_interval")
+        + _cell(fmt(r.get("effect"), "+.3f"), r.get("effect"), field="effect")
+        + _cell(span(eci[0], eci[1], "+.3f"), field="effect_interval")
+        + _cell(random_p_text(r), r.get("p_random"), field="p_random")
+        + _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds")
+        + _cell(r["position"] or "no verdict", None, cls="", field="position")
+    )  # fmt: skip
+
+
+_RANDOM_HEAD = [
+    "random draws (mean)",
+    "95 % prediction interval of a random draw",
+    "paired by seed: minus random",
+    "its 95 % seed interval",
+    "p against random",
+    "seeds",
+    "against random",
+]
+
+
 def pruning_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Area under the accuracy-vs-removed-heads curve per order, against the random band."""
+    """Area under the accuracy-vs-removed-heads curve per order, against the random orders."""
     body = [
         f'<tr data-order="{_e(r["order"])}"><td>{_e(order_words(r["order"]))}</td>'
         + _cell(fmt(r["auc"], ".3f"), r["auc"], field="auc")
         + _cell(fmt(r["auc_sd"], ".3f"), r["auc_sd"], field="auc_sd")
-        + _cell(span(r["band_low"], r["band_high"], ".3f"), None, field="band")
-        + _cell(r["position"] or "-", None, cls="", field="position")
+        + _random_cells(r, ".3f")
         + "</tr>"
         for r in rows
     ]
-    head = ["order", "area (mean over seeds)", "sd", "random band", "against the band"]
+    head = ["order", "area (mean over seeds)", "sd", *_RANDOM_HEAD]
     return _table(head, body, "pruning")
 
 
@@ -169,20 +203,11 @@ def freeze_table(rows: Sequence[Mapping[str, Any]]) -> str:
         f'<tr data-order="{_e(r["order"])}"><td>largest {_e(r["order"])} frozen</td>'
         + _cell(fmt(r["delta_acc"], "+.3f"), r["delta_acc"], field="delta_acc")
         + _cell(span(r["ci_low"], r["ci_high"], "+.3f"), field="interval")
-        + _cell(span(r["band_low"], r["band_high"], "+.3f"), field="band")
-        + _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds")
-        + _cell(r["position"] or "-", None, cls="", field="position")
+        + _random_cells(r, "+.3f")
         + "</tr>"
         for r in rows
     ]
-    head = [
-        "frozen heads",
-        "accuracy change (mean)",
-        "95 % interval",
-        "random band",
-        "seeds",
-        "against the band",
-    ]
+    head = ["frozen heads", "accuracy change (mean)", "95 % interval", *_RANDOM_HEAD]
     return _table(head, body, "freeze")
 
 
