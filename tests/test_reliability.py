@@ -357,7 +357,7 @@ def test_noise_level_reliability_is_not_information():
     rng = np.random.default_rng(21)
     runs, passed = 60, 0
     for i in range(runs):
-        res = split_half(rng.normal(size=(277, 144)), n_repeats=20, seed=i, n_null=200)
+        res = split_half(rng.normal(size=(277, 144)), n_repeats=20, seed=i, n_null=100)
         passed += res["distinguishable_from_noise"]
         if not res["distinguishable_from_noise"]:
             assert res["n_for_target"] is None
