@@ -315,7 +315,7 @@ def cases() -> list[Case]:
         Case("reliability about 0.6", "reliability taken as information", False,
              lambda s, rng, run: reliability_verdicts(
                  simulate_examples(s, rng, head_sd=0.073)[0], s, run)),
-        Case("shared-example errors, true rho 0", "|disattenuated rho| > 0.2", True,
+        Case("shared-example errors, true rho 0", "disattenuated rho beyond +-0.2", True,
              lambda s, rng, run: {k: v is not None and abs(v) > 0.2 for k, v in
                                   shared_example_disattenuated(
                                       *simulate_examples(s, rng, 0.12, 0.8), s, run).items()},
