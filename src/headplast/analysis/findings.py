@@ -227,11 +227,11 @@ def depth_words(row: Mapping[str, Any]) -> str:
         "layer-controlled rho", row.get("p_head_layer_adj"),
     )  # fmt: skip
     if raw and not lay:
-        return f"; within layers {clause}: the association is carried by depth"
+        return f"; within layers {clause}; so the association is carried by depth"
     if lay and not raw:
-        return f"; within layers {clause}: an association hidden by depth"
+        return f"; within layers {clause}; an association hidden by depth"
     if raw and lay and (row["rho"] > 0) != (row["rho_layer"] > 0):
-        return f"; within layers {clause}: the sign is reversed, depth hides the within-layer one"
+        return f"; within layers {clause}; the sign is reversed, depth hides the within-layer one"
     return f"; within layers {clause}"
 
 
@@ -293,8 +293,8 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
     if not row["informative"]:
         seeds = ", ".join(f"seed {k} {v:+.2f}" for k, v in row["per_seed"].items() if v is not None)
         out.append(
-            f"{x} and {y}: with {row['n_seeds']} seed(s) the interval over seeds is not "
-            f"informative (at least {MIN_INFORMATIVE_SEEDS} are needed); the pooled rho is "
+            f"{x} and {y}{_label(row)}: with {row['n_seeds']} seed(s) the interval over seeds is "
+            f"not informative (at least {MIN_INFORMATIVE_SEEDS} are needed); the pooled rho is "
             f"{rho:+.2f}" + (f" ({seeds})." if seeds else ".")
         )
     else:
