@@ -30,6 +30,7 @@ rule stats:
         importance_post=seed_path("importance_post.npz"),
         gradfisher_pre=seed_path("gradfisher_pre.npz"),
         pruning=seed_path("pruning.jsonl"),
+        eval_subset=data_path("eval_subset.json"),
     output:
         stats=seed_path("stats.json"),
     log:

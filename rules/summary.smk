@@ -19,6 +19,8 @@ rule summary_seeds:
     params:
         seeds=SEEDS,
         keep_degenerate=config["analysis"]["keep_degenerate"],
+        n_permutations=config["analysis"]["n_permutations"],
+        seed=config["analysis"]["seed"],
         code=package_code("summary_seeds.py"),
     script:
         "../workflow/scripts/summary_seeds.py"

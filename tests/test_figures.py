@@ -337,3 +337,51 @@ def test_fig_training_marks_degenerate_seeds(tmp_path):
     msg = fig_training({1: {"validation": {}}}, tmp_path / "none.png")
     assert "No training log" in msg.axes[0].texts[0].get_text()
     assert_png(tmp_path / "none.png", min_bytes=1000)
+
+
+def test_stats_script_tests_reliability_against_noise_and_uses_cross_half(heads, tmp_path):
+    """Issue 27 items 4-5 through the stats rule's script: with per-example sidecars and the
+    eval subset's record, each reliability carries its noise test, the subset advice knows the
+    split's size, and a pair whose two sides come from the same examples (I_pre~I_post) takes
+    its ceiling from the cross-half estimates; a pair with Urel keeps the full-subset one."""
+    from headplast.io import write_per_example
+
+    hp = tmp_path / "heads.csv"
+    heads.to_csv(hp, index=False)
+    pp = tmp_path / "pruning.jsonl"
+    pp.write_text(
+        "".join(
+            json.dumps(
+                {"order": "I_pre", "kind": "score", "step": j, "n_removed": j, "fraction": j / 4}
+                | {"removed": [], "loss": 1.0, "acc": 0.9 - j * 0.1}
+            )
+            + "\n"
+            for j in range(5)
+        )
+    )
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(1, 4, 6))
+    sidecars = {}
+    for name, keys in (("importance_pre", ("d", "kl")), ("importance_post", ("d", "kl"))):
+        path = tmp_path / f"{name}.npz"
+        write_per_example(path, {k: signal + rng.normal(size=(40, 4, 6)) for k in keys})
+        sidecars[name] = str(path)
+    (tmp_path / "eval_subset.json").write_text(json.dumps({"size": 40, "n_validation": 50}))
+    run_script(
+        "stats",
+        tmp_path,
+        {"heads": str(hp), "pruning": str(pp), **sidecars,
+         "eval_subset": str(tmp_path / "eval_subset.json")},
+        {"stats": str(tmp_path / "stats.json")},
+        {"top_k": 5, "n_permutations": 99, "n_bootstrap": 99, "seed": 0,
+         "split_half_repeats": 10},
+        {"task": "mnli", "seed": "1"},
+    )  # fmt: skip
+    stats = read_json(tmp_path / "stats.json")
+    rel = stats["reliability"]["I_pre"]
+    assert {"noise_p95", "p_noise", "distinguishable_from_noise"} <= set(rel)
+    assert stats["subset_advice"]["I_pre"]["n_available"] == 50
+    same = stats["pairs"]["I_pre~I_post"]
+    assert same["ceiling_method"].startswith("cross-half")
+    assert {"rho_cross_half", "rho_same_half", "shared_example_bias"} <= set(same)
+    assert stats["pairs"]["I_pre~Urel"]["ceiling_method"].startswith("split-half")

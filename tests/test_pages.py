@@ -150,7 +150,7 @@ def test_pages_from_synthetic_results_render_without_errors(browser, tmp_path):
     with open_page(browser, tmp_path / "findings.html") as page:
         text = page.inner_text(".headline")
         assert "The starts differ" in text
-        assert re.search(r"I_pre and Urel: a \w+ positive association", text)
+        assert re.search(r"I_pre and Urel \(primary question\): a [\w ]*positive association", text)
     with open_page(browser, tmp_path / "explorer.html") as page:
         hover_cell(page, layer=1, head=2)
         page.wait_for_selector("#head-details[data-layer='1'][data-head='2']")

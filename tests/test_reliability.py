@@ -10,10 +10,13 @@ import pytest
 from scipy.stats import spearmanr
 
 from headplast.analysis.reliability import (
+    cross_half,
     disattenuated,
+    mean_stat,
     measure_reliabilities,
     noise_ceiling,
     pair_ceiling,
+    pair_ceilings,
     prophecy_n,
     reliability_report,
     seed_to_seed,
@@ -166,8 +169,11 @@ def test_split_half_exact_record():
     rhos = _reference_split_half(x, _F, 7, seed=4)
     r = rhos.mean()
     rel = 2 * r / (1 + r)
-    res = split_half(x, sq_mean_stat, n_repeats=7, seed=4, target=0.8)
+    res = split_half(x, sq_mean_stat, n_repeats=7, seed=4, target=0.8, n_null=0)
     assert res == {
+        "noise_p95": None,
+        "p_noise": None,
+        "distinguishable_from_noise": None,
         "r_half": pytest.approx(r, abs=1e-12),
         "r_half_sd": pytest.approx(rhos.std(ddof=1), abs=1e-12),
         "reliability": pytest.approx(rel, abs=1e-12),
@@ -217,6 +223,9 @@ def test_split_half_undefined_and_reversed_rankings():
         "n_repeats": 3,
         "target": 0.9,
         "n_for_target": None,
+        "noise_p95": None,
+        "p_noise": None,
+        "distinguishable_from_noise": None,
     }
     # x_ih = d_i * c_h with sum(d) = 0: a half's mean ranks the heads by c, the other half's
     # against c (or both are constant and the repeat is skipped)
@@ -292,9 +301,15 @@ def test_reliability_report_and_subset_advice(tmp_path):
             "n_for_target": rel["I_post"]["n_for_target"],
             "n_examples": 12,
             "reliability": rel["I_post"]["reliability"],
+            "distinguishable_from_noise": rel["I_post"]["distinguishable_from_noise"],
+            "noise_p95": rel["I_post"]["noise_p95"],
+            "n_available": None,
+            "exceeds_split": None,
         }
     }
     assert subset_advice({}) == {}
+    capped = subset_advice(rel, n_available=5)["I_post"]  # the split has fewer than asked for
+    assert capped["exceeds_split"] is (rel["I_post"]["n_for_target"] > 5)
     # defaults: 100 repeats from seed 0
     default = reliability_report({"importance_post": path}, ["I_post"])[0]["I_post"]
     assert default["n_repeats"] == 100
@@ -331,3 +346,74 @@ def test_prophecy_never_asks_for_fewer_than_one_example():
     least one example, never 0."""
     assert prophecy_n(1 - 1e-12, 100) == 1
     assert prophecy_n(0.9, 100) == 100 and prophecy_n(1.0, 100) == 100
+
+
+def test_noise_level_reliability_is_not_information():
+    """Issue 27 item 4. Truth: no difference between heads (144 heads, 277 examples, pure noise).
+    Over 60 data sets the observed reliability passes its null's 95th percentile at about 5 %
+    (within Monte-Carlo error) and, where it does not, no subset size is advised; with a real
+    difference between heads (sd of the head means 0.2 of the noise's / sqrt(277)... i.e. a
+    clear signal) it always passes and the advice is given."""
+    rng = np.random.default_rng(21)
+    runs, passed = 60, 0
+    for i in range(runs):
+        res = split_half(rng.normal(size=(277, 144)), n_repeats=20, seed=i, n_null=100)
+        passed += res["distinguishable_from_noise"]
+        if not res["distinguishable_from_noise"]:
+            assert res["n_for_target"] is None
+        assert res["noise_p95"] > 0.05  # noise alone reaches a visible reliability
+    assert passed / runs <= 0.05 + 3 * (0.05 * 0.95 / runs) ** 0.5
+    signal = rng.normal(size=144) * 0.15
+    res = split_half(signal + rng.normal(size=(277, 144)), n_repeats=20, n_null=200)
+    assert res["distinguishable_from_noise"] and res["n_for_target"] is not None
+    assert res["p_noise"] == pytest.approx(1 / 201)
+
+
+def test_cross_half_removes_the_error_shared_by_the_examples():
+    """Issue 27 item 5. Truth: x and y share no head signal (true rho 0) but each example's
+    noise moves both alike (correlation 0.8 within an example). The same-half rho is inflated,
+    the cross-half one is about 0, and so is its disattenuated value; with a true rho the
+    cross-half disattenuation recovers it."""
+    rng = np.random.default_rng(22)
+    n, heads = 200, 144
+    common = rng.normal(size=(n, heads))
+    ex = 0.8**0.5 * common + 0.2**0.5 * rng.normal(size=(n, heads))
+    ey = 0.8**0.5 * common + 0.2**0.5 * rng.normal(size=(n, heads))
+    sx, sy = rng.normal(size=heads) * 0.1, rng.normal(size=heads) * 0.1
+    out = cross_half(sx + ex, sy + ey, mean_stat, mean_stat, n_repeats=20)
+    assert out["rho_same_half"] > 0.3
+    assert abs(out["rho_cross_half"]) < 0.1 and abs(out["rho_disattenuated"]) < 0.35
+    assert out["shared_example_bias"] == pytest.approx(out["rho_same_half"] - out["rho_cross_half"])
+    t = rng.normal(size=heads) * 0.2  # x and y share one true head signal: true rho 1
+    big = cross_half(
+        t + rng.normal(size=(n, heads)), t + rng.normal(size=(n, heads)), mean_stat, mean_stat, 20
+    )
+    assert big["rho_disattenuated"] == pytest.approx(1.0, abs=0.15)
+    with pytest.raises(ValueError, match="not the same eval subset"):
+        cross_half(ex, ey[:10], mean_stat, mean_stat)
+
+
+def test_pair_ceilings_withhold_noise_and_prefer_cross_half():
+    """A pair with a noise-level side gets no ceiling; a pair in the cross-half table gets the
+    cross-half ceiling and disattenuated rho with the shared-example bias beside them."""
+    pairs = {
+        "I_pre~Urel": {"x": "I_pre", "y": "Urel", "rho": 0.3, "noise_ceiling": 0.5,
+                       "rho_disattenuated": 0.6},
+        "I_pre~I_post": {"x": "I_pre", "y": "I_post", "rho": 0.5, "noise_ceiling": 0.7,
+                         "rho_disattenuated": 0.71},
+    }  # fmt: skip
+    rel = {"I_pre": {"distinguishable_from_noise": True}, "I_post": {}, "Urel": {}}
+    cross = {
+        "I_pre~I_post": {"noise_ceiling": 0.6, "rho_disattenuated": 0.5, "rho_cross_half": 0.3,
+                         "rho_same_half": 0.4, "shared_example_bias": 0.1},
+    }  # fmt: skip
+    out = pair_ceilings(pairs, rel, cross)
+    assert out["I_pre~I_post"]["noise_ceiling"] == 0.6
+    assert out["I_pre~I_post"]["shared_example_bias"] == 0.1
+    assert out["I_pre~I_post"]["ceiling_method"].startswith("cross-half")
+    assert out["I_pre~Urel"]["noise_ceiling"] == 0.5
+    noisy = pair_ceilings(pairs, {**rel, "I_pre": {"distinguishable_from_noise": False}}, cross)
+    assert noisy["I_pre~Urel"]["noise_ceiling"] is None
+    assert noisy["I_pre~I_post"]["rho_disattenuated"] is None
+    assert "I_pre" in noisy["I_pre~Urel"]["ceiling_withheld"]
+    assert pairs["I_pre~Urel"]["noise_ceiling"] == 0.5  # the input is left alone

@@ -755,3 +755,23 @@ def test_pair_stats_names_a_seed_whose_pair_lacks_the_overlap(heads_by_seed):
     del stats[2]["pairs"]["I_pre~Urel"]["topk"]
     with pytest.raises(ArtifactError, match=r"seed 2: the pair I_pre~Urel has no top-K overlap"):
         pair_stats_across_seeds(stats)
+
+
+def test_pair_stats_carry_the_head_level_tests_of_the_pooled_rho(heads_by_seed):
+    """Issue 27: with the seeds' head tables each pooled rho and layer-controlled rho carries
+    its head-level permutation test (labels shuffled alike in every seed; within layers for the
+    layer-controlled one), computed on the tables aligned on (layer, head)."""
+    from headplast.analysis.head_permutation import pooled_permutation_test
+
+    stats = {s: pair_statistics(df, PAIRS, 3, 99, 99, 0) for s, df in heads_by_seed.items()}
+    out = pair_stats_across_seeds(stats, heads_by_seed=heads_by_seed, n_permutations=199, seed=4)
+    aligned = [df.sort_values(["layer", "head"]) for df in heads_by_seed.values()]
+    x = np.stack([df["I_pre"].to_numpy() for df in aligned])
+    y = np.stack([df["Urel"].to_numpy() for df in aligned])
+    layer = aligned[0]["layer"].to_numpy()
+    blk = out["pairs"]["I_pre~Urel"]
+    assert blk["rho"]["head_test"] == pooled_permutation_test(x, y, layer, False, 199, 4)
+    assert blk["rho_layer"]["head_test"] == pooled_permutation_test(x, y, layer, True, 199, 4)
+    assert blk["rho"]["head_test"]["rho"] == pytest.approx(blk["rho"]["mean"])
+    assert "head_test" not in pair_stats_across_seeds(stats)["pairs"]["I_pre~Urel"]["rho"]
+    json.dumps(out, allow_nan=False)

@@ -11,9 +11,14 @@ from headplast.pipeline.script import start
 log = start(snakemake)
 
 from headplast.analysis.pruning_auc import auc_summary, read_pruning
-from headplast.analysis.reliability import SIDECARS, reliability_report
+from headplast.analysis.reliability import (
+    SIDECARS,
+    cross_half_pairs,
+    pair_ceilings,
+    reliability_report,
+)
 from headplast.analysis.statistics import LABEL_FREE_PAIRS, PAIRS, pair_statistics, read_heads
-from headplast.io import write_json
+from headplast.io import read_json, write_json
 
 sm = snakemake
 heads = read_heads(sm.input.heads)
@@ -24,6 +29,11 @@ reliability, advice = reliability_report(
     sorted({c for p in pairs for c in p}),
     n_repeats=int(sm.params.get("split_half_repeats", 100)),
     seed=int(sm.params.seed),
+    n_available=(
+        int(read_json(sm.input.eval_subset)["n_validation"])
+        if sm.input.get("eval_subset")
+        else None
+    ),
 )
 stats = pair_statistics(
     heads,
@@ -34,6 +44,13 @@ stats = pair_statistics(
     seed=int(sm.params.seed),
     reliabilities={m: r["reliability"] for m, r in reliability.items()},
 )
+cross = cross_half_pairs(
+    sidecars,
+    pairs,
+    n_repeats=int(sm.params.get("split_half_repeats", 100)),
+    seed=int(sm.params.seed),
+)
+stats["pairs"] = pair_ceilings(stats["pairs"], reliability, cross)
 write_json(
     sm.output.stats,
     {

@@ -15,6 +15,7 @@ from headplast.analysis.pruning_auc import (
     SEED_MEAN_COLUMNS,
     auc_across_seeds,
     curves_seed_mean,
+    random_order_areas,
     read_pruning,
 )
 from headplast.io import ArtifactError, atomic_path, read_json, write_json
@@ -36,7 +37,9 @@ with atomic_path(sm.output.curves) as tmp:
 # every seed degenerate: no curves, and the areas' file says why (a finding, not a failure)
 write_json(
     sm.output.auc,
-    auc_across_seeds(by_seed) if kept else {"no_usable_seed": no_usable_seed(degenerate)},
+    {**auc_across_seeds(by_seed), "random_orders": random_order_areas(by_seed)}
+    if kept
+    else {"no_usable_seed": no_usable_seed(degenerate)},
 )
 if not kept:
     log.warning(no_usable_seed(degenerate))

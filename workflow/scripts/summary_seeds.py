@@ -20,6 +20,8 @@ out = summarise_seeds(
     list(sm.input.cases),
     list(sm.input.get("run_config") or []),
     keep_degenerate=bool(sm.params.get("keep_degenerate", False)),
+    n_permutations=int(sm.params.get("n_permutations", 10_000)),
+    perm_seed=int(sm.params.get("seed", 0)),
 )
 for name in ("heads_mean", "case_counts"):
     with atomic_path(getattr(sm.output, name)) as tmp:

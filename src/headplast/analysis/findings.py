@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from headplast.analysis.head_permutation import holm
+from headplast.analysis.random_baseline import MIN_DRAWS, MIN_SEEDS, against_random, position
 from headplast.analysis.summary import MIN_INFORMATIVE_SEEDS
 
 #: The pairs that answer "do the heads that matter move?", in the order the page shows them.
@@ -43,9 +45,46 @@ STRENGTH: tuple[tuple[float, str], ...] = (
 NOT_INFORMATIVE = "not informative"
 
 
+#: Level of the head-level permutation tests that decide an association (two-sided).
+ALPHA = 0.05
+
+
 def strength(rho: float) -> str:
     """The word for |rho| (:data:`STRENGTH`)."""
     return next(word for bound, word in STRENGTH if abs(rho) < bound)
+
+
+def strength_range(low: float, high: float) -> str:
+    """The strength an interval that excludes 0 supports: the word of the bound nearer 0 and of
+    the bound farther, "moderate" when they agree, else "between moderate and strong" (so the
+    word never claims more than the interval's weakest end: +0.55 with interval +0.04 to +0.85
+    is "between negligible and strong", not "strong")."""
+    near, far = sorted((abs(low), abs(high)))
+    w_near, w_far = strength(near), strength(far)
+    return w_near if w_near == w_far else f"between {w_near} and {w_far}"
+
+
+def association_call(
+    low: float | None,
+    high: float | None,
+    p: float | None,
+    alpha: float = ALPHA,
+    adjusted: bool = False,
+) -> tuple[bool, list[str]]:
+    """Whether an association is called, and what failed otherwise: it is called only when the
+    head-level permutation test rejects (``p <= alpha``) and the seed interval excludes 0.
+    Failures, in words: "the head-level test does not reject (p = 0.23)", "no head-level test
+    in the summaries", "the seed interval contains 0". ``adjusted``: ``p`` is Holm-adjusted
+    (an exploratory test), and the words say so."""
+    failed = []
+    if p is None:
+        failed.append("no head-level test in the summaries")
+    elif p > alpha:
+        what = "Holm-adjusted p" if adjusted else "p"
+        failed.append(f"the head-level test does not reject ({what} = {p:.3g})")
+    if low is None or high is None or low <= 0 <= high:
+        failed.append("the seed interval contains 0")
+    return not failed, failed
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -74,9 +113,12 @@ def _get(block: Mapping[str, Any] | None, *keys: str) -> Any:
 def pair_row(
     name: str, block: Mapping[str, Any] | None, stats_by_seed: Mapping[int, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """One table row: ``pair, x, y, rho, ci_low, ci_high, n_seeds, informative,
+    """One table row: ``pair, x, y, rho, ci_low, ci_high, p_head, rho_layer, layer_ci_low,
+    layer_ci_high, p_head_layer, n_seeds, informative,
     noise_ceiling, rho_disattenuated, r_xx, r_yy, per_seed, measured``. ``rho``/``ci`` are
-    pair_stats' pooled rho and its interval (Fisher's z), ``noise_ceiling`` and
+    pair_stats' pooled rho and its interval (Fisher's z), ``p_head`` its head-level permutation
+    p (None where the summaries have no head test); the same for the layer-controlled rho
+    (``rho_layer``, ``layer_ci_*``, ``p_head_layer``); ``noise_ceiling`` and
     ``rho_disattenuated`` their seed summaries, ``r_xx``/``r_yy`` each side's split-half
     reliability averaged over the seeds used (1 for a measure that does not depend on the
     examples), ``per_seed`` each seed's rho, ``ceiling_n_seeds`` the seeds that have a ceiling
@@ -87,11 +129,18 @@ def pair_row(
     rho = _get(block, "rho") or {}
     low, high = rho.get("ci") or [None, None]
     per_seed = [_get(st, "pairs", name) or {} for st in stats_by_seed.values()]
+    lay = _get(block, "rho_layer") or {}
+    lay_low, lay_high = lay.get("ci") or [None, None]
     row.update(
         {
             "rho": rho.get("mean"),
             "ci_low": low,
             "ci_high": high,
+            "p_head": _get(rho, "head_test", "p"),
+            "rho_layer": lay.get("mean"),
+            "layer_ci_low": lay_low,
+            "layer_ci_high": lay_high,
+            "p_head_layer": _get(lay, "head_test", "p"),
             "n_seeds": int(rho.get("n") or 0),
             "informative": bool(rho.get("informative")),
             "noise_ceiling": _get(block, "noise_ceiling", "mean"),
@@ -102,19 +151,138 @@ def pair_row(
             "per_seed": {str(k): v for k, v in (rho.get("values") or {}).items()},
         }
     )
+    row.update(noise_fields(x, y, per_seed, stats_by_seed))
+    if row["noise_sides"]:  # a noise-level reliability: no ceiling, no disattenuated rho
+        row["noise_ceiling"] = row["rho_disattenuated"] = None
     return row
+
+
+def noise_fields(
+    x: str,
+    y: str,
+    per_seed: Sequence[Mapping[str, Any]],
+    stats_by_seed: Mapping[int, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """``noise_sides``: ``[{measure, reliability, noise_p95}]`` for each side whose split-half
+    reliability is not distinguishable from noise in some seed used (means over the seeds);
+    ``rho_cross_half``, ``rho_same_half`` (means over seeds) where both sides come from the same
+    examples and the stats carry the cross-half estimates."""
+    sides = []
+    for m in (x, y):
+        recs = [_get(st, "reliability", m) or {} for st in stats_by_seed.values()]
+        if any(r.get("distinguishable_from_noise") is False for r in recs):
+            sides.append(
+                {
+                    "measure": m,
+                    "reliability": _mean([r.get("reliability") for r in recs]),
+                    "noise_p95": _mean([r.get("noise_p95") for r in recs]),
+                }
+            )
+    return {
+        "noise_sides": sides,
+        "rho_cross_half": _mean([p.get("rho_cross_half") for p in per_seed]),
+        "rho_same_half": _mean([p.get("rho_same_half") for p in per_seed]),
+    }
+
+
+def _verdict_clause(
+    rho: float, low: Any, high: Any, p: Any, what: str, p_adj: Any = None
+) -> tuple[bool, str]:
+    """(called, words) for one rho: "a moderate positive association (rho +0.40, 95 % seed
+    interval +0.31 to +0.49, head-level p = 0.0001)" or "not distinguishable from no association
+    (...): the head-level test does not reject (p = 0.23)". With ``p_adj`` (the Holm-adjusted p
+    of an exploratory test) the decision uses it and the numbers show both."""
+    adjusted = p_adj is not None
+    called, failed = association_call(low, high, p_adj if adjusted else p, adjusted=adjusted)
+    interval = "-" if low is None or high is None else f"{low:+.2f} to {high:+.2f}"
+    numbers = f"{what} {rho:+.2f}, 95 % seed interval {interval}, head-level p = " + (
+        "-" if p is None else f"{p:.3g}"
+    )
+    if adjusted:
+        numbers += f", Holm-adjusted {p_adj:.3g}"
+    if called:
+        sign = "positive" if rho > 0 else "negative"
+        word = strength_range(low, high)
+        if word.startswith("between"):
+            return True, f"a {sign} association of a strength {word} ({numbers})"
+        return True, f"a {word} {sign} association ({numbers})"
+    return False, f"not distinguishable from no association ({numbers}): {' and '.join(failed)}"
+
+
+def _decisive_p(row: Mapping[str, Any], key: str) -> Any:
+    """The p that decides: the Holm-adjusted one where the row has it, else the raw one."""
+    adj = row.get(f"{key}_adj")
+    return adj if adj is not None else row.get(key)
+
+
+def depth_words(row: Mapping[str, Any]) -> str:
+    """The layer-controlled clause of a pair's first sentence, and whether depth carries or hides
+    the raw association: they disagree in significance (one called, the other not) or in sign
+    (both called, opposite signs)."""
+    if row.get("rho_layer") is None:
+        return ""
+    raw, _ = association_call(row["ci_low"], row["ci_high"], _decisive_p(row, "p_head"))
+    lay, clause = _verdict_clause(
+        row["rho_layer"], row["layer_ci_low"], row["layer_ci_high"], row.get("p_head_layer"),
+        "layer-controlled rho", row.get("p_head_layer_adj"),
+    )  # fmt: skip
+    if raw and not lay:
+        return f"; within layers {clause}; so the association is carried by depth"
+    if lay and not raw:
+        return f"; within layers {clause}; an association hidden by depth"
+    if raw and lay and (row["rho"] > 0) != (row["rho_layer"] > 0):
+        return f"; within layers {clause}; the sign is reversed, depth hides the within-layer one"
+    return f"; within layers {clause}"
+
+
+def _label(row: Mapping[str, Any]) -> str:
+    """ " (primary question)" or " (exploratory)" where :func:`adjust_pairs` has marked the row."""
+    if "primary" not in row:
+        return ""
+    return " (primary question)" if row["primary"] else " (exploratory)"
+
+
+#: The pair whose raw head-level test answers the primary question (docs/methods.md).
+PRIMARY_PAIR = "I_pre~Urel"
+
+
+def adjust_pairs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark the primary test and Holm-adjust the rest (docs/methods.md, "Findings"): the raw
+    head-level test of :data:`PRIMARY_PAIR` is the primary question, judged at :data:`ALPHA`
+    unadjusted (``p_head_adj`` None); every other head-level test of the run's pairs (the
+    primary pair's layer-controlled one included) is exploratory, one family, Holm-adjusted
+    (``p_head_adj``, ``p_head_layer_adj``). Rows without an informative interval make no
+    verdict and stay out of the family. Returns new rows with ``primary`` added."""
+    rows = [dict(r) for r in rows]
+    slots = []
+    for i, r in enumerate(rows):
+        r["primary"] = r["pair"] == PRIMARY_PAIR
+        r["p_head_adj"] = None
+        r["p_head_layer_adj"] = None
+        if not (r.get("measured") and r.get("informative")):
+            continue  # no verdict is made, so no test joins the family
+        if not r["primary"]:
+            slots.append((i, "p_head"))
+        slots.append((i, "p_head_layer"))
+    adjusted = holm([rows[i].get(key) for i, key in slots])
+    for (i, key), p in zip(slots, adjusted, strict=True):
+        rows[i][f"{key}_adj"] = p
+    return rows
 
 
 def pair_sentences(row: Mapping[str, Any]) -> list[str]:
     """The rules of docs/methods.md ("Findings"), in order, applied to one :func:`pair_row`:
 
     1. not measured: say so; 2. no seed: say so; 3. fewer than three seeds: the interval is not
-    informative, the pooled rho and each seed's are given; 4. the interval contains 0: "not
-    distinguishable from no association at this precision"; else the strength
-    (:data:`STRENGTH`) and the sign; 5. a noise ceiling below :data:`CEILING_LIMIT`: the less
-    reliable side limits what can be seen; 6. no ceiling because a side's reliability is not
-    positive: that side's ranking is noise at this size; 7. a disattenuated rho beyond +-1: the
-    reliabilities are underestimated, read it as "at the ceiling"."""
+    informative, the pooled rho and each seed's are given; 4. an association is called only
+    when the head-level permutation test rejects at :data:`ALPHA` and the seed interval excludes
+    0 (:func:`association_call`), else "not distinguishable from no association" with what
+    failed; its strength from the interval (:func:`strength_range`); the layer-controlled rho's
+    verdict beside it, "carried by depth" / "hidden by depth" where the two disagree
+    (:func:`depth_words`); 5. a noise ceiling below :data:`CEILING_LIMIT`: the less reliable side
+    limits what can be seen; 6. no ceiling because a side's reliability is not positive: that
+    side's ranking is noise at this size; 7. a disattenuated rho beyond +-1: the reliabilities
+    are underestimated, read it as "at the ceiling"."""
     x, y = row["x"], row["y"]
     if not row["measured"]:
         return [f"{x} and {y}: not measured in this run."]
@@ -125,21 +293,15 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
     if not row["informative"]:
         seeds = ", ".join(f"seed {k} {v:+.2f}" for k, v in row["per_seed"].items() if v is not None)
         out.append(
-            f"{x} and {y}: with {row['n_seeds']} seed(s) the interval over seeds is not "
-            f"informative (at least {MIN_INFORMATIVE_SEEDS} are needed); the pooled rho is "
+            f"{x} and {y}{_label(row)}: with {row['n_seeds']} seed(s) the interval over seeds is "
+            f"not informative (at least {MIN_INFORMATIVE_SEEDS} are needed); the pooled rho is "
             f"{rho:+.2f}" + (f" ({seeds})." if seeds else ".")
         )
-    elif row["ci_low"] <= 0 <= row["ci_high"]:
-        out.append(
-            f"{x} and {y}: not distinguishable from no association at this precision (rho "
-            f"{rho:+.2f}, 95 % interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f})."
-        )
     else:
-        sign = "positive" if rho > 0 else "negative"
-        out.append(
-            f"{x} and {y}: a {strength(rho)} {sign} association (rho {rho:+.2f}, 95 % interval "
-            f"{row['ci_low']:+.2f} to {row['ci_high']:+.2f}, which excludes 0)."
+        _, clause = _verdict_clause(
+            rho, row["ci_low"], row["ci_high"], row.get("p_head"), "rho", row.get("p_head_adj")
         )
+        out.append(f"{x} and {y}{_label(row)}: {clause}{depth_words(row)}.")
     ceiling = row["noise_ceiling"]
     if ceiling is not None and ceiling < CEILING_LIMIT:
         sides = [(r, m) for r, m in ((row["r_xx"], x), (row["r_yy"], y)) if r is not None]
@@ -149,10 +311,29 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
             f"The noise ceiling is {ceiling:.2f}: {limiting}{rel} limits what this pair can show; "
             "a larger eval subset raises it (subset advice below)."
         )
+    noise = row.get("noise_sides") or []
+    for side in noise:
+        rel, p95 = side["reliability"], side["noise_p95"]
+        numbers = (
+            f" ({rel:+.2f}; noise alone reaches {p95:.2f} at its 95th percentile)"
+            if rel is not None and p95 is not None
+            else ""
+        )
+        out.append(
+            f"The split-half reliability of {side['measure']}{numbers} is not distinguishable "
+            "from noise at this subset size: no noise ceiling or disattenuated rho is given."
+        )
+    same, cross = row.get("rho_same_half"), row.get("rho_cross_half")
+    if same is not None and cross is not None and not noise:
+        out.append(
+            f"{x} and {y} come from the same eval examples, whose errors they share: the noise "
+            f"ceiling and disattenuated rho use cross-half estimates ({x} on one half, {y} on "
+            f"the other), rho {cross:+.2f} across halves against {same:+.2f} within a half."
+        )
     nonpositive = [
         (m, r) for m, r in ((x, row["r_xx"]), (y, row["r_yy"])) if r is not None and r <= 0
     ]
-    if ceiling is None and nonpositive:
+    if ceiling is None and nonpositive and not noise:
         m, r = nonpositive[0]
         out.append(
             f"No noise ceiling: the split-half reliability of {m} is not positive ({r:+.2f}), so "
@@ -171,41 +352,42 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- pruning
 
 
-def random_band(stats_by_seed: Mapping[int, Mapping[str, Any]]) -> tuple[float, float] | None:
-    """The random pruning orders' band: the smallest to the largest area of any random draw of any
-    seed used (each seed's ``stats.json`` ``pruning.random`` min and max); None without draws."""
-    lows = [_get(st, "pruning", "random", "min") for st in stats_by_seed.values()]
-    highs = [_get(st, "pruning", "random", "max") for st in stats_by_seed.values()]
-    lows, highs = [v for v in lows if v is not None], [v for v in highs if v is not None]
-    return (float(min(lows)), float(max(highs))) if lows and highs else None
+def _with_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Holm-adjust the informative rows' ``p_random`` as one family (``p_adj``) and set each
+    row's ``position`` (:func:`headplast.analysis.random_baseline.position`)."""
+    adjusted = holm([r["p_random"] if r["informative"] else None for r in rows])
+    for r, p in zip(rows, adjusted, strict=True):
+        r["p_adj"] = p
+        r["position"] = position(r, p)
+    return rows
 
 
-def pruning_rows(auc: Mapping[str, Any], band: tuple[float, float] | None) -> list[dict[str, Any]]:
+def pruning_rows(auc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per score order of ``pruning_auc.json`` (random orders apart): ``order, auc`` (mean over
-    seeds), ``auc_sd, n_seeds, band_low, band_high, position``. ``band`` is :func:`random_band`;
-    ``position`` is ``above`` (accuracy kept better than by every random draw), ``below`` (lost
-    faster than by every draw) or ``within``; None without random orders."""
-    low, high = band if band is not None else (None, None)
+    seeds), ``auc_sd``, then :func:`headplast.analysis.random_baseline.against_random` of its
+    per-seed areas against each random order's (``random_orders`` of the file: the draws as a
+    distribution, each by its mean over the same seeds; the effect paired by seed), ``p_adj``
+    (Holm over the run's score orders) and ``position``: ``above`` (keeps accuracy better than
+    random orders), ``below``, ``within``, or None (fewer than 3 seeds or 2 random orders)."""
+    draws = {
+        name: {str(k): v for k, v in (d.get("per_seed") or {}).items()}
+        for name, d in (auc.get("random_orders") or {}).items()
+    }
     rows = []
     for order, a in auc.items():
-        if order == "random" or not isinstance(a, Mapping):  # no_usable_seed holds words
-            continue
-        mean = a.get("mean")
-        position = None
-        if mean is not None and low is not None:
-            position = "above" if mean > high else "below" if mean < low else "within"
+        if order in ("random", "random_orders") or not isinstance(a, Mapping):
+            continue  # no_usable_seed holds words
+        per_seed = {str(k): v for k, v in (a.get("per_seed") or {}).items()}
         rows.append(
             {
                 "order": order,
-                "auc": mean,
+                "auc": a.get("mean"),
                 "auc_sd": a.get("sd"),
-                "n_seeds": len(a.get("per_seed") or {}),
-                "band_low": low,
-                "band_high": high,
-                "position": position,
+                **against_random(per_seed, draws),
+                "n_seeds_order": len(per_seed),
             }
         )
-    return rows
+    return _with_verdicts(rows)
 
 
 def order_words(order: str) -> str:
@@ -216,8 +398,36 @@ def order_words(order: str) -> str:
     return f"smallest {order} removed first"
 
 
+def _against_random_numbers(r: Mapping[str, Any], spec: str, what: str) -> str:
+    """The numbers a pruning or freeze sentence gives in brackets."""
+    lo, hi = r["pi"]
+    e_lo, e_hi = r["effect_ci"]
+    p = f"p = {r['p_random']:.3g}" + (
+        f", Holm-adjusted {r['p_adj']:.3g}" if r.get("p_adj") is not None else ""
+    )
+    return (
+        f"{what} {r['score_mean']:{spec}} against the {r['n_random']} random draws' "
+        f"{r['random_mean']:{spec}}, 95 % prediction interval {lo:{spec}} to {hi:{spec}}; paired "
+        f"by seed {r['effect']:+{spec[1:] if spec.startswith('+') else spec}}, 95 % seed "
+        f"interval {e_lo:+.3f} to {e_hi:+.3f}; {p}"
+    )
+
+
+def _not_informative(r: Mapping[str, Any]) -> str:
+    """Why a pruning or freeze row has no verdict."""
+    why = []
+    if r["n_seeds"] < MIN_SEEDS:
+        why.append(f"{r['n_seeds']} seed(s) (at least {MIN_SEEDS} are needed)")
+    if r["n_random"] < MIN_DRAWS:
+        why.append(f"{r['n_random']} random draw(s) (at least {MIN_DRAWS} are needed)")
+    if not why:
+        why.append("random draws that do not vary")
+    return " and ".join(why)
+
+
 def pruning_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One sentence per score order: where its area lies against the random band."""
+    """One sentence per score order (exploratory): where its area lies against the random
+    orders, or why no verdict is given."""
     words = {
         "above": "keeps accuracy better than removing random heads",
         "below": "loses accuracy faster than removing random heads",
@@ -225,79 +435,92 @@ def pruning_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     }
     out = []
     for r in rows:
+        what = f"Pruning with {order_words(r['order'])} (exploratory)"
         if r["position"] is None:
+            if r["score_mean"] is None:
+                continue
+            out.append(
+                f"{what}: no verdict with {_not_informative(r)}; area {r['score_mean']:.3f}, "
+                f"random orders {_fmt_or_dash(r['random_mean'], '.3f')}."
+            )
             continue
-        out.append(
-            f"Pruning with {order_words(r['order'])} {words[r['position']]} (area "
-            f"{r['auc']:.3f}; random band {r['band_low']:.3f} to {r['band_high']:.3f})."
-        )
+        out.append(f"{what} {words[r['position']]} ({_against_random_numbers(r, '.3f', 'area')}).")
     return out
+
+
+def _fmt_or_dash(v: Any, spec: str) -> str:
+    return "-" if v is None else format(float(v), spec)
 
 
 # --------------------------------------------------------------------------- freeze
 
 
+def _per_seed_cell(text: Any) -> dict[str, float]:
+    """``freeze.csv``'s ``per_seed`` cell, ``"1:-0.020000;2:-0.021000"``, as {seed: value}."""
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    out = {}
+    for part in text.split(";"):
+        seed, _, value = part.partition(":")
+        out[seed.strip()] = float(value)
+    return out
+
+
 def freeze_rows(table: pd.DataFrame | None) -> list[dict[str, Any]]:
-    """The score orders of ``freeze.csv`` with ``position``: ``below`` when the whole interval of
-    the mean accuracy change lies below the random band (freezing these heads costs more than
-    freezing as many random ones), ``above`` when wholly above it, else ``within``; None where
-    the interval or band is missing (one seed, no random draw)."""
+    """The score orders of ``freeze.csv`` against its random draws
+    (:func:`headplast.analysis.random_baseline.against_random` on the ``per_seed`` accuracy
+    changes: each seed's change minus that seed's mean over the random draws, and the score's
+    mean change against the draws' means), ``p_adj`` (Holm over the run's score orders) and
+    ``position``: ``below`` (freezing these heads costs more than freezing as many random ones),
+    ``above``, ``within``, or None (fewer than 3 seeds or 2 random draws)."""
     if table is None or table.empty:
         return []
+    records = [{k: _finite(v) for k, v in r.items()} for r in table.to_dict("records")]
+    draws = {
+        r["order"]: _per_seed_cell(r.get("per_seed")) for r in records if r["kind"] == "random"
+    }
     rows = []
-    n_random = int((table["kind"] == "random").sum())
-    for r in table[table["kind"] == "score"].to_dict("records"):
-        r = {k: _finite(v) for k, v in r.items()}  # an empty CSV cell (one seed) is None
-        lo, hi = r.get("ci_low"), r.get("ci_high")
-        b_lo, b_hi = r.get("random_band_low"), r.get("random_band_high")
-        known = all(v is not None for v in (lo, hi, b_lo, b_hi))
-        position = None
-        if known:
-            position = "below" if hi < b_lo else "above" if lo > b_hi else "within"
+    for r in records:
+        if r["kind"] != "score":
+            continue
         rows.append(
             {
                 "order": r["order"],
                 "delta_acc": r.get("delta_acc_mean"),
-                "ci_low": lo,
-                "ci_high": hi,
-                "band_low": b_lo,
-                "band_high": b_hi,
-                "n_seeds": int(r.get("n_seeds") or 0),
-                "n_random": n_random,
-                "position": position,
+                "ci_low": r.get("ci_low"),
+                "ci_high": r.get("ci_high"),
+                **against_random(_per_seed_cell(r.get("per_seed")), draws),
+                "n_seeds_order": int(r.get("n_seeds") or 0),
             }
         )
-    return rows
+    return _with_verdicts(rows)
 
 
 def freeze_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One sentence per score order: whether freezing its heads cost more than random heads."""
+    """One sentence per score order (exploratory): whether freezing its heads cost more than
+    freezing as many random heads, or why no verdict is given."""
     out = []
     for r in rows:
-        what = f"Freezing the heads with the largest {r['order']} during fine-tuning"
+        what = f"Freezing the heads with the largest {r['order']} during fine-tuning (exploratory)"
         if r["position"] is None:
-            out.append(
-                f"{what} changed validation accuracy by {r['delta_acc']:+.3f}; with "
-                f"{r['n_seeds']} seed(s) and {r['n_random']} random draw(s) there is no interval "
-                "to compare with the random band."
-            )
+            change = r["delta_acc"] if r["delta_acc"] is not None else r["score_mean"]
+            numbers = "" if change is None else f"; it changed validation accuracy by {change:+.3f}"
+            out.append(f"{what}: no verdict with {_not_informative(r)}{numbers}.")
             continue
         verdict = {
             "below": "costs more accuracy than freezing as many random heads: their movement "
             "was needed",
             "above": "costs less accuracy than freezing as many random heads",
-            "within": "is not distinguishable from freezing as many random heads at this precision",
+            "within": "is not distinguishable from freezing as many random heads",
         }[r["position"]]
-        band = (
-            f"the one random draw's {r['band_low']:+.3f}"
-            if r["n_random"] == 1
-            else f"the random band {r['band_low']:+.3f} to {r['band_high']:+.3f}"
-        )
-        out.append(
-            f"{what} {verdict} (change {r['delta_acc']:+.3f}, 95 % interval {r['ci_low']:+.3f} "
-            f"to {r['ci_high']:+.3f}, against {band})."
-        )
+        numbers = _against_random_numbers(r, "+.3f", "change")
+        few = f"; only {r['n_random']} random draws" if r["n_random"] < RECOMMENDED_DRAWS else ""
+        out.append(f"{what} {verdict} ({numbers}{few}).")
     return out
+
+
+#: Random draws below this are named as few in the freeze sentences (config default 10).
+RECOMMENDED_DRAWS = 10
 
 
 # --------------------------------------------------------------------------- subset advice
@@ -306,7 +529,9 @@ def freeze_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 def subset_advice(stats_by_seed: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per example-dependent measure: ``measure, n_examples, reliability`` (mean over seeds),
     ``n_for_target`` (the largest over seeds: the size at which every seed's split-half
-    reliability would reach ``target``; None when a seed's reliability is not positive) and
+    reliability would reach ``target``; None when a seed's reliability is not positive or not
+    distinguishable from noise), ``noise`` (a seed's reliability is not distinguishable from
+    noise), ``n_available`` (the validation split's size, where the stats know it) and
     ``target``, sorted by the examples asked for, most first."""
     by_measure: dict[str, list[Mapping[str, Any]]] = {}
     for st in stats_by_seed.values():
@@ -322,28 +547,49 @@ def subset_advice(stats_by_seed: Mapping[int, Mapping[str, Any]]) -> list[dict[s
                 "reliability": _mean([a.get("reliability") for a in advice]),
                 "n_for_target": None if None in needs else int(max(needs)),
                 "target": advice[0].get("target"),
+                "noise": any(a.get("distinguishable_from_noise") is False for a in advice),
+                "n_available": advice[0].get("n_available"),
             }
         )
     return sorted(rows, key=lambda r: (r["n_for_target"] is not None, r["n_for_target"] or 0))[::-1]
 
 
 def subset_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """What the subset advice asks for: the measure that needs the most examples, and those
-    whose reliability is not positive (no size can be advised)."""
+    """What the subset advice asks for: the measure that needs the most examples (and, where
+    that is more than the validation split has, that no subset of this task reaches it), the
+    measures whose reliability is not distinguishable from noise, and those whose reliability is
+    not positive (no size can be advised for either)."""
     if not rows:
         return []
     out = []
-    unknown = [r["measure"] for r in rows if r["n_for_target"] is None]
+    noise = [r["measure"] for r in rows if r.get("noise")]
+    unknown = [r["measure"] for r in rows if r["n_for_target"] is None and not r.get("noise")]
     known = [r for r in rows if r["n_for_target"] is not None]
     if known:
         top = max(known, key=lambda r: r["n_for_target"])
+        avail = top.get("n_available")
+        if avail is not None and top["n_for_target"] > avail:
+            out.append(
+                f"A split-half reliability of {top['target']} for every measure would need "
+                f"{top['n_for_target']:,} examples ({top['measure']}, the least reliable; "
+                f"reliability {top['reliability']:.2f} on {top['n_examples']:,}), more than the "
+                f"validation split's {avail:,}: no eval subset of this task reaches it."
+            )
+        elif top["n_for_target"] > top["n_examples"]:
+            out.append(
+                f"A split-half reliability of {top['target']} for every measure asks for "
+                f"{top['n_for_target']:,} examples ({top['measure']}, the least reliable; measured "
+                f"on {top['n_examples']:,}, reliability {top['reliability']:.2f})."
+            )
+        else:
+            out.append(
+                f"A split-half reliability of {top['target']} for every measure is met at the "
+                f"{top['n_examples']:,} examples measured."
+            )
+    if noise:
         out.append(
-            f"A split-half reliability of {top['target']} for every measure asks for "
-            f"{top['n_for_target']:,} examples ({top['measure']}, the least reliable; measured "
-            f"on {top['n_examples']:,}, reliability {top['reliability']:.2f})."
-            if top["n_for_target"] > top["n_examples"]
-            else f"A split-half reliability of {top['target']} for every measure is met at the "
-            f"{top['n_examples']:,} examples measured."
+            f"No subset size is advised for {', '.join(noise)}: a seed's split-half reliability "
+            "is not distinguishable from noise at this subset size."
         )
     if unknown:
         out.append(
@@ -382,8 +628,10 @@ def run_findings(
     used_stats = {s: st for s, st in stats_by_seed.items() if int(s) in seeds}
     degenerate = [int(s) for s in pair_stats["degenerate_excluded"]]
     no_usable = pair_stats.get("no_usable_seed")
-    pairs = [pair_row(p, pair_stats["pairs"].get(p), used_stats) for p in FINDINGS_PAIRS]
-    prune = [] if no_usable else pruning_rows(pruning_auc, random_band(used_stats))
+    pairs = adjust_pairs(
+        [pair_row(p, pair_stats["pairs"].get(p), used_stats) for p in FINDINGS_PAIRS]
+    )
+    prune = [] if no_usable else pruning_rows(pruning_auc)
     frz = [] if no_usable else freeze_rows(freeze)
     advice = subset_advice(used_stats)
     sentences = {

@@ -51,6 +51,22 @@ def interval_text(row: Mapping[str, Any]) -> str:
     return span(row["ci_low"], row["ci_high"])
 
 
+def p_text(row: Mapping[str, Any], key: str) -> str:
+    """A head-level p cell: "0.004", or "0.004 (Holm 0.03)" for an exploratory test."""
+    adj = row.get(f"{key}_adj")
+    text = fmt(row.get(key), ".3g")
+    return text if adj is None else f"{text} (Holm {fmt(adj, '.3g')})"
+
+
+def layer_interval_text(row: Mapping[str, Any]) -> str:
+    """The layer-controlled rho's interval cell, like :func:`interval_text`."""
+    if row.get("rho_layer") is None:
+        return "-"
+    if not row.get("informative"):
+        return f"not informative ({row.get('n_seeds', 0)} seeds)"
+    return span(row.get("layer_ci_low"), row.get("layer_ci_high"))
+
+
 def disattenuated_text(value: float | None) -> str:
     """The disattenuated rho's cell; one beyond +-1 carries the words that say what it means."""
     if value is not None and abs(value) > 1:
@@ -95,9 +111,13 @@ def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
     body = []
     for r in rows:
         cells = [
-            f'<td class="pair">{_e(r["pair"])}</td>',
+            f'<td class="pair">{_e(r["pair"])}{" (primary)" if r.get("primary") else ""}</td>',
             _cell(fmt(r["rho"]), r["rho"], field="rho"),
             _cell(interval_text(r), None, field="interval"),
+            _cell(p_text(r, "p_head"), r.get("p_head"), field="p_head"),
+            _cell(fmt(r.get("rho_layer")), r.get("rho_layer"), field="rho_layer"),
+            _cell(layer_interval_text(r), None, field="layer_interval"),
+            _cell(p_text(r, "p_head_layer"), r.get("p_head_layer"), field="p_head_layer"),
             _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds"),
             _cell(
                 fmt(r["noise_ceiling"]) + fewer_seeds(r), r["noise_ceiling"], field="noise_ceiling"
@@ -114,7 +134,11 @@ def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
     head = [
         "pair x~y",
         "rho (pooled over seeds)",
-        "95 % interval",
+        "95 % seed interval",
+        "head-level p",
+        "layer-controlled rho",
+        "its 95 % seed interval",
+        "its head-level p (within layers)",
         "seeds",
         "noise ceiling",
         "disattenuated rho",
@@ -124,18 +148,52 @@ def pairs_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return _table(head, body, "pairs")
 
 
+def random_p_text(row: Mapping[str, Any]) -> str:
+    """A pruning or freeze row's p cell: "0.004 (Holm 0.02)", or "-"."""
+    p, adj = row.get("p_random"), row.get("p_adj")
+    if p is None:
+        return "-"
+    return fmt(p, ".3g") + ("" if adj is None else f" (Holm {fmt(adj, '.3g')})")
+
+
+def _random_cells(r: Mapping[str, Any], spec: str) -> str:
+    """The cells pruning and freeze rows share: the random draws, the prediction interval, the
+    effect paired by seed with its interval, p, seeds and the verdict."""
+    pi, eci = r.get("pi") or [None, None], r.get("effect_ci") or [None, None]
+    return (
+        _cell(f"{fmt(r.get('random_mean'), spec)} ({r.get('n_random', 0)} draws)",
+              r.get("random_mean"), field="random_mean")
+        + _cell(span(pi[0], pi[1], spec), field="prediction_interval")
+        + _cell(fmt(r.get("effect"), "+.3f"), r.get("effect"), field="effect")
+        + _cell(span(eci[0], eci[1], "+.3f"), field="effect_interval")
+        + _cell(random_p_text(r), r.get("p_random"), field="p_random")
+        + _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds")
+        + _cell(r["position"] or "no verdict", None, cls="", field="position")
+    )  # fmt: skip
+
+
+_RANDOM_HEAD = [
+    "random draws (mean)",
+    "95 % prediction interval of a random draw",
+    "paired by seed: minus random",
+    "its 95 % seed interval",
+    "p against random",
+    "seeds",
+    "against random",
+]
+
+
 def pruning_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Area under the accuracy-vs-removed-heads curve per order, against the random band."""
+    """Area under the accuracy-vs-removed-heads curve per order, against the random orders."""
     body = [
         f'<tr data-order="{_e(r["order"])}"><td>{_e(order_words(r["order"]))}</td>'
         + _cell(fmt(r["auc"], ".3f"), r["auc"], field="auc")
         + _cell(fmt(r["auc_sd"], ".3f"), r["auc_sd"], field="auc_sd")
-        + _cell(span(r["band_low"], r["band_high"], ".3f"), None, field="band")
-        + _cell(r["position"] or "-", None, cls="", field="position")
+        + _random_cells(r, ".3f")
         + "</tr>"
         for r in rows
     ]
-    head = ["order", "area (mean over seeds)", "sd", "random band", "against the band"]
+    head = ["order", "area (mean over seeds)", "sd", *_RANDOM_HEAD]
     return _table(head, body, "pruning")
 
 
@@ -145,20 +203,11 @@ def freeze_table(rows: Sequence[Mapping[str, Any]]) -> str:
         f'<tr data-order="{_e(r["order"])}"><td>largest {_e(r["order"])} frozen</td>'
         + _cell(fmt(r["delta_acc"], "+.3f"), r["delta_acc"], field="delta_acc")
         + _cell(span(r["ci_low"], r["ci_high"], "+.3f"), field="interval")
-        + _cell(span(r["band_low"], r["band_high"], "+.3f"), field="band")
-        + _cell(str(r["n_seeds"]), r["n_seeds"], field="n_seeds")
-        + _cell(r["position"] or "-", None, cls="", field="position")
+        + _random_cells(r, "+.3f")
         + "</tr>"
         for r in rows
     ]
-    head = [
-        "frozen heads",
-        "accuracy change (mean)",
-        "95 % interval",
-        "random band",
-        "seeds",
-        "against the band",
-    ]
+    head = ["frozen heads", "accuracy change (mean)", "95 % interval", *_RANDOM_HEAD]
     return _table(head, body, "freeze")
 
 
@@ -240,7 +289,11 @@ def render_page(findings: Mapping[str, Any], explorer_href: str = "explorer.html
         "after (I_post) fine-tuning, the gate gradient G, Ppred, and the relative weight update "
         "Urel. Every sentence below is generated from the numbers in the tables by the rules in "
         "the repository's docs/methods.md (section Findings); a different result changes the "
-        f"words. Seeds {_e(', '.join(str(s) for s in cfg.get('seeds', [])))}; eval subset "
+        "words. The primary question is I_pre~Urel (does a head's importance before fine-tuning "
+        "go with how much it moves?) per model, task and start, judged by its head-level "
+        "permutation test at 0.05; every other verdict is exploratory, its p Holm-adjusted "
+        "within its family (the pairs; the pruning orders; the freeze orders). "
+        f"Seeds {_e(', '.join(str(s) for s in cfg.get('seeds', [])))}; eval subset "
         f"{_e(cfg.get('eval_subset', '-'))} examples. Heads, measure by measure: "
         f'<a href="{_e(explorer_href)}">the heads explorer</a>.</p>',
         "<h2>What was found</h2>",

@@ -197,3 +197,22 @@ def auc_across_seeds(curves_by_seed: Mapping[int, pd.DataFrame | Sequence[Mappin
                 }
             )
     return out
+
+
+def random_order_areas(curves_by_seed: Mapping[int, pd.DataFrame | Sequence[Mapping]]) -> dict:
+    """Each random order's area per seed, ``{order: {"mean", "per_seed": {seed: auc}}}``: the
+    random orders are the same draws in every seed, so each is one member of the random
+    distribution that the findings compare a score's seed-mean area with (docs/methods.md,
+    "Findings"). Empty without random orders."""
+    per_order: dict[str, dict[int, float]] = {}
+    for seed, rows in curves_by_seed.items():
+        aucs = accuracy_auc(rows)
+        for r in aucs[aucs["kind"] == "random"].itertuples():
+            per_order.setdefault(r.order, {})[int(seed)] = float(r.auc)
+    return {
+        order: {
+            "mean": float(np.mean(list(by_seed.values()))),
+            "per_seed": {str(s): a for s, a in by_seed.items()},
+        }
+        for order, by_seed in per_order.items()
+    }

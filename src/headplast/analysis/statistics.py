@@ -249,10 +249,57 @@ def layer_controlled_spearman(
     return rho, _permutation_p(null, rho)
 
 
-def bootstrap_ci(
-    x, y, n_bootstrap: int = 2000, seed: int = 0, level: float = 0.95
+def cluster_resamples(layer, n_bootstrap: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Two-stage cluster bootstrap indices: per resample, layers drawn with replacement (as many
+    as there are), then within each drawn layer as many heads as it has, drawn with replacement
+    from it. Returns [n_bootstrap, n_heads] when every layer has the same size (one vectorised
+    draw), else a list of index arrays (sizes may then differ between resamples)."""
+    layer = np.asarray(layer).ravel()
+    groups = [np.flatnonzero(layer == lay) for lay in np.unique(layer)]
+    sizes = {g.size for g in groups}
+    g_count, b = len(groups), int(n_bootstrap)
+    if len(sizes) == 1:
+        m = sizes.pop()
+        table = np.stack(groups)  # [G, m]
+        chosen = rng.integers(g_count, size=(b, g_count))
+        within = rng.integers(m, size=(b, g_count, m))
+        return table[chosen[..., None], within].reshape(b, g_count * m)
+    out = []
+    for _ in range(b):
+        chosen = rng.integers(g_count, size=g_count)
+        out.append(np.concatenate([rng.choice(groups[c], groups[c].size) for c in chosen]))
+    return out
+
+
+def _cluster_bootstrap_ci(
+    x: np.ndarray, y: np.ndarray, layer, n_bootstrap: int, seed: int, level: float
 ) -> tuple[float, float]:
-    """Paired bootstrap confidence interval of Spearman rho (``scipy.stats.bootstrap``).
+    """Percentile interval of Spearman rho over :func:`cluster_resamples` (degenerate resamples,
+    a side constant, dropped)."""
+    idx = cluster_resamples(layer, n_bootstrap, np.random.default_rng(seed))
+    if isinstance(idx, np.ndarray):
+        dist = _spearman_vectorized(x[idx], y[idx])
+    else:
+        dist = np.array([_spearman_vectorized(x[i], y[i]) for i in idx], dtype=float)
+    dist = dist[np.isfinite(dist)]
+    if dist.size == 0:
+        return math.nan, math.nan
+    alpha = (1 - level) / 2
+    return float(np.percentile(dist, 100 * alpha)), float(np.percentile(dist, 100 * (1 - alpha)))
+
+
+def bootstrap_ci(
+    x, y, n_bootstrap: int = 2000, seed: int = 0, level: float = 0.95, layer=None
+) -> tuple[float, float]:
+    """Bootstrap confidence interval of Spearman rho over heads.
+
+    With ``layer`` (what :func:`pair_statistics` passes): a two-stage cluster bootstrap
+    (:func:`cluster_resamples`: layers, then heads within them), because heads of one layer share
+    its input and its depth and are not independent; resampling heads one by one would treat
+    144 heads as 144 independent draws and give too narrow an interval. Percentile interval at
+    ``level``, resamples with a constant side dropped.
+
+    Without ``layer``: the paired bootstrap of heads (``scipy.stats.bootstrap``).
 
     Heads are resampled with replacement as (x, y) pairs, ``n_bootstrap`` times, from
     ``numpy.random.default_rng(seed)``; the interval is the percentile interval at ``level``
@@ -262,6 +309,11 @@ def bootstrap_ci(
     x, y = _as_pair(x, y)
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan, math.nan
+    if layer is not None:
+        layer = np.asarray(layer).ravel()
+        if layer.shape != x.shape:
+            raise ValueError(f"layer has {layer.size} entries, x has {x.size}")
+        return _cluster_bootstrap_ci(x, y, layer, int(n_bootstrap), seed, level)
 
     def statistic(a, b, axis=-1):
         return _spearman_vectorized(a, b, axis=axis)
@@ -408,9 +460,10 @@ def pair_statistics(
     """The content of ``stats.json``: for every pair, keyed ``"x~y"``:
 
     ``x, y, rho, p_perm`` (:func:`spearman_permutation`), ``rho_layer, p_layer``
-    (:func:`layer_controlled_spearman`), ``ci = [lo, hi]`` (:func:`bootstrap_ci`) and ``topk``
-    (:func:`topk_overlap`); plus ``n_heads`` and the ``parameters``. All numbers are plain floats
-    or ints; undefined ones are ``None``. Every pair uses the same ``seed``.
+    (:func:`layer_controlled_spearman`), ``ci = [lo, hi]`` (:func:`bootstrap_ci`, resampling
+    layers and then heads within them) and ``topk`` (:func:`topk_overlap`); plus ``n_heads`` and
+    the ``parameters``. All numbers are plain floats or ints; undefined ones are ``None``. Every
+    pair uses the same ``seed``.
 
     With ``reliabilities`` (measure -> split-half reliability,
     :mod:`headplast.analysis.reliability`) each pair also gets ``r_xx, r_yy``, ``noise_ceiling =
@@ -433,7 +486,7 @@ def pair_statistics(
         x, y = df[x_name].to_numpy(float), df[y_name].to_numpy(float)
         rho, p = spearman_permutation(x, y, n_permutations, seed)
         rho_l, p_l = layer_controlled_spearman(x, y, layer, n_permutations, seed)
-        lo, hi = bootstrap_ci(x, y, n_bootstrap, seed, level)
+        lo, hi = bootstrap_ci(x, y, n_bootstrap, seed, level, layer)
         out_pairs[pair_name(x_name, y_name)] = {
             "x": x_name,
             "y": y_name,
@@ -458,7 +511,7 @@ def pair_statistics(
             "n_bootstrap": int(n_bootstrap),
             "seed": int(seed),
             "ci_level": float(level),
-            "ci_method": "paired bootstrap, percentile interval",
+            "ci_method": "cluster bootstrap (layers, then heads within them), percentile interval",
             "p_perm": "two-sided permutation test of the pairing, (1 + #extreme) / (1 + n)",
             "rho_layer": "Pearson of within-layer centred ranks; null permutes y within layers",
         },

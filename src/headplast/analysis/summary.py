@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from headplast.analysis.head_permutation import fisher_z, pooled_permutation_test
 from headplast.analysis.reliability import pair_ceiling, spearman_brown
 from headplast.analysis.statistics import read_heads, topk_overlap, validate_heads
 from headplast.io import ArtifactError, read_json
@@ -164,10 +165,14 @@ MIN_INFORMATIVE_SEEDS = 3
 FISHER_Z_STATS: tuple[str, ...] = ("rho", "rho_layer", "noise_ceiling")
 
 
-def fisher_z_pool(values: Sequence[float | None], level: float = 0.95) -> dict[str, Any]:
+def fisher_z_pool(
+    values: Sequence[float | None], level: float = 0.95, n_heads: int | None = None
+) -> dict[str, Any]:
     """Correlations of several seeds pooled on Fisher's z (docs/methods.md, "Across seeds").
 
-    z_s = arctanh(rho_s) (|rho| = 1 is taken as 1 - 1e-15, whose z is finite); the pooled rho is
+    z_s = arctanh(rho_s), rho_s clipped to +-(1 - 1/n_heads)
+    (:func:`headplast.analysis.head_permutation.fisher_clip`: a seed at |rho| = 1 counts as a
+    correlation as strong as n_heads heads can show, not as z = 17.6); the pooled rho is
     tanh(mean z), the interval tanh(mean z +- t_(n-1) * sd_z / sqrt(n)) at ``level``: the point
     and both bounds lie in [-1, 1], the point inside its interval. ``sd`` is the spread of the
     raw rho over seeds (ddof=1). Null or non-finite values are left out; ``n`` counts the rest.
@@ -186,7 +191,7 @@ def fisher_z_pool(values: Sequence[float | None], level: float = 0.95) -> dict[s
     }
     if n == 0:
         return out
-    z = np.arctanh(np.clip(v, -1 + 1e-15, 1 - 1e-15))
+    z = fisher_z(v, n_heads)
     out["mean"] = float(np.tanh(z.mean()))
     if n > 1:
         half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * float(z.std(ddof=1)) / math.sqrt(n)
@@ -198,6 +203,9 @@ def pair_stats_across_seeds(
     stats_by_seed: Mapping[int, Mapping[str, Any]],
     level: float = 0.95,
     stability: Mapping[str, Any] | None = None,
+    heads_by_seed: Mapping[int, pd.DataFrame] | None = None,
+    n_permutations: int = 10_000,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Each pair's statistics over seeds, from the per-seed ``stats.json`` contents.
 
@@ -215,6 +223,12 @@ def pair_stats_across_seeds(
     rho_mean_disattenuated}``: the ceiling from the seed-to-seed reliabilities and the mean rho
     over seeds divided by it.
 
+    With ``heads_by_seed`` (the seeds' heads.csv tables), ``rho`` and ``rho_layer`` each carry
+    ``head_test`` (:func:`head_level_tests`): the head-level permutation test of the pooled rho
+    (head labels shuffled the same way in every seed; for ``rho_layer`` within layers), ``{rho,
+    p, n_permutations, n_seeds, method}``. The pooled correlations clip Fisher's z at
+    1 - 1/n_heads (``n_heads`` from the per-seed stats).
+
     Long mostly for this docstring, which defines every field it writes.
     """
     if not stats_by_seed:
@@ -226,6 +240,12 @@ def pair_stats_across_seeds(
         "sqrt(n)), not informative below "
         f"{MIN_INFORMATIVE_SEEDS} seeds; rho_disattenuated and overlap: t-interval of the mean "
         "over seeds, mean +- t_(n-1) * sd / sqrt(n)"
+    )
+    n_heads = first.get("n_heads")
+    tests = (
+        head_level_tests(heads_by_seed, list(first["pairs"]), n_permutations, seed)
+        if heads_by_seed is not None
+        else {}
     )
     for name, ref in first["pairs"].items():
         per_seed = {}
@@ -244,7 +264,10 @@ def pair_stats_across_seeds(
                 continue
             vals = {s: _none_if_nan(p.get(stat)) for s, p in per_seed.items()}
             pool = fisher_z_pool if stat in FISHER_Z_STATS else mean_t_interval
-            block[stat] = {**pool(list(vals.values()), level), "values": _str_keys(vals)}
+            kw = {"n_heads": n_heads} if stat in FISHER_Z_STATS else {}
+            block[stat] = {**pool(list(vals.values()), level, **kw), "values": _str_keys(vals)}
+            if (name, stat) in tests:
+                block[stat]["head_test"] = tests[(name, stat)]
         if stability is not None:
             r_xx = (stability.get(block["x"]) or {}).get("mean")
             r_yy = (stability.get(block["y"]) or {}).get("mean")
@@ -263,6 +286,34 @@ def pair_stats_across_seeds(
             "expected": ref["topk"]["expected"],
         }
         out["pairs"][name] = block
+    return out
+
+
+def head_level_tests(
+    heads_by_seed: Mapping[int, pd.DataFrame],
+    pairs: Sequence[str],
+    n_permutations: int = 10_000,
+    seed: int = 0,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(pair, "rho"): test, (pair, "rho_layer"): test}`` for every ``"x~y"`` in ``pairs``
+    whose columns every seed has: :func:`headplast.analysis.head_permutation.
+    pooled_permutation_test` on the seeds' head tables aligned on (layer, head), unstratified for
+    ``rho`` and within layers for ``rho_layer``. One shuffle matrix (``seed``) serves every pair
+    and every seed."""
+    frames = {s: validate_heads(df, f"seed {s}", required=KEY) for s, df in heads_by_seed.items()}
+    _check_same_heads(frames)
+    layer = next(iter(frames.values()))["layer"].to_numpy()
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for name in pairs:
+        x, y = name.split("~")
+        if not all(x in f.columns and y in f.columns for f in frames.values()):
+            continue
+        xs = np.stack([f[x].to_numpy(float) for f in frames.values()])
+        ys = np.stack([f[y].to_numpy(float) for f in frames.values()])
+        for stat, stratified in (("rho", False), ("rho_layer", True)):
+            out[(name, stat)] = pooled_permutation_test(
+                xs, ys, layer, stratified, n_permutations, seed
+            )
     return out
 
 
@@ -435,6 +486,8 @@ def summarise_seeds(
     cases_files: Sequence[str | os.PathLike],
     run_config_files: Sequence[str | os.PathLike] = (),
     keep_degenerate: bool = False,
+    n_permutations: int = 10_000,
+    perm_seed: int = 0,
 ) -> dict[str, Any]:
     """Everything ``summary/`` holds for one task: ``heads_mean`` (frame), ``stability``,
     ``pair_stats`` (dicts) and ``case_counts`` (frame), over the healthy seeds.
@@ -443,7 +496,9 @@ def summarise_seeds(
     left out unless ``keep_degenerate``; ``pair_stats`` names them (``degenerate_seeds``) and the
     seeds summarised (``seeds``). When every seed is degenerate the tables are empty and
     ``pair_stats["no_usable_seed"]`` says so. Without run configs every seed counts. The label-free
-    importances are summarised where every seed has them.
+    importances are summarised where every seed has them. ``n_permutations`` and
+    ``perm_seed`` (config ``analysis.n_permutations``, ``analysis.seed``) drive the head-level
+    tests of the pooled rho (:func:`head_level_tests`).
     """
     seeds = [int(s) for s in seeds]
     for name, files in (("heads", heads_files), ("stats", stats_files), ("cases", cases_files)):
@@ -463,7 +518,13 @@ def summarise_seeds(
     columns = set.intersection(*(set(df.columns) for df in heads_by_seed.values()))
     measures = [m for m in (*DEFAULT_MEASURES, *LABEL_FREE_MEASURES) if m in columns]
     stability = rank_stability(heads_by_seed, measures)
-    pair_stats = pair_stats_across_seeds(load(stats_files, read_json), stability=stability)
+    pair_stats = pair_stats_across_seeds(
+        load(stats_files, read_json),
+        stability=stability,
+        heads_by_seed=heads_by_seed,
+        n_permutations=n_permutations,
+        seed=perm_seed,
+    )
     pair_stats.update(
         {
             "seeds": kept,
