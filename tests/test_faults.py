@@ -714,6 +714,7 @@ def test_finetune_runtime_grows_with_each_retry(tmp_path):
         "results/tiny_bert/nli_a/random/seed1/ckpt_init/config.json",
         "results/data/nli_a/train.jsonl",
         "results/data/nli_a/validation.jsonl",
+        "results/data/nli_a/selection.json",
     ):
         (wd / f).parent.mkdir(parents=True, exist_ok=True)
         (wd / f).write_text("{}")
