@@ -49,7 +49,7 @@ bench: venv
 bench-gpu: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench.gpu --out results/bench
 
-# Mutation testing of every module that computes a number (22: gates, subset, batching, measures,
+# Mutation testing of every module that computes a number (26: gates, subset, batching, measures,
 # probe, degenerate runs, the analysis) against its unit tests; settings in pyproject.toml
 # [tool.mutmut].
 # docs/development.md, "Mutation testing", says how to read the survival rate it prints.

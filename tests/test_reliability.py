@@ -88,8 +88,8 @@ def test_disattenuation_recovers_a_perfect_latent_correlation():
     x = s + rng.normal(0, 10, (n, heads))
     y = s + rng.normal(0, 20, (n, heads))
     rho = spearmanr(x.mean(0), y.mean(0)).statistic
-    r_xx = split_half(x, n_repeats=40)["reliability"]
-    r_yy = split_half(y, n_repeats=40, seed=1)["reliability"]
+    r_xx = split_half(x, n_repeats=40, n_null=0)["reliability"]  # the null is tested below
+    r_yy = split_half(y, n_repeats=40, seed=1, n_null=0)["reliability"]
     assert rho < 0.5
     assert pair_ceiling(rho, r_xx, r_yy)["rho_disattenuated"] == pytest.approx(1.0, abs=0.06)
 
@@ -350,12 +350,13 @@ def test_prophecy_never_asks_for_fewer_than_one_example():
 
 def test_noise_level_reliability_is_not_information():
     """Issue 27 item 4. Truth: no difference between heads (144 heads, 277 examples, pure noise).
-    Over 60 data sets the observed reliability passes its null's 95th percentile at about 5 %
-    (within Monte-Carlo error) and, where it does not, no subset size is advised; with a real
+    Over 30 data sets the observed reliability passes its null's 95th percentile at about 5 %
+    (within Monte-Carlo error; the rate itself is calibrated in test_calibration and `make
+    calibrate`) and, where it does not, no subset size is advised; with a real
     difference between heads (sd of the head means 0.2 of the noise's / sqrt(277)... i.e. a
     clear signal) it always passes and the advice is given."""
     rng = np.random.default_rng(21)
-    runs, passed = 60, 0
+    runs, passed = 30, 0
     for i in range(runs):
         res = split_half(rng.normal(size=(277, 144)), n_repeats=20, seed=i, n_null=100)
         passed += res["distinguishable_from_noise"]

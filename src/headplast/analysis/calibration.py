@@ -6,7 +6,8 @@ tables (or per-example values, or freeze and pruning effects) with the head x la
 structure of the data, and a known answer. The project's own code then runs on them as the
 workflow runs it: ``pair_statistics`` per seed, ``pair_stats_across_seeds`` with the head-level
 tests, ``run_findings`` (pairs), ``split_half`` / ``cross_half`` (reliabilities and ceilings),
-``freeze_table`` + ``freeze_rows`` (freeze) and ``pruning_rows`` (pruning). Each rule's rate of
+``freeze_table`` + ``freeze_rows`` (freeze), ``pruning_rows`` (pruning) and ``intervals_disjoint``
+on two starts' findings rows (the starts comparison). Each rule's rate of
 firing is counted over ``n_runs`` simulated data sets with its Clopper-Pearson 95 % interval:
 under a null it is a false-positive rate (to be at most the rule's level), under an effect its
 power.
@@ -34,6 +35,7 @@ from scipy import stats as sps
 from headplast.analysis.findings import (
     association_call,
     freeze_rows,
+    intervals_disjoint,
     pruning_rows,
     run_findings,
 )
@@ -134,18 +136,25 @@ def simulate_pair(truth: str, s: Settings, rng: np.random.Generator) -> dict[int
     }
 
 
-def pair_verdicts(heads: Mapping[int, pd.DataFrame], s: Settings, run: int) -> dict[str, Any]:
-    """The workflow's path for one simulated run: per-seed ``stats.json`` content, the pooled
-    ``pair_stats.json`` with its head-level tests, the findings' I_pre~Urel row and sentence."""
+def _run_findings(
+    heads: Mapping[int, pd.DataFrame], s: Settings, run: int, n_permutations: int
+) -> dict[str, Any]:
+    """The workflow's path for one simulated (model, task, start): per-seed ``stats.json``
+    content, the pooled ``pair_stats.json`` with its head-level tests, the findings block."""
     stats = {
         seed: pair_statistics(df, [("I_pre", "Urel")], 10, 99, 20, seed)
         for seed, df in heads.items()
     }
     ps = pair_stats_across_seeds(
-        stats, heads_by_seed=heads, n_permutations=s.n_permutations, seed=run
+        stats, heads_by_seed=heads, n_permutations=n_permutations, seed=run
     )
     ps.update({"seeds": list(heads), "degenerate_seeds": [], "degenerate_excluded": []})
-    f = run_findings(ps, {}, stats, {})
+    return run_findings(ps, {}, stats, {})
+
+
+def pair_verdicts(heads: Mapping[int, pd.DataFrame], s: Settings, run: int) -> dict[str, Any]:
+    """The findings' I_pre~Urel row and sentence of one simulated run, judged."""
+    f = _run_findings(heads, s, run, s.n_permutations)
     row = f["pairs"][0]
     first = f["sentences"]["pairs"][0]
     raw, _ = association_call(row["ci_low"], row["ci_high"], row["p_head"], s.level)
@@ -164,6 +173,37 @@ def legacy_association(row: Mapping[str, Any]) -> bool:
     informative (3 seeds) and excludes 0; no head-level test, no layer-controlled verdict."""
     lo, hi = row["ci_low"], row["ci_high"]
     return bool(row["informative"] and lo is not None and not lo <= 0 <= hi)
+
+
+def simulate_starts(
+    rhos: tuple[float, float], s: Settings, rng: np.random.Generator
+) -> tuple[dict[int, pd.DataFrame], dict[int, pd.DataFrame]]:
+    """Two starts' per-seed head tables on the same heads: one I_pre truth per head, shared by the
+    starts (the encoder is the same); each start's Urel truth ``rho * x + sqrt(1 - rho^2) * e``
+    with one ``e`` per head for both (so equal rhos are the same truth); seed noise sd 0.3,
+    independent between starts and seeds."""
+    n = s.n_layers * s.n_heads
+    x, e = rng.normal(size=n), rng.normal(size=n)
+    out = []
+    for rho in rhos:
+        y = rho * x + math.sqrt(1 - rho**2) * e
+        out.append(
+            {
+                seed: _heads_table(s, x + 0.3 * rng.normal(size=n), y + 0.3 * rng.normal(size=n))
+                for seed in range(1, s.n_seeds + 1)
+            }
+        )
+    return out[0], out[1]
+
+
+def starts_verdicts(
+    rhos: tuple[float, float], s: Settings, rng: np.random.Generator, run: int
+) -> dict[str, bool]:
+    """The starts comparison's rule (``starts_sentences``: disjoint 95 % seed intervals) on the
+    I_pre~Urel rows of two simulated starts. The head-level test plays no part in it (a small
+    ``n_permutations`` keeps the run cheap)."""
+    a, b = (_run_findings(h, s, run, 19)["pairs"][0] for h in simulate_starts(rhos, s, rng))
+    return {"after": bool(intervals_disjoint(a, b))}
 
 
 # --------------------------------------------------------------------------- reliability
@@ -285,7 +325,7 @@ class Case:
     rule: str
     null: bool
     judge: Callable[[Settings, np.random.Generator, int], dict[str, Any]]
-    before_key: str | None = "before"
+    before_key: str | None = "before"  # None: no such rule before; "after": the rule unchanged
     after_key: str = "after"
     has_level: bool = True  # False: a value rule with no nominal level (a bias, not a test)
 
@@ -328,6 +368,10 @@ def cases() -> list[Case]:
              lambda s, rng, run: pruning_verdicts(0.0, s, rng)),
         Case("pruning order +0.02 in every seed", "pruning verdict (above/below)", False,
              lambda s, rng, run: pruning_verdicts(0.02, s, rng)),
+        Case("two starts, the same truth (rho 0.3)", "starts differ on I_pre~Urel", True,
+             lambda s, rng, run: starts_verdicts((0.3, 0.3), s, rng, run), "after"),
+        Case("two starts, rho 0 and 0.5", "starts differ on I_pre~Urel", False,
+             lambda s, rng, run: starts_verdicts((0.0, 0.5), s, rng, run), "after"),
     ]  # fmt: skip
 
 
