@@ -42,7 +42,11 @@ def test_readme_is_a_first_page():
         assert must in text
 
 
-@pytest.mark.parametrize("page", [REPO / "README.md", *DOCS], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "page",
+    [REPO / "README.md", REPO / "config" / "README.md", *DOCS],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
 def test_links_between_pages_resolve(page):
     for target, frag in re.findall(
         r"\]\(((?!https?:)[^)#\s]+\.md)(?:#([^)]+))?\)", page.read_text()

@@ -5,6 +5,8 @@ profiles into ``tmp_path``, writes the tiny random BERT of ``tests/make_tiny_mod
 ``tiny_model/`` and writes ``test_config.yaml``: ``.test/config.yaml`` deep-updated with
 ``overrides`` (a value :data:`DELETE` removes a key, :class:`Replace` sets one unmerged).
 ``run_snakemake(workdir, *args)`` runs the venv's Snakemake there on that config, offline.
+``copy_clone(dest)`` copies what a fresh clone holds, for the tests that use the workflow from
+outside it (tests/test_module.py).
 """
 
 from __future__ import annotations
@@ -87,9 +89,35 @@ def make_workdir(tmp_path: Path, config_overrides: dict | None = None) -> Path:
     # the scripts find the package through snakemake.scriptdir/../../src
     if not (workdir / "src").exists():
         (workdir / "src").symlink_to(REPO / "src", target_is_directory=True)
-    shutil.copytree(_tiny_model(tmp_path), workdir / "tiny_model", dirs_exist_ok=True)
+    add_tiny_model(workdir)
     write_config(workdir, tiny_config(config_overrides))
     return workdir
+
+
+def add_tiny_model(workdir: Path) -> Path:
+    """The tiny BERT (built once per process) copied to ``workdir / "tiny_model"``, where
+    ``.test/config.yaml`` names it relative to the working directory."""
+    dest = Path(workdir) / "tiny_model"
+    shutil.copytree(_tiny_model(Path(workdir).parent), dest, dirs_exist_ok=True)
+    return dest
+
+
+def copy_clone(dest: Path) -> Path:
+    """The workflow as a fresh clone holds it (the files git tracks and the new ones it does not
+    ignore) copied to ``dest``: no venv, results or caches of this checkout come along."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout
+    for rel in filter(None, listed.split(b"\0")):
+        src = REPO / os.fsdecode(rel)
+        if src.is_file():  # a tracked file deleted in this checkout is not copied
+            target = Path(dest) / os.fsdecode(rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+    return Path(dest)
 
 
 def write_config(workdir: Path, config: dict[str, Any]) -> Path:
@@ -104,16 +132,23 @@ def snakemake_exe() -> str:
 
 
 def run_snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: float = 1200
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float = 1200,
+    configfile: str | os.PathLike | None = CONFIG_NAME,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """``snakemake *args --configfile test_config.yaml --resources gpu=2 --cores 2`` in
     ``workdir``, offline; output captured as text. With ``check``, a non-zero exit fails the test
-    showing the end of Snakemake's output.
+    showing the end of Snakemake's output. ``configfile``: another config (None: no
+    ``--configfile``, so the workflow's own ``configfile:`` applies); ``env``: variables set for
+    this run.
 
     The `gpu` token is sized to the cores, as in `make demo`: this machine has no GPU to protect,
     and each job of the tiny DAG is one thread, so two GPU-rule jobs run side by side instead of
     one core idling through every GPU-rule job (profiles/local keeps gpu=1 for real GPUs)."""
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env.update(
         HF_HUB_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
@@ -122,16 +157,10 @@ def run_snakemake(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
     # the caller's arguments (targets) first: --resources and --configfile take several values
-    cmd = [
-        snakemake_exe(),
-        *args,
-        "--configfile",
-        CONFIG_NAME,
-        "--resources",
-        "gpu=2",
-        "--cores",
-        "2",
-    ]
+    cmd = [snakemake_exe(), *args]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    cmd += ["--resources", "gpu=2", "--cores", "2"]
     proc = subprocess.run(
         cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
