@@ -29,6 +29,7 @@ from headplast.plan.sizes import (
     PlanInputError,
     architecture,
     task_sizes,
+    tokens_per_example,
 )
 from headplast.plan.work import Context, evaluations, sweep, training_steps
 from tests.workflow_utils import CONFIG_NAME, REPO, make_workdir, run_snakemake
@@ -241,3 +242,14 @@ def test_bad_options_are_named(args, option, capsys):
 def test_missing_configfile_is_named(tmp_path, capsys):
     rc = cli.main(["--configfile", str(tmp_path / "none.yaml")])
     assert rc == 2 and "--configfile" in capsys.readouterr().err
+
+
+def test_tokens_per_example_modes(tmp_path):
+    glue = {"source": "glue", "name": "rte"}
+    assert tokens_per_example("max", 256, "rte", glue, "x", tmp_path) == (256, "max_length bound")
+    assert tokens_per_example("64", 256, "rte", glue, "x", tmp_path)[0] == 64
+    assert tokens_per_example("512", 256, "rte", glue, "x", tmp_path)[0] == 256
+    tokens, why = tokens_per_example("data", 256, "rte", glue, "x", tmp_path)
+    assert tokens == 256 and "no rows on disk" in why
+    with pytest.raises(PlanInputError, match="^--length 'short'"):
+        tokens_per_example("short", 256, "rte", glue, "x", tmp_path)
