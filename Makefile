@@ -26,13 +26,17 @@ demo: venv
 report: demo
 	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --configfile config/demo.yaml --report results/report.html
 
+# Both tiers, one test process per core (pytest-xdist; tests/conftest.py keeps a file's tests, and
+# every test of the shared tiny DAG, in one process).
 test: venv
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -rs --durations=12
+	PATH=$(CURDIR)/$(BIN):$$PATH HEADPLAST_TEST_THREADS=1 $(BIN)/pytest -q -rs --durations=12 \
+		-n $(CORES) --dist loadgroup
 
-# The unit tier for contributors (about a minute): no Snakemake job run for real, no training run,
-# no cluster (markers in pyproject.toml).
+# The unit tier for contributors: no Snakemake job run for real, no training run, no cluster
+# (markers in pyproject.toml); one test process per core (pytest-xdist), one torch thread each.
 test-fast: venv
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -rs --durations=5 -m "not dag and not training and not slurm"
+	PATH=$(CURDIR)/$(BIN):$$PATH HEADPLAST_TEST_THREADS=1 $(BIN)/pytest -q -rs --durations=5 \
+		-n $(CORES) --dist loadgroup -m "not dag and not training and not slurm"
 
 # The findings' sentence rules against simulated truths (docs/methods.md, "Calibration"): each
 # rule's false-positive rate under a null and its power under an effect, before and after issue

@@ -66,3 +66,13 @@ def finished(tmp_path_factory) -> Path:
     workdir = make_workdir(tmp_path_factory.mktemp("dag"))
     run_snakemake(workdir)
     return workdir
+
+
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (`make test`, `make test-fast`: `-n 2 --dist loadgroup`) a test file runs
+    in one process, so its module fixtures are built once; every test that reads the session's
+    finished tiny DAG runs in one process too, so the DAG is built once. Without xdist the marks
+    do nothing."""
+    for item in items:
+        group = "finished-dag" if "finished" in item.fixturenames else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
