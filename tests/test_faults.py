@@ -293,16 +293,24 @@ def test_label_outside_set_fails_prepare_data_naming_file_and_column(tmp_path):
 # ------------------------------------------------------------------------------------- model
 
 
-def _gpt2_checkpoint(src: Path, out: Path) -> Path:
-    from transformers import AutoTokenizer, GPT2Config, GPT2ForSequenceClassification
+def _neox_checkpoint(src: Path, out: Path) -> Path:
+    """A GPT-NeoX checkpoint: its fused query_key_value interleaves q, k and v per head, a layout
+    the adapter table does not know."""
+    from transformers import AutoTokenizer, GPTNeoXConfig, GPTNeoXForSequenceClassification
 
     tok = AutoTokenizer.from_pretrained(src)
     torch.manual_seed(0)
-    cfg = GPT2Config(
-        vocab_size=tok.vocab_size, n_embd=16, n_layer=1, n_head=2, n_positions=64, num_labels=3
+    cfg = GPTNeoXConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=64,
+        num_labels=3,
     )
     cfg.pad_token_id = tok.pad_token_id
-    GPT2ForSequenceClassification(cfg).save_pretrained(out)
+    GPTNeoXForSequenceClassification(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
 
@@ -310,18 +318,18 @@ def _gpt2_checkpoint(src: Path, out: Path) -> Path:
 def test_unsupported_architecture_names_model_type_in_measure_and_init(
     tiny_src, eval_data, tmp_path
 ):
-    ckpt = _gpt2_checkpoint(tiny_src, tmp_path / "gpt2")
+    ckpt = _neox_checkpoint(tiny_src, tmp_path / "neox")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    with pytest.raises(UnsupportedModelError, match="model type 'gpt2' has no known attention"):
+    with pytest.raises(UnsupportedModelError, match="model type 'gpt_neox' has no known attention"):
         run_importance(ckpt, eval_data, out_dir)
-    with pytest.raises(UnsupportedModelError, match="'gpt2'"):
+    with pytest.raises(UnsupportedModelError, match="'gpt_neox'"):
         run_gradfisher(ckpt, eval_data, out_dir)
     assert visible_files(out_dir) == ["gradfisher.log", "importance.log"]
     # theta0 is refused at the first rule, before any fine-tuning
     from headplast.train.theta0 import init_checkpoint
 
-    with pytest.raises(UnsupportedModelError, match="'gpt2'"):
+    with pytest.raises(UnsupportedModelError, match="'gpt_neox'"):
         init_checkpoint(ckpt, 3, 1, tmp_path / "ckpt_init")
     assert not (tmp_path / "ckpt_init").exists()
 

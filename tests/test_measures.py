@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats as sps
-from transformers import GPT2Config, GPT2ForSequenceClassification
+from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
 from headplast.data.batching import split_batch
 from headplast.io import json_float
@@ -86,9 +86,17 @@ def test_hooks_removed_after_exception(tiny_model):
 
 
 def test_unsupported_model_names_type_and_modules():
-    model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=16))
+    config = GPTNeoXConfig(
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        hidden_size=8,
+        intermediate_size=16,
+        vocab_size=16,
+    )
+    model = GPTNeoXForSequenceClassification(config)  # q, k, v interleaved per head
     with pytest.raises(
-        UnsupportedModelError, match="model type 'gpt2'.*query_proj.*attention.self.query"
+        UnsupportedModelError,
+        match="model type 'gpt_neox'.*query_proj.*attention.self.query.*attn.Wqkv.*c_attn",
     ):
         resolve_layout(model)
 

@@ -28,7 +28,7 @@ from headplast.measure.shared_sweep import (
     theta0_hidden_sweep,
 )
 from headplast.model.adapters import UnsupportedModelError, resolve_head
-from headplast.model.head import EncoderMismatchError, first_token_features, head_logits
+from headplast.model.head import EncoderMismatchError, head_logits, pooled_features
 from headplast.model.tiny import tiny_model
 from headplast.train.defaults import PROBE_DEFAULTS
 from headplast.train.probe import (
@@ -97,7 +97,7 @@ def test_head_split_per_family():
         model = build()
         head = resolve_head(model)
         assert set(head.head_modules) == expect[name]
-        assert head.head_reads_first_token
+        assert head.pooling == "first"
         names = {n for n, _ in model.named_parameters()}
         outside = {n for n in names if not head.is_encoder(n)}
         assert outside == set(head.head_parameters)
@@ -114,7 +114,7 @@ def test_head_split_per_family():
 def test_head_logits_equal_the_full_forward(family):
     model = BUILDERS[family]()
     batches = random_batches(2, 5, 12, token_types=family != "roberta")
-    features, labels = first_token_features(model, batches)
+    features, labels = pooled_features(model, batches)
     with torch.no_grad():
         ref = torch.cat(
             [model(**{k: v for k, v in b.items() if k != "labels"}).logits for b in batches]
@@ -126,15 +126,15 @@ def test_head_logits_equal_the_full_forward(family):
     torch.testing.assert_close(got, ref, rtol=0, atol=1e-6)
 
 
-def test_head_reading_more_than_the_first_token_is_refused(monkeypatch):
+def test_head_reading_an_unknown_pooling_is_refused(monkeypatch):
     patched = tuple(
-        dataclasses.replace(a, head_reads_first_token=False) if a.family == "bert" else a
+        dataclasses.replace(a, pooling="attention") if a.family == "bert" else a
         for a in adapters.ADAPTERS
     )
     monkeypatch.setattr(adapters, "ADAPTERS", patched)
     model = tiny_bert()
-    with pytest.raises(UnsupportedModelError, match="'bert'.*more than the first token"):
-        first_token_features(model, random_batches(1))
+    with pytest.raises(UnsupportedModelError, match="'bert'.*none of the poolings.*'attention'"):
+        pooled_features(model, random_batches(1))
     with pytest.raises(UnsupportedModelError, match="starts: \\[random\\]"):
         theta0_hidden_sweep(model, random_batches(1))
 
@@ -147,8 +147,8 @@ def test_probe_learns_and_changes_only_the_head(family):
     model = BUILDERS[family]()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     head = resolve_head(model)
-    x_train, y_train = first_token_features(model, _marked_batches(150, 0))
-    x_val, y_val = first_token_features(model, _marked_batches(150, 1))
+    x_train, y_train = pooled_features(model, _marked_batches(150, 0))
+    x_val, y_val = pooled_features(model, _marked_batches(150, 1))
     chance = evaluate_head(model, x_val, y_val)["accuracy"]
     losses = fit_probe(
         model,
@@ -175,7 +175,7 @@ def test_probe_learns_and_changes_only_the_head(family):
 def test_probe_is_deterministic_in_the_seed():
     def run(seed):
         model = tiny_bert()
-        x, y = first_token_features(model, _marked_batches(60, 0))
+        x, y = pooled_features(model, _marked_batches(60, 0))
         fit_probe(
             model, x, y, epochs=2, learning_rate=1e-2, batch_size=16, weight_decay=0.01, seed=seed
         )
@@ -210,7 +210,7 @@ def test_early_stopping_keeps_the_head_of_the_lowest_held_out_loss():
     stops `patience` (3) epochs after the minimum, and the saved head is the best epoch's (its
     held-out loss, recomputed, is the minimum recorded)."""
     model = tiny_bert()
-    x, y = first_token_features(model, _marked_batches(60, 0))
+    x, y = pooled_features(model, _marked_batches(60, 0))
     y_held = y[30:].clone()
     y_held[::3] = (y_held[::3] + 1) % 3
     held = (x[30:], y_held)
@@ -231,7 +231,7 @@ def test_early_stopping_needs_a_strictly_lower_held_out_loss():
     """With learning rate 0 the held-out loss is the same every epoch: an equal loss is no
     improvement, so fitting stops after `patience` epochs and keeps the first epoch's head."""
     model = tiny_bert()
-    x, y = first_token_features(model, _marked_batches(40, 0))
+    x, y = pooled_features(model, _marked_batches(40, 0))
     fit = fit_probe(
         model, x[:30], y[:30], epochs=10, learning_rate=0.0, batch_size=None, weight_decay=0.0,
         seed=0, held_out=(x[30:], y[30:]), patience=2,
@@ -245,7 +245,7 @@ def test_non_finite_probe_loss_stops_the_fit_and_restores_the_flags():
     config key to lower, and every parameter's requires_grad is back as it was (a frozen one
     too)."""
     model = tiny_bert()
-    x, y = first_token_features(model, _marked_batches(16, 0))
+    x, y = pooled_features(model, _marked_batches(16, 0))
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     with pytest.raises(
         FloatingPointError, match=r"probe loss is (nan|inf) in epoch 1; lower `probe.learning_rate`"
@@ -286,7 +286,7 @@ def test_fit_probe_equals_a_plain_adamw_loop():
     over seeded minibatches (the last one smaller: 40 rows in 16, 16, 8), its per-epoch loss the
     example-weighted mean; ``batch_size: None`` is one batch of every row. Same losses and head."""
     model = tiny_bert()
-    x, y = first_token_features(model, _marked_batches(40, 0))
+    x, y = pooled_features(model, _marked_batches(40, 0))
     for batch_size, weight_decay in ((16, 0.0), (None, 0.5)):
         fitted, ref = copy.deepcopy(model), copy.deepcopy(model)
         fit = fit_probe(
@@ -560,7 +560,7 @@ def test_shared_sweep_equals_the_full_sweep_for_every_seed_and_start(family, tmp
     theta0[("random", 2)] = _same_encoder_new_head(theta0[("random", 1)], seed=2)
     for seed in (1, 2):  # the probe start of each seed: its random theta0 after probing
         probe = copy.deepcopy(theta0[("random", seed)])
-        x, y = first_token_features(probe, _marked_batches(60, seed))
+        x, y = pooled_features(probe, _marked_batches(60, seed))
         fit_probe(
             probe, x, y, epochs=3, learning_rate=1e-2, batch_size=None, weight_decay=0.0, seed=seed
         )

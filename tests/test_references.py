@@ -331,11 +331,23 @@ def test_join_puts_every_value_in_its_own_cell(tmp_path):
         *("loss_base_pre", "loss_ablate_pre", "acc_base_pre", "acc_ablate_pre"),
         *("acc_delta_pre", "acc_delta_se_pre", "loss_base_post", "loss_ablate_post"),
         *("acc_base_post", "acc_ablate_post", "acc_delta_post", "acc_delta_se_post"),
+        "kv_group",  # last; an update file without it: each head its own key/value group
     ]
+    assert df["kv_group"].tolist() == df["head"].tolist()
     columns = {c for fields in JOIN_SOURCES.values() for c in fields.values()}
-    assert set(df.columns) == {"layer", "head"} | columns
+    assert set(df.columns) == {"layer", "head", "kv_group"} | columns
     assert [(r.layer, r.head) for r in df.itertuples()] == sorted(expected)
     for r in df.to_dict("records"):
         cells = expected[(r["layer"], r["head"])]
         for column, value in cells.items():
             assert r[column] == value, (r["layer"], r["head"], column)
+    # grouped-query attention: the update file's kv_group, whatever its line order
+    lines = [json.loads(x) for x in paths["update"].read_text().splitlines()]
+    paths["update"].write_text(
+        "".join(
+            json.dumps(r | {"kv_group": 10 * r["layer"] + r["head"] // 2}) + "\n" for r in lines
+        )
+    )
+    grouped = join_heads(*(paths[n] for n in JOIN_SOURCES))
+    assert grouped.drop(columns="kv_group").equals(df.drop(columns="kv_group"))
+    assert grouped["kv_group"].tolist() == [10 * la + h // 2 for la in range(L) for h in range(H)]

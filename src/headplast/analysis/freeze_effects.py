@@ -6,9 +6,11 @@ the unconstrained run's (``run_config.json`` of each); across the seeds used, it
 95 % t-interval of the mean. The random draws form the band: the smallest to the largest of their
 mean effects. An order's verdict compares its mean with that band: ``below`` (freezing these heads
 costs more than freezing as many random heads: their movement was needed), ``within``, or
-``above``. Also per order: the largest Urel of a frozen head in the frozen run (exactly 0 when
-freezing held), and how far the other heads moved, as the ratio of their mean U to the same heads'
-mean U in the unconstrained run (above 1: they compensate).
+``above``. Also per order: the largest Urel of a frozen head in the frozen run, over the slices
+the freeze holds (exactly 0 when freezing held; with grouped-query attention a frozen head whose
+key/value group is not frozen whole keeps training through the group's key and value rows, which
+are then left out: :func:`held_urel`), and how far the other heads moved, as the ratio of their
+mean U to the same heads' mean U in the unconstrained run (above 1: they compensate).
 """
 
 from __future__ import annotations
@@ -43,6 +45,34 @@ def order_kind(order: str) -> str:
     return "random" if order.startswith("random_") else "score"
 
 
+def held_urel(update: pd.DataFrame, frozen: set[tuple[int, int]]) -> np.ndarray:
+    """Per row of an ``update.jsonl`` frame, Urel over the slices that freezing the heads
+    ``frozen`` holds (docs/methods.md, "Grouped-query attention"): the row's Urel, except for a
+    frozen head whose key/value group (``kv_group``; each head its own without the column) is not
+    frozen whole, whose key and value rows keep training: Urel * sqrt(Uq^2 + Uo^2) / U for it
+    (query rows and output columns only, over the same theta0 norms; 0 where U is 0)."""
+    urel = update["Urel"].to_numpy(float).copy()
+    if "kv_group" not in update:
+        return urel
+    layer, head = update["layer"].to_numpy(int), update["head"].to_numpy(int)
+    group = update["kv_group"].to_numpy(int)
+    members: dict[tuple[int, int], list[int]] = {}
+    for la, h, g in zip(layer, head, group, strict=True):
+        members.setdefault((int(la), int(g)), []).append(int(h))
+    partly = np.array(
+        [
+            (int(la), int(h)) in frozen
+            and any((int(la), m) not in frozen for m in members[(int(la), int(g))])
+            for la, h, g in zip(layer, head, group, strict=True)
+        ]
+    )
+    if partly.any():
+        u = update["U"].to_numpy(float)[partly]
+        own = np.hypot(update["Uq"].to_numpy(float), update["Uo"].to_numpy(float))[partly]
+        urel[partly] = np.where(u > 0, urel[partly] * own / np.where(u > 0, u, 1.0), 0.0)
+    return urel
+
+
 def seed_effect(
     base: Mapping[str, Any],
     frozen: Mapping[str, Any],
@@ -50,7 +80,8 @@ def seed_effect(
     base_update: pd.DataFrame,
 ) -> dict[str, float]:
     """One seed's effect of one order: ``delta_acc`` (frozen minus unconstrained theta1 validation
-    accuracy), ``frozen_Urel_max`` (the frozen heads' largest Urel in the frozen run) and
+    accuracy), ``frozen_Urel_max`` (the frozen heads' largest Urel in the frozen run, over the
+    slices the freeze holds: :func:`held_urel`) and
     ``other_U_ratio`` (the other heads' mean U in the frozen run over their mean U in the
     unconstrained one). ``frozen_update``/``base_update`` are ``update.jsonl`` frames."""
     heads = {(int(la), int(h)) for la, h in frozen["frozen_heads"]}
@@ -70,7 +101,7 @@ def seed_effect(
     return {
         "delta_acc": float(frozen["validation"]["theta1"]["accuracy"])
         - float(base["validation"]["theta1"]["accuracy"]),
-        "frozen_Urel_max": float(frozen_update["Urel"].to_numpy(float)[is_frozen].max()),
+        "frozen_Urel_max": float(held_urel(frozen_update, heads)[is_frozen].max()),
         "other_U_ratio": float(
             frozen_update["U"].to_numpy(float)[other].mean() / base_u[other].mean()
         ),

@@ -24,6 +24,7 @@ from headplast.analysis.head_permutation import fisher_z, pooled_permutation_tes
 from headplast.analysis.reliability import pair_ceiling, spearman_brown
 from headplast.analysis.statistics import read_heads, topk_overlap, validate_heads
 from headplast.io import ArtifactError, read_json
+from headplast.measure.heads import KV_GROUP
 from headplast.train.degenerate import no_usable_seed, seeds_to_summarise
 
 KEY = ["layer", "head"]
@@ -56,8 +57,11 @@ def _none_if_nan(v) -> float | None:
 
 
 def _measure_columns(df: pd.DataFrame) -> list[str]:
-    """Numeric columns other than (layer, head), in file order."""
-    return [c for c in df.columns if c not in KEY and pd.api.types.is_numeric_dtype(df[c])]
+    """Numeric columns other than (layer, head) and the key/value group (an identifier), in
+    file order."""
+    return [
+        c for c in df.columns if c not in (*KEY, KV_GROUP) and pd.api.types.is_numeric_dtype(df[c])
+    ]
 
 
 def _check_same_heads(heads_by_seed: Mapping[int, pd.DataFrame]) -> None:

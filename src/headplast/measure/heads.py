@@ -24,6 +24,10 @@ IMPORTANCE_FIELDS = (
 )
 GRADFISHER_FIELDS = ("G", "F", "Ppred", "G_signed", "G_se", "F_se")
 UPDATE_FIELDS = ("U", "Urel", "Uq", "Uk", "Uv", "Uo")
+#: The key/value head whose rows give a query head's Uk and Uv: the last column of heads.csv,
+#: equal to ``head`` without grouped-query attention (and for update files written before the
+#: column existed). An identifier, not a measure. See docs/methods.md, "Grouped-query attention".
+KV_GROUP = "kv_group"
 FUNCTION_FIELDS = ("A_js", "C_rel")
 
 #: The columns every heads.csv has (docs/outputs.md), first and in this order.
@@ -87,8 +91,8 @@ def join_heads(
 ) -> pd.DataFrame:
     """One row per head with I_pre, I_post (and their losses/accuracies), G, F, Ppred, G_signed,
     U, Urel, Uq, Uk, Uv, Uo, and A_js, C_rel when ``function_change`` is given (the pruning
-    orders join the other four files only). Every input is validated: same L x H grid, one line
-    per head."""
+    orders join the other four files only), and last ``kv_group`` (:data:`KV_GROUP`). Every
+    input is validated: same L x H grid, one line per head."""
     inputs = (
         (importance_pre, IMPORTANCE_FIELDS, {}),
         (
@@ -119,11 +123,14 @@ def join_heads(
     parts = [pre.rename(columns=dict(zip(IMPORTANCE_FIELDS, pre_names, strict=True)))]
     for df, (_, fields, rename) in zip(frames[1:], inputs[1:], strict=True):
         parts.append(df[["layer", "head", *fields]].rename(columns=rename))
+    groups = frames[3][["layer", "head"]].copy()
+    groups[KV_GROUP] = frames[3][KV_GROUP] if KV_GROUP in frames[3] else frames[3]["head"]
+    parts.append(groups)
     out = parts[0][["layer", "head", *pre_names]]
     for df in parts[1:]:
         out = out.merge(df, on=["layer", "head"], how="inner", validate="one_to_one")
     if len(out) != shape[0] * shape[1]:
         raise ArtifactError("the per-head files do not cover the same heads; rerun the measures")
     cols = [c for c in (*HEADS_COLUMNS, "G_signed", *UNCERTAINTY_COLUMNS) if c in out.columns]
-    rest = [c for c in out.columns if c not in cols]
-    return out[cols + rest].astype({"layer": int, "head": int})
+    rest = [c for c in out.columns if c not in (*cols, KV_GROUP)]
+    return out[[*cols, *rest, KV_GROUP]].astype({"layer": int, "head": int, KV_GROUP: int})

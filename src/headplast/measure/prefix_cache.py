@@ -68,7 +68,9 @@ def repeat_first_output(out, k: int):
 
 def attention_core(model: nn.Module, layout: ModelLayout, layer: int) -> nn.Module:
     """The module that holds the query projection of ``layer`` (BERT's ``attention.self``,
-    DeBERTa's ``DisentangledSelfAttention``): its output is the concatenated head contexts."""
+    DeBERTa's ``DisentangledSelfAttention``): its output is the concatenated head contexts. In
+    ModernBERT, the decoders and GPT-2 it applies the output projection itself, so its output is
+    not what the projection gets, and :func:`forward_capturing` keeps nothing of it."""
     return model.get_submodule(layout.names[layer]["query"].rsplit(".", 1)[0])
 
 

@@ -1,17 +1,19 @@
 """The theta0 ablation sweep, done once per (model, task) and shared by every seed and start.
 
 Every theta0 of a model (each seed's random start, each probe start) holds the same pre-trained
-encoder and differs only in the task head, which reads nothing but the first token's last hidden
-state (``head_reads_first_token`` in :mod:`headplast.model.adapters`). So the expensive part of the
+encoder and differs only in the task head, which reads nothing but one pooled vector of the last
+hidden state (first token, last non-padding token or masked mean: ``pooling`` in
+:mod:`headplast.model.adapters`, :func:`headplast.model.head.pool`). So the expensive part of the
 sweep, the encoder passes with each head ablated, is the same for all of them:
-:func:`theta0_hidden_sweep` records, for the eval subset, that hidden state with all gates 1
+:func:`theta0_hidden_sweep` records, for the eval subset, that pooled vector with all gates 1
 (``base`` [n, D]) and with each head's gate 0 (``ablate`` [L, H, n, D]), prefix-cached as
 :func:`headplast.measure.importance.ablation_sweep` (its helpers, the same passes). Each seed's and
 start's importance at theta0 is then its own head applied to those states
 (:func:`importance_from_theta0_sweep`): the same numbers as its full sweep, in seconds.
 
-The artifact carries a fingerprint of the encoder it was computed with; applying it to a theta0
-whose encoder differs (another model, a retrained encoder) is refused.
+The artifact carries a fingerprint of the encoder it was computed with and the pooling; applying it
+to a theta0 whose encoder differs (another model, a retrained encoder) or whose head pools
+otherwise is refused.
 """
 
 from __future__ import annotations
@@ -38,16 +40,18 @@ from headplast.model.head import (
     encoder_fingerprint,
     first_output,
     head_logits,
-    require_first_token,
+    pool,
+    require_pooling,
 )
 from headplast.model.precision import autocast_context
 
 
 @dataclass(frozen=True)
 class Theta0Sweep:
-    """First-token last hidden states of the eval subset (batch order), float32:
-    ``base`` [n, D] with all gates 1, ``ablate`` [L, H, n, D] with xi[l, h] = 0; ``labels`` [n];
-    ``order`` [n]: the eval-subset position of each example (the batches are length-sorted)."""
+    """Pooled last hidden states (what the task head reads, ``pooling``) of the eval subset
+    (batch order), float32: ``base`` [n, D] with all gates 1, ``ablate`` [L, H, n, D] with
+    xi[l, h] = 0; ``labels`` [n]; ``order`` [n]: the eval-subset position of each example (the
+    batches are length-sorted). A file written before the pooling was recorded is ``first``."""
 
     base: torch.Tensor
     ablate: torch.Tensor
@@ -55,15 +59,20 @@ class Theta0Sweep:
     order: torch.Tensor
     encoder_sha256: str
     precision: str
+    pooling: str = "first"
 
     TENSORS = ("base", "ablate", "labels", "order")
 
     def save(self, path: str | os.PathLike) -> None:
-        """One safetensors file (written atomically), fingerprint and precision as metadata."""
+        """One safetensors file (written atomically), fingerprint, precision and pooling as
+        metadata."""
         tensors = {k: getattr(self, k) for k in self.TENSORS}
-        save_tensors(
-            path, tensors, {"encoder_sha256": self.encoder_sha256, "precision": self.precision}
-        )
+        meta = {
+            "encoder_sha256": self.encoder_sha256,
+            "precision": self.precision,
+            "pooling": self.pooling,
+        }
+        save_tensors(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Theta0Sweep:
@@ -76,7 +85,12 @@ class Theta0Sweep:
             or t["order"].shape != (n,)
         ):
             raise ArtifactError(f"{path}: inconsistent shapes; delete it and rerun")
-        return cls(**t, encoder_sha256=meta["encoder_sha256"], precision=meta.get("precision", ""))
+        return cls(
+            **t,
+            encoder_sha256=meta["encoder_sha256"],
+            precision=meta.get("precision", ""),
+            pooling=meta.get("pooling", "first"),
+        )
 
 
 @torch.no_grad()
@@ -88,18 +102,19 @@ def theta0_hidden_sweep(
     progress: bool = False,
 ) -> Theta0Sweep:
     """The prefix-cached ablation sweep of :func:`headplast.measure.importance.ablation_sweep` (same
-    passes, same stacking by ``sweep_tokens``), keeping the first-token last hidden state of every
-    pass instead of the loss."""
+    passes, same stacking by ``sweep_tokens``), keeping the pooled last hidden state of every pass
+    (what the task head reads) instead of the loss."""
     layout = resolve_layout(model)
     head = resolve_head(model)
-    require_first_token(head)
+    pooling = require_pooling(head)
     L, H = layout.n_layers, layout.n_heads
     device = model_device(model)
     model.eval()
     data = [split_batch(b, device) for b in batches]
     seen: list[torch.Tensor] = []
+    current: dict[str, torch.Tensor] = {}  # the batch's inputs; a pass stacks k copies of them
     hook = head.last_hidden.register_forward_hook(
-        lambda module, args, out: seen.append(first_output(out)[:, 0].float())
+        lambda module, args, out: seen.append(pool(first_output(out), current, head).float())
     )
     bases, ablates, base_bad, bad = [], [], [], []
     bar = tqdm(total=len(data) * L * H, desc="theta0 sweep (head x batch)", disable=not progress)
@@ -107,6 +122,8 @@ def theta0_hidden_sweep(
         with head_gates(model, layout) as ctrl, autocast_context(device, precision):
             for inputs, labels in data:
                 B = labels.shape[0]
+                current.clear()
+                current.update(inputs)
                 ablate = None
                 passes = prefix_cached_passes(model, layout, ctrl, inputs, sweep_tokens)
                 for layer, heads, _ in passes:
@@ -129,19 +146,27 @@ def theta0_hidden_sweep(
     base, ablate = torch.cat(bases), torch.cat(ablates, dim=2)
     labels = torch.cat([lab for _, lab in data])
     order = torch.arange(len(labels))  # batch order; measure_theta0_sweep maps it to the subset
-    return Theta0Sweep(base, ablate, labels, order, encoder_fingerprint(model, head), precision)
+    fingerprint = encoder_fingerprint(model, head)
+    return Theta0Sweep(base, ablate, labels, order, fingerprint, precision, pooling)
 
 
 @torch.no_grad()
 def importance_from_theta0_sweep(model: nn.Module, sweep: Theta0Sweep) -> SweepResult:
     """Importance at this theta0 from the shared sweep: its own head applied to the recorded
-    hidden states (under the sweep's precision). Refuses a theta0 with another encoder."""
+    hidden states (under the sweep's precision). Refuses a theta0 with another encoder or
+    another pooling."""
     layout = resolve_layout(model)
     head = resolve_head(model)
     L, H, n, d = sweep.ablate.shape
     if (L, H) != (layout.n_layers, layout.n_heads):
         raise EncoderMismatchError(
             f"theta0 sweep has {L} x {H} heads, the checkpoint {layout.n_layers} x {layout.n_heads}"
+        )
+    pooling = require_pooling(head)
+    if pooling != sweep.pooling:
+        raise EncoderMismatchError(
+            f"the theta0 sweep holds '{sweep.pooling}'-pooled hidden states, but this checkpoint's "
+            f"head reads the '{pooling}' pooling; rerun the theta0 sweep"
         )
     fp = encoder_fingerprint(model, head)
     if fp != sweep.encoder_sha256:

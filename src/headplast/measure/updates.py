@@ -1,11 +1,15 @@
 """Per-head weight update between two checkpoints (theta1 - theta0), read from safetensors.
 
-For head h of layer l (features h*d:(h+1)*d):
-Uq, Uk, Uv = Frobenius norm of the change of head h's rows of the query/key/value projections,
-weights and biases together (output dimension); Uo = norm of the change of head h's columns of
-the attention output projection (input dimension; its bias is shared by all heads and excluded).
-U = sqrt(Uq^2 + Uk^2 + Uv^2 + Uo^2); Urel = U / (Nq + Nk + Nv + No), the N being the norms of
-the same four slices at theta0. Tensors are read one at a time, so memory stays near one layer.
+For query head h of layer l (docs/methods.md, "Weight update"): Uq = Frobenius norm of the change of
+head h's rows of the query projection, weights and biases together (its output features); Uo = norm
+of the change of head h's columns of the attention output projection (its input features; the
+bias is shared by all heads and excluded); Uk, Uv = the same as Uq for the key and value rows of
+the key/value head that h reads (``kv_group``: h itself without grouped-query attention; with it,
+the group's values, shared by its query heads). U = sqrt(Uq^2 + Uk^2 + Uv^2 + Uo^2); Urel = U /
+(Nq + Nk + Nv + No), the N being the norms of the same four slices at theta0. Where each slice
+lies (separate or fused projections, ``nn.Linear`` or transposed ``Conv1D`` weights) is the
+adapter table's :class:`~headplast.model.adapters.Projection`. Tensors are read one at a time, so
+memory stays near one layer.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from headplast.io import ArtifactError
-from headplast.model.adapters import ModelLayout, resolve_layout
+from headplast.model.adapters import PARTS, ModelLayout, Projection, resolve_layout
 
 WEIGHTS = "model.safetensors"
 
@@ -46,61 +50,71 @@ class _Weights:
         self.handle = safe_open(str(path), framework="pt")
         self.keys = set(self.handle.keys())
         self.prefix = prefix + "."
+        self.recent: dict[str, torch.Tensor] = {}
 
     def get(self, name: str) -> torch.Tensor:
+        """The tensor ``name`` in float64. The last few read are kept (a fused query/key/value
+        projection's weight and bias serve three parts), so memory stays near one layer."""
+        if name in self.recent:
+            return self.recent[name]
         for key in (name, name.removeprefix(self.prefix)):
             if key in self.keys:
-                return self.handle.get_tensor(key).double()
+                if len(self.recent) >= 4:
+                    self.recent.pop(next(iter(self.recent)))
+                self.recent[name] = self.handle.get_tensor(key).double()
+                return self.recent[name]
         raise ArtifactError(
             f"{self.path}: tensor '{name}' not found; the checkpoint does not "
             "match the model layout"
         )
 
 
-def _row_norms_sq(w: torch.Tensor, b: torch.Tensor | None, H: int, d: int) -> torch.Tensor:
-    """Squared Frobenius norm of head h's rows (weight [H*d, D] and bias [H*d]) -> [H]."""
-    sq = w.reshape(H, d, -1).pow(2).sum((1, 2))
-    if b is not None:
-        sq = sq + b.reshape(H, d).pow(2).sum(1)
+def _unit_norms_sq(
+    weight: torch.Tensor, bias: torch.Tensor | None, projection: Projection
+) -> torch.Tensor:
+    """Squared Frobenius norm of each unit's slice of ``weight`` (and ``bias``) -> [units]."""
+    sq = projection.per_unit(weight).pow(2).sum((1, 2))
+    if bias is not None:
+        sq = sq + projection.per_unit_bias(bias).pow(2).sum(1)
     return sq
 
 
-def _col_norms_sq(w: torch.Tensor, H: int, d: int) -> torch.Tensor:
-    """Squared Frobenius norm of head h's columns of weight [D, H*d] -> [H]."""
-    return w.reshape(w.shape[0], H, d).pow(2).sum((0, 2))
-
-
 def head_updates(init_dir: str | os.PathLike, final_dir: str | os.PathLike) -> list[dict]:
-    """Rows ``layer, head, U, Urel, Uq, Uk, Uv, Uo`` (in (layer, head) order) for theta1 - theta0.
+    """Rows ``layer, head, U, Urel, Uq, Uk, Uv, Uo, kv_group`` (in (layer, head) order) for
+    theta1 - theta0; ``kv_group`` is the key/value head whose rows give Uk and Uv.
 
     Exactly 0 for identical checkpoints. Both checkpoints must share one architecture.
     """
     init_dir, final_dir = Path(init_dir), Path(final_dir)
     layout, prefix = layout_from_checkpoint(init_dir)
     final_layout, _ = layout_from_checkpoint(final_dir)
-    if (final_layout.n_layers, final_layout.n_heads, final_layout.head_dim) != (
-        layout.n_layers,
-        layout.n_heads,
-        layout.head_dim,
+    shape = (layout.n_layers, layout.n_heads, layout.n_kv_heads, layout.head_dim)
+    if shape != (
+        final_layout.n_layers,
+        final_layout.n_heads,
+        final_layout.n_kv_heads,
+        final_layout.head_dim,
     ):
         raise ArtifactError(f"{init_dir} and {final_dir} have different architectures")
     w0, w1 = _Weights(init_dir, prefix), _Weights(final_dir, prefix)
-    H, d = layout.n_heads, layout.head_dim
+    groups = [layout.kv_group(h) for h in range(layout.n_heads)]
     rows = []
-    for layer, names in enumerate(layout.names):
+    for layer, projections in enumerate(layout.projections):
         delta_sq, init_sq = {}, {}
-        for part in ("query", "key", "value"):
-            base = names[part]
-            a_w, b_w = w0.get(base + ".weight"), w1.get(base + ".weight")
-            a_b, b_b = w0.get(base + ".bias"), w1.get(base + ".bias")
-            delta_sq[part] = _row_norms_sq(b_w - a_w, b_b - a_b, H, d)
-            init_sq[part] = _row_norms_sq(a_w, a_b, H, d)
-        a_w, b_w = w0.get(names["output"] + ".weight"), w1.get(names["output"] + ".weight")
-        delta_sq["output"] = _col_norms_sq(b_w - a_w, H, d)
-        init_sq["output"] = _col_norms_sq(a_w, H, d)
+        for part in PARTS:
+            proj = projections[part]
+            a_w, b_w = w0.get(proj.module + ".weight"), w1.get(proj.module + ".weight")
+            a_b = b_b = None
+            if proj.bias_sliced:
+                a_b, b_b = w0.get(proj.module + ".bias"), w1.get(proj.module + ".bias")
+            delta = _unit_norms_sq(b_w - a_w, None if a_b is None else b_b - a_b, proj)
+            init = _unit_norms_sq(a_w, a_b, proj)
+            if proj.units != layout.n_heads:  # key/value heads: each query head reads its group's
+                delta, init = delta[groups], init[groups]
+            delta_sq[part], init_sq[part] = delta, init
         U = torch.sqrt(sum(delta_sq.values()))
         denom = sum(v.sqrt() for v in init_sq.values())
-        for head in range(H):
+        for head in range(layout.n_heads):
             rows.append(
                 {
                     "layer": layer,
@@ -111,6 +125,7 @@ def head_updates(init_dir: str | os.PathLike, final_dir: str | os.PathLike) -> l
                     "Uk": float(delta_sq["key"][head].sqrt()),
                     "Uv": float(delta_sq["value"][head].sqrt()),
                     "Uo": float(delta_sq["output"][head].sqrt()),
+                    "kv_group": groups[head],
                 }
             )
     return rows

@@ -6,6 +6,12 @@ so the all-ones gate reproduces the unmodified model's logits bit for bit; a gat
 head off. The gate is given per example ([B, L, H]) so that ablation sweeps (different heads off for
 different copies of a batch) and per-example gate gradients use this one mechanism.
 ``head_mask`` is not used: transformers 5 removed it and silently ignores it.
+
+The same holds for every family of the adapter table: the output projection's input is the query
+heads' contexts whether the projections are separate, fused (ModernBERT, GPT-2) or ``Conv1D``
+(GPT-2), and with grouped-query attention a gate switches off one query head, not the key/value head
+its group shares. Everything before the output projection (rotary positions, local attention, causal
+masks) is computed as without gates.
 """
 
 from __future__ import annotations

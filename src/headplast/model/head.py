@@ -1,20 +1,22 @@
-"""The task head on first-token features, and the encoder it reads.
+"""The task head on pooled features, and the encoder it reads.
 
-For the supported families the task head (pooler and classifier; see
-:func:`headplast.model.adapters.resolve_head`) reads nothing but the first token's last hidden
-state. So the encoder's part of a forward pass can be computed once (:func:`first_token_features`,
-[N, D]) and any head applied to it later (:func:`head_logits`), through the model's own code with
-the encoder stubbed. Every theta0 of a model shares the encoder; :func:`encoder_fingerprint`
-identifies it, so that features or sweeps computed with one encoder are never applied to another.
-Used by the probe start (:mod:`headplast.train.probe`) and the shared theta0 sweep
-(:mod:`headplast.measure.shared_sweep`).
+For the supported families the task head (pooler and classifier, ModernBERT's head and classifier,
+a decoder's ``score``; see :func:`headplast.model.adapters.resolve_head`) reads one vector per
+example of the last hidden state [B, T, D], its *pooling* (docs/methods.md, "The token the task
+head reads"): the first token, the last non-padding token, or the mean over the non-padding
+tokens. :func:`pool` computes that vector as the model's own head does, so the encoder's part of a
+forward pass can be computed once (:func:`pooled_features`, [N, D]) and any head applied to it
+later (:func:`head_logits`), through the model's own code with the encoder stubbed. Every theta0 of
+a model shares the encoder; :func:`encoder_fingerprint` identifies it, so that features or sweeps
+computed with one encoder are never applied to another. Used by the probe start
+(:mod:`headplast.train.probe`) and the shared theta0 sweep (:mod:`headplast.measure.shared_sweep`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -40,33 +42,70 @@ def encoder_fingerprint(model: nn.Module, head: HeadLayout | None = None) -> str
     return h.hexdigest()
 
 
-def require_first_token(head: HeadLayout) -> None:
-    if not head.head_reads_first_token:
+def require_pooling(head: HeadLayout) -> str:
+    """The head's pooling, or an :class:`UnsupportedModelError` saying why there is none and
+    what to configure instead (the full per-seed sweep and the random start need no pooling)."""
+    if head.pooling is None:
         raise UnsupportedModelError(
-            f"model type '{head.model_type}': its task head reads more than the first token of "
-            "the last hidden state (headplast.model.adapters: head_reads_first_token is False), so "
-            "it cannot be fitted on [N, D] first-token features nor share one theta0 sweep; use "
+            f"model type '{head.model_type}': its task head reads none of the poolings this "
+            f"package can compute from the last hidden state ({head.pooling_problem}), so it "
+            "cannot be fitted on [N, D] pooled features nor share one theta0 sweep; use "
             "`starts: [random]` and `measure.shared_theta0_sweep: false` for this model"
         )
+    return head.pooling
+
+
+def pool(
+    hidden: torch.Tensor, inputs: Mapping[str, torch.Tensor], head: HeadLayout
+) -> torch.Tensor:
+    """What the task head reads of the last hidden state ``hidden`` [k*B, T, D] of a batch whose
+    model inputs are ``inputs`` (``input_ids``, ``attention_mask``: [B, T]; k stacked copies of
+    the batch are pooled alike), [k*B, D], computed as the model's own head computes it:
+
+    - ``first``: ``hidden[:, 0]``;
+    - ``last``: the rightmost position whose token id is not the config's ``pad_token_id``
+      (Hugging Face's sequence classification for decoders; the last position when the config has
+      no pad token id);
+    - ``mean``: the mean of ``hidden`` over the positions where ``attention_mask`` is 1
+      (ModernBERT's ``classifier_pooling: mean``, the same operations in the same order).
+    """
+    pooling = require_pooling(head)
+    if pooling == "first":
+        return hidden[:, 0]
+    k = hidden.shape[0] // inputs["input_ids"].shape[0]
+    if pooling == "mean":
+        mask = inputs["attention_mask"].repeat(k, 1)
+        return (hidden * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1, keepdim=True)
+    ids = inputs["input_ids"].repeat(k, 1)
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    if head.pad_token_id is None:
+        return hidden[rows, -1]
+    non_pad = (ids != head.pad_token_id).to(hidden.device, torch.int32)
+    positions = torch.arange(ids.shape[-1], device=hidden.device, dtype=torch.int32)
+    return hidden[rows, (positions * non_pad).argmax(-1)]
 
 
 @torch.no_grad()
-def first_token_features(
+def pooled_features(
     model: nn.Module, batches: Sequence[dict[str, torch.Tensor]], head: HeadLayout | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features [N, D] float32, labels [N]) in batch order: the encoder's last hidden state at
-    the first token, which is all the task head reads. One eval-mode forward per batch."""
+    """(features [N, D] float32, labels [N]) in batch order: the encoder's last hidden state
+    pooled as the task head pools it (:func:`pool`), which is all the task head reads. One
+    eval-mode forward per batch."""
     head = head or resolve_head(model)
-    require_first_token(head)
+    require_pooling(head)
     device = next(model.parameters()).device
     model.eval()
     feats: list[torch.Tensor] = []
+    current: dict[str, torch.Tensor] = {}
     hook = head.last_hidden.register_forward_hook(
-        lambda module, args, out: feats.append(first_output(out)[:, 0].float())
+        lambda module, args, out: feats.append(pool(first_output(out), current, head).float())
     )
     try:
         for b in batches:
-            model(**{k: v.to(device) for k, v in b.items() if k != "labels"})
+            current.clear()
+            current.update({k: v.to(device) for k, v in b.items() if k != "labels"})
+            model(**current)
     finally:
         hook.remove()
     labels = torch.cat([b["labels"] for b in batches]).to(device)
@@ -80,7 +119,8 @@ def first_output(out: Any) -> torch.Tensor:
 @contextlib.contextmanager
 def _encoder_returning(head: HeadLayout, features: torch.Tensor) -> Iterator[None]:
     """Stub the encoder so that the model's forward sees ``features`` [B, D] as a one-token last
-    hidden state [B, 1, D] (as ``last_hidden_state`` and as the last of ``hidden_states``)."""
+    hidden state [B, 1, D] (as ``last_hidden_state`` and as the last of ``hidden_states``): each
+    pooling of one token is that token (the mean over one position of mask 1 is exact)."""
     from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions as Out
 
     x = features[:, None, :]
@@ -98,11 +138,12 @@ def head_logits(
     head: HeadLayout | None = None,
     chunk: int = 4096,
 ) -> torch.Tensor:
-    """Logits [N, C] of the model's task head applied to first-token features [N, D], through the
-    model's own forward (the encoder stubbed; the embedding of a dummy one-token input is
+    """Logits [N, C] of the model's task head applied to pooled features [N, D]
+    (:func:`pooled_features`), through the model's own forward (the encoder stubbed; where the
+    stub is the encoder and not the whole base model, the embedding of a dummy one-token input is
     computed and discarded). Differentiable in the head's parameters."""
     head = head or resolve_head(model)
-    require_first_token(head)
+    require_pooling(head)
     out = []
     for i in range(0, features.shape[0], chunk):
         f = features[i : i + chunk]

@@ -130,3 +130,47 @@ def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = Fa
         if not local and _is_hub_failure(exc):
             raise ModelLoadError(_hub_message(src, "tokenizer", exc)) from exc
         raise
+
+
+def prepare_padding(tokenizer: Any, model: Any) -> list[str]:
+    """Make padding safe for a model whose task head reads the last non-padding token (decoders:
+    ``pooling`` ``last`` in :mod:`headplast.model.adapters`); other models are left as they are.
+    Returns what was changed, in words, for the log.
+
+    Such a head finds its token as the rightmost one whose id is not the model config's
+    ``pad_token_id`` (and refuses batches without one), so: the tokenizer gets a pad token if it
+    has none (its end-of-sequence token, else its unknown token); the config's ``pad_token_id``
+    becomes the tokenizer's, so that the padding the batches carry is the padding the head skips;
+    padding goes on the right, so that every example keeps the positions 0..n-1 it has alone
+    (the models build positions from 0 whatever the mask); the key/value cache, which sequence
+    classification never reads, is switched off. Called where theta0 is made and where an
+    existing fine-tune is imported, so every checkpoint the workflow saves carries these settings.
+    """
+    from headplast.model.adapters import resolve_head
+
+    if resolve_head(model).pooling != "last":
+        return []
+    changed = []
+    if tokenizer.pad_token is None:
+        fill = tokenizer.eos_token or tokenizer.unk_token
+        if fill is None:
+            raise ModelLoadError(
+                f"the tokenizer of this {model.config.model_type} model has no pad, "
+                "end-of-sequence or unknown token to pad with; its classification head needs a "
+                "pad token id to find the last real token"
+            )
+        tokenizer.pad_token = fill
+        changed.append(f"pad token set to {fill!r} (id {tokenizer.pad_token_id})")
+    if tokenizer.padding_side != "right":
+        tokenizer.padding_side = "right"
+        changed.append("padding side set to right")
+    if model.config.pad_token_id != tokenizer.pad_token_id:
+        changed.append(
+            f"config pad_token_id {model.config.pad_token_id} -> {tokenizer.pad_token_id} "
+            "(the tokenizer's)"
+        )
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model.config, "use_cache", False):
+        model.config.use_cache = False
+        changed.append("use_cache off")
+    return changed

@@ -176,7 +176,7 @@ def import_final(
 
     Long because its run record is one literal.
     """
-    from headplast.model.loading import load_model, load_tokenizer
+    from headplast.model.loading import load_model, load_tokenizer, prepare_padding
     from headplast.model.precision import pick_device
     from headplast.train.finetune import package_versions
 
@@ -195,6 +195,8 @@ def import_final(
         raise CheckpointMismatchError(
             f"theta0 {os.fspath(init_dir)!r} and theta1 {source!r} have different vocabularies"
         )
+    for change in prepare_padding(tokenizer, theta1):  # theta0's tokenizer pads theta1's inputs
+        log.info("theta1 padding: %s", change)
     id2label = dict(theta1.config.id2label)
     perm = label_permutation(id2label, label_names, label_map, source)
     permute_labels(theta1, perm, label_names)

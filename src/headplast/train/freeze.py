@@ -6,13 +6,17 @@ seeded random draw that is the same for every training seed (:func:`random_heads
 
 Held fixed means: each frozen head's rows of the query, key and value projections (weights and
 biases, rows h*d:(h+1)*d) and its columns of the attention output projection (columns h*d:(h+1)*d)
-end bit for bit equal to theta0's. Two things would move them otherwise: their gradients, and
-AdamW's decoupled weight decay, which shrinks every entry of a parameter whatever its gradient.
-:class:`HeadFreezer` multiplies those gradient entries by 0 (so neither the update nor the
-gradient-norm clipping sees them; Adam's moments of those entries stay 0) and, after every
-optimizer step, writes theta0's values back into the slices (which undoes the decay). Every other
-entry, the same projections' other heads included, trains as before. The adapter table
-(:mod:`headplast.model.adapters`) names the projections, as for the weight update U.
+end bit for bit equal to theta0's. With grouped-query attention a key/value head serves a group of
+query heads: a frozen query head's query rows and output columns are held, and its group's key and
+value rows only when every query head of the group is frozen (docs/methods.md, "Grouped-query
+attention"); without it each head is its own group, so the rule is the one above. Two things would
+move them otherwise: their gradients, and AdamW's decoupled weight decay, which shrinks every entry
+of a parameter whatever its gradient. :class:`HeadFreezer` multiplies those gradient entries by 0
+(so neither the update nor the gradient-norm clipping sees them; Adam's moments of those entries
+stay 0) and, after every optimizer step, writes theta0's values back into the slices (which undoes
+the decay). Every other entry, the same projections' other heads included, trains as before. The
+adapter table (:mod:`headplast.model.adapters`) names the projections and where each head's slice
+lies (fused, transposed), as for the weight update U.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from headplast.model.adapters import resolve_layout
+from headplast.model.adapters import Projection, resolve_layout
 
 Head = tuple[int, int]
 
@@ -63,31 +67,40 @@ def random_heads(n_layers: int, n_heads: int, fraction: float, seed: int, draw: 
 
 
 def head_masks(model: nn.Module, heads: Iterable[Head]) -> dict[str, torch.Tensor]:
-    """Parameter name -> mask of its shape, 0 on the slices of ``heads`` and 1 elsewhere, for
-    every parameter that holds a frozen slice (query/key/value weights and biases by rows, the
-    output projection's weight by columns)."""
+    """Parameter name -> mask of its shape, 0 on the slices that freezing ``heads`` holds and 1
+    elsewhere, for every parameter that holds such a slice: each frozen head's query rows
+    (weights and biases) and output-projection columns, and the key/value rows (weights and
+    biases) of every key/value group whose query heads are all frozen."""
     layout = resolve_layout(model)
     params = dict(model.named_parameters())
-    d = layout.head_dim
     masks: dict[str, torch.Tensor] = {}
 
-    def mask(name: str) -> torch.Tensor:
-        if name not in masks:
-            masks[name] = torch.ones_like(params[name], dtype=torch.float32)
-        return masks[name]
+    def hold(projection: Projection, unit: int) -> None:
+        weight = f"{projection.module}.weight"
+        if weight not in masks:
+            masks[weight] = torch.ones_like(params[weight], dtype=torch.float32)
+        masks[weight][projection.weight_index(unit)] = 0
+        bias = f"{projection.module}.bias"
+        if projection.bias_sliced and bias in params:
+            if bias not in masks:
+                masks[bias] = torch.ones_like(params[bias], dtype=torch.float32)
+            masks[bias][projection.features(unit)] = 0
 
+    frozen: set[Head] = set()
     for layer, head in heads:
         if not (0 <= layer < layout.n_layers and 0 <= head < layout.n_heads):
             raise ValueError(
                 f"no head ({layer}, {head}) in a {layout.n_layers}x{layout.n_heads} model"
             )
-        rows = slice(head * d, (head + 1) * d)
-        names = layout.names[layer]
-        for part in ("query", "key", "value"):
-            mask(f"{names[part]}.weight")[rows, :] = 0
-            if f"{names[part]}.bias" in params:
-                mask(f"{names[part]}.bias")[rows] = 0
-        mask(f"{names['output']}.weight")[:, rows] = 0
+        frozen.add((layer, head))
+        hold(layout.projections[layer]["query"], head)
+        hold(layout.projections[layer]["output"], head)
+    for layer in sorted({la for la, _ in frozen}):
+        for group in range(layout.n_kv_heads):
+            members = [h for h in range(layout.n_heads) if layout.kv_group(h) == group]
+            if all((layer, h) in frozen for h in members):
+                hold(layout.projections[layer]["key"], group)
+                hold(layout.projections[layer]["value"], group)
     return masks
 
 

@@ -4,16 +4,18 @@ Linear probing then fine-tuning (LP-FT, Kumar et al. 2022, "Fine-Tuning can Dist
 Features and Underperform Out-of-Distribution"): every parameter outside the encoder (the pooler
 and classifier; see :func:`headplast.model.adapters.resolve_head`) is trained with the encoder
 frozen, and fine-tuning starts from the result. The encoder's output does not change while
-probing, so the features the head reads (for the supported families the first token's last hidden
-state, [N, D]) are computed once, in one encoder pass over the train split, and the head is fitted
-on them with AdamW. The head runs through the model's own code (pooler, activation, classifier) with
+probing, so the features the head reads (the last hidden state pooled as the head pools it: first
+token, last non-padding token or masked mean, [N, D]; :func:`headplast.model.head.pool`) are
+computed once, in one encoder pass over the train split, and the head is fitted on them with
+AdamW. The head runs through the model's own code (pooler, activation, classifier) with
 the encoder replaced by a stub that returns the features, so a probe fitted here is exactly the
 head of the saved checkpoint.
 
 The encoder is the same for every seed of a model (each seed's theta0 differs only in its head),
 so the features are computed once per model and task (:func:`compute_probe_features`, the
 ``probe_features`` rule) and every seed's probe reads them (:class:`ProbeFeatures`); the file
-carries the encoder's fingerprint, and a probe whose theta0 holds another encoder is refused.
+carries the encoder's fingerprint and the pooling, and a probe whose theta0 holds another encoder
+or pools otherwise is refused.
 
 The head is kept in eval mode while fitting (no dropout): the features are fixed, and weight
 decay is the regulariser (as the L2 penalty of the logistic-regression probe in LP-FT). The
@@ -47,9 +49,9 @@ from headplast.model.adapters import HeadLayout, resolve_head
 from headplast.model.head import (
     EncoderMismatchError,
     encoder_fingerprint,
-    first_token_features,
     head_logits,
-    require_first_token,
+    pooled_features,
+    require_pooling,
 )
 from headplast.train.defaults import PROBE_DEFAULTS, SUBSAMPLE_SEED
 
@@ -143,7 +145,7 @@ def _probe_epoch(model, features, labels, head, opt, gen, batch_size, epoch) -> 
 def evaluate_head(
     model: nn.Module, features: torch.Tensor, labels: torch.Tensor, head: HeadLayout | None = None
 ) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of the model's head on first-token features."""
+    """Mean cross-entropy and accuracy of the model's head on pooled features."""
     logits = head_logits(model, features, head).float()
     return {
         "loss": float(F.cross_entropy(logits, labels)),
@@ -153,18 +155,20 @@ def evaluate_head(
 
 def _features_of(model, tokenizer, rows, max_length, tokens_per_batch, head):
     batches = make_batches(encode_pairs(tokenizer, rows, max_length), tokens_per_batch)
-    return first_token_features(model, batches, head)
+    return pooled_features(model, batches, head)
 
 
 @dataclasses.dataclass(frozen=True)
 class ProbeFeatures:
-    """The frozen encoder's first-token features, float32: ``train`` [N, D] with
+    """The frozen encoder's pooled features (``pooling``: what the head reads), float32:
+    ``train`` [N, D] with
     ``train_labels`` [N] (the train rows fine-tuning trains on: the train split less the
     selection rows, subsampled; in the order of their length-sorted batches, each label beside
     its example's features), ``selection`` [S, D] with ``selection_labels`` [S] (the task's
     selection rows, for early stopping) and ``validation`` [M, D] with ``validation_labels``
     [M]; the encoder's fingerprint, the train split's size before anything was taken out, and
-    the split the selection rows come from."""
+    the split the selection rows come from. A file written before the pooling was recorded
+    is ``first``."""
 
     train: torch.Tensor
     train_labels: torch.Tensor
@@ -175,6 +179,7 @@ class ProbeFeatures:
     encoder_sha256: str
     n_train_all: int
     selection_split: str = "train"
+    pooling: str = "first"
 
     TENSORS = (
         "train",
@@ -191,6 +196,7 @@ class ProbeFeatures:
             "encoder_sha256": self.encoder_sha256,
             "n_train_all": str(self.n_train_all),
             "selection_split": self.selection_split,
+            "pooling": self.pooling,
         }
         save_tensors(path, {k: getattr(self, k) for k in self.TENSORS}, meta)
 
@@ -214,6 +220,7 @@ class ProbeFeatures:
             encoder_sha256=meta["encoder_sha256"],
             n_train_all=int(meta["n_train_all"]),
             selection_split=meta["selection_split"],
+            pooling=meta.get("pooling", "first"),
         )
 
 
@@ -245,7 +252,7 @@ def compute_probe_features(
     tokenizer = load_tokenizer(ckpt_dir)
     model = load_model(ckpt_dir).to(device).eval()
     head = resolve_head(model)
-    require_first_token(head)
+    pooling = require_pooling(head)
     all_train, val_rows = read_split(train_path), read_split(validation_path)
     n_all = len(all_train)
     record = None
@@ -265,8 +272,9 @@ def compute_probe_features(
         x_sel, y_sel = x_val.clone(), y_val.clone()  # safetensors stores no shared memory
     else:
         x_sel, y_sel = _features_of(model, tokenizer, sel_rows, max_length, tokens_per_batch, head)
+    fingerprint = encoder_fingerprint(model, head)
     features = ProbeFeatures(
-        x_train, y_train, x_sel, y_sel, x_val, y_val, encoder_fingerprint(model, head), n_all, split
+        x_train, y_train, x_sel, y_sel, x_val, y_val, fingerprint, n_all, split, pooling
     )
     features.save(out_path)
     return {
@@ -318,12 +326,17 @@ def probe_checkpoint(
     tokenizer = load_tokenizer(init_dir)
     model = load_model(init_dir).to(device).eval()
     head = resolve_head(model)
-    require_first_token(head)
+    pooling = require_pooling(head)
     feats = ProbeFeatures.load(features_path)
     if feats.encoder_sha256 != encoder_fingerprint(model, head):
         raise EncoderMismatchError(
             f"{features_path}: computed with another encoder than {init_dir}'s; delete it and "
             "rerun the probe_features rule"
+        )
+    if feats.pooling != pooling:
+        raise EncoderMismatchError(
+            f"{features_path}: '{feats.pooling}'-pooled features, but {init_dir}'s head reads the "
+            f"'{pooling}' pooling; delete it and rerun the probe_features rule"
         )
     encoder_before = {k: v.clone() for k, v in model.state_dict().items() if head.is_encoder(k)}
     x_fit, y_fit = feats.train.to(device), feats.train_labels.to(device)

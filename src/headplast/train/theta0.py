@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from headplast.io import atomic_dir
-from headplast.model.loading import ModelLoadError, load_model, load_tokenizer
+from headplast.model.loading import ModelLoadError, load_model, load_tokenizer, prepare_padding
 from headplast.train.finetune import package_versions
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ def init_checkpoint(
         **labels,
     )
     resolve_layout(model)  # an unknown attention layout fails here, not after fine-tuning
+    for change in prepare_padding(tokenizer, model):  # decoders: the head finds the last token
+        log.info("padding: %s", change)
     vocab = getattr(model.config, "vocab_size", None)
     if vocab is not None and len(tokenizer) > int(vocab):
         raise ModelLoadError(
