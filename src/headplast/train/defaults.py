@@ -24,6 +24,30 @@ HPARAM_DEFAULTS: dict[str, Any] = {
     "gradient_accumulation_steps": 1,
     "save_total_limit": 2,
     "logging_steps": 1,  # the non-finite-loss check sees every logged loss
+    "method": "full",  # METHODS: every parameter trains, or LoRA (the ``lora`` settings)
+    "lora": None,  # None: LORA_DEFAULTS; a mapping overrides some of its keys (method lora only)
+}
+
+#: How theta0 becomes theta1 (``train.method``): ``full`` fine-tuning of every parameter, or
+#: ``lora``: low-rank updates of the attention projections that ``lora.target`` names, the task
+#: head trained in full, theta1 saved merged (docs/methods.md, "LoRA").
+METHODS: tuple[str, ...] = ("full", "lora")
+
+#: The roles of a layer's attention projections in the adapter table (its ``PARTS``), which a
+#: LoRA ``target`` names: the same words for every family, fused maps included.
+LORA_TARGETS: tuple[str, ...] = ("query", "key", "value", "output")
+
+#: LoRA settings (``train.lora``) when ``method`` is ``lora``: rank ``r`` and ``alpha`` as Hu et
+#: al. 2021 (LoRA, arXiv:2106.09685, Table 9: RoBERTa-base/large on GLUE, r 8, alpha 8; their
+#: learning rates are 10-25x full fine-tuning's, 4e-4 to 5e-4, which ``learning_rate`` must say),
+#: so the update is scaled by alpha / r = 1; no LoRA dropout (peft's default); every attention
+#: projection of every layer (the paper adapted query and value only; all four let every
+#: component of U move).
+LORA_DEFAULTS: dict[str, Any] = {
+    "r": 8,
+    "alpha": 8,
+    "dropout": 0.0,
+    "target": list(LORA_TARGETS),
 }
 
 #: Linear probing of the `probe` start (``probe:``).

@@ -1,5 +1,10 @@
 """theta1: fine-tuning theta0 (:mod:`headplast.train.theta0`) with the Hugging Face Trainer.
 
+``hparams['method']`` says how: ``full`` trains every parameter; ``lora`` trains low-rank updates
+of the attention projections that ``hparams['lora']['target']`` names and the task head
+(:mod:`headplast.train.lora`), and saves theta1 merged (W0 + B @ A * scaling, checked against the
+LoRA model's logits), so theta1 is the same kind of checkpoint either way.
+
 ``finetune`` keeps the best checkpoint by accuracy on the selection rows (theta1;
 :mod:`headplast.data.selection`: by default rows held out of the train split, so the validation
 split never chooses theta1), reports theta0's and theta1's validation accuracy, and resumes from
@@ -39,6 +44,12 @@ from headplast.train.degenerate import DEFAULT_MIN_ACCURACY_GAIN, degeneracy
 log = logging.getLogger(__name__)
 
 _FINGERPRINT_NAME = "headplast_fingerprint.json"
+_ADAPTER_WEIGHTS = "adapter_model.safetensors"  # a LoRA run's Trainer checkpoint (peft)
+#: Where a LoRA run keeps its adapter (A, B and the task head, as peft saves them) beside the
+#: Trainer state: theta1 itself is saved merged.
+LORA_ADAPTER_DIR = "lora_adapter"
+#: Examples of the selection rows on which a LoRA run checks that merging kept the logits.
+MERGE_CHECK_EXAMPLES = 16
 
 
 class NonFiniteLossError(RuntimeError):
@@ -156,6 +167,17 @@ def _merge_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"max_train_samples must be a positive integer or null, got {hp['max_train_samples']}"
         )
+    # Imported here, not at the top: the module's import-time statements are part of the code
+    # fingerprint of every rule that reaches package_versions (theta0, import_final), which a
+    # fine-tuning method should not rerun (headplast.pipeline.provenance).
+    from headplast.train.defaults import METHODS
+    from headplast.train.lora import lora_settings
+
+    if hp["method"] not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {hp['method']!r}")
+    # LoRA's settings only for a LoRA run: a full run's record and resume key carry none, so a
+    # change of them leaves a full run's checkpoints valid.
+    hp["lora"] = lora_settings(hp["lora"]) if hp["method"] == "lora" else None
     return hp
 
 
@@ -199,13 +221,15 @@ def _complete_checkpoints(trainer_dir: Path) -> list[Path]:
     """Trainer checkpoints sorted by step; incomplete ones (a job killed while saving) are removed.
 
     The Trainer writes ``trainer_state.json`` last, so a checkpoint is complete when that file
-    parses and the weights, optimizer, scheduler and RNG state are there.
+    parses and the weights (a LoRA run's: the adapter and the task head), optimizer, scheduler
+    and RNG state are there.
     """
     found = []
     for p in trainer_dir.glob("checkpoint-*"):
         if not p.is_dir() or not p.name.split("-", 1)[1].isdigit():
             continue
-        ok = all((p / f).is_file() for f in ("model.safetensors", "optimizer.pt", "scheduler.pt"))
+        ok = all((p / f).is_file() for f in ("optimizer.pt", "scheduler.pt"))
+        ok = ok and any((p / f).is_file() for f in ("model.safetensors", _ADAPTER_WEIGHTS))
         ok = ok and any(p.glob("rng_state*.pth"))
         try:
             json.loads((p / "trainer_state.json").read_text())
@@ -464,19 +488,87 @@ def _train_and_evaluate(
     return {"theta0": val0, "theta1": val1}, {"theta0": sel0, "theta1": sel1}, result
 
 
+def _merge_check_batch(trainer: Any, data: FinetuneData) -> dict[str, torch.Tensor]:
+    """The first :data:`MERGE_CHECK_EXAMPLES` selection rows, padded by the Trainer's collator,
+    without labels: the inputs of a LoRA run's merge check."""
+    n = min(MERGE_CHECK_EXAMPLES, len(data.sel_ds))
+    rows = [{k: v for k, v in data.sel_ds[i].items() if k != "label"} for i in range(n)]
+    return dict(trainer.data_collator(rows))
+
+
+def merge_checked(peft_model: Any, batch: dict[str, torch.Tensor]) -> tuple[Any, dict[str, Any]]:
+    """(the merged model of a LoRA ``peft_model``, the check record): the logits of ``batch``
+    before merging (the LoRA model) and after (W0 + B @ A * scaling), in eval mode and full fp32,
+    differ by at most 1e-4 x (1 + the largest |logit|), else a RuntimeError. The record gives the
+    number of examples, the largest difference and the tolerance."""
+    from headplast.train.lora import full_fp32, merge_lora
+
+    peft_model.eval()
+    device = next(peft_model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with torch.no_grad(), full_fp32():
+        before = peft_model(**batch).logits.double()
+        merged = merge_lora(peft_model)
+        after = merged(**batch).logits.double()
+    diff = float((before - after).abs().max())
+    tolerance = 1e-4 * (1 + float(before.abs().max()))
+    if not diff <= tolerance:
+        raise RuntimeError(
+            f"merging the LoRA update changed the logits by up to {diff:.3g} (tolerance "
+            f"{tolerance:.3g}) on {len(before)} selection rows; theta1 was not saved"
+        )
+    record = {"examples": len(before), "max_abs_logit_diff": diff, "tolerance": tolerance}
+    return merged, record
+
+
 def _save_theta1(
-    trainer: Any, tokenizer: Any, out_dir: Path, trainer_dir: Path, keep_checkpoints: bool
-) -> None:
+    trainer: Any,
+    tokenizer: Any,
+    out_dir: Path,
+    trainer_dir: Path,
+    keep_checkpoints: bool,
+    merge_batch: dict[str, torch.Tensor] | None = None,
+    init_dir: Path | None = None,
+) -> tuple[Any, dict[str, Any] | None]:
     """theta1 (the Trainer's model, the best checkpoint loaded) and the tokenizer to ``out_dir``
-    atomically; the Trainer state beside its checkpoints, which go unless ``keep_checkpoints``."""
+    atomically; the Trainer state beside its checkpoints, which go unless ``keep_checkpoints``.
+    A LoRA run (``merge_batch`` given): its adapter goes to ``trainer_dir``/
+    :data:`LORA_ADAPTER_DIR` and theta1 is saved merged (:func:`merge_checked` on
+    ``merge_batch``) and refused unless its tensor names are those of theta0 in ``init_dir``.
+    Returns (the saved model, the merge check record or None)."""
+    model, check = trainer.model, None
+    if merge_batch is not None:
+        with atomic_dir(trainer_dir / LORA_ADAPTER_DIR) as tmp:
+            model.save_pretrained(tmp)
+        model, check = merge_checked(model, merge_batch)
     with atomic_dir(out_dir) as tmp:
-        trainer.model.save_pretrained(tmp)
+        model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        if merge_batch is not None:
+            _same_tensor_names(init_dir, tmp)
     trainer.state.save_to_json(os.fspath(trainer_dir / "trainer_state.json"))
     if not keep_checkpoints:
         for p in trainer_dir.glob("checkpoint-*"):
             shutil.rmtree(p, ignore_errors=True)
         (trainer_dir / _FINGERPRINT_NAME).unlink(missing_ok=True)
+    return model, check
+
+
+def _same_tensor_names(init_dir: Path, out_dir: Path) -> None:
+    """Refuse a theta1 whose tensor names differ from theta0's (a merge that left peft's names),
+    naming some of each side's extra names."""
+    from safetensors import safe_open
+
+    names = []
+    for d in (init_dir, out_dir):
+        with safe_open(os.fspath(d / "model.safetensors"), framework="pt") as fh:
+            names.append(set(fh.keys()))
+    if names[0] != names[1]:
+        raise RuntimeError(
+            f"the merged theta1's tensor names differ from theta0's ({init_dir}); theta1 was not "
+            f"saved. Only in theta1: {sorted(names[1] - names[0])[:5]}, only in theta0: "
+            f"{sorted(names[0] - names[1])[:5]}"
+        )
 
 
 def finetune(
@@ -516,6 +608,14 @@ def finetune(
     (theta1 not beating the validation split's majority-class rate by ``min_accuracy_gain``;
     :mod:`headplast.train.degenerate`).
 
+    ``hparams['method']`` ``lora``: theta0 is wrapped with peft LoRA (``hparams['lora']``,
+    :func:`headplast.train.lora.wrap_lora`) before the Trainer sees it; its checkpoints hold the
+    adapter; theta1 is saved merged with theta0's tensor names (checked), the adapter kept in
+    ``trainer_dir``/``lora_adapter``. The record's ``method`` and ``lora`` (settings, scaling,
+    wrapped modules, the adapter's folder and the merge check; None for ``full``) say so, and
+    ``trainable_parameters`` counts what trained. A freeze callback
+    (:func:`headplast.train.freeze.freeze_callback`) works on either.
+
     Run under torchrun (WORLD_SIZE = N > 1 processes, see :mod:`headplast.train.distributed`), the
     Trainer trains data-parallel (DDP; gloo on CPU) with the effective batch kept: each optimizer
     step averages per_device_train_batch_size x gradient_accumulation_steps examples, as on one
@@ -523,6 +623,8 @@ def finetune(
     Only rank 0 writes ``out_dir`` and returns the run configuration; other ranks return None.
     """
     from transformers import DataCollatorWithPadding, Trainer, set_seed
+
+    from headplast.train.lora import count_parameters, scaling, wrap_lora
 
     t_start = time.time()
     hp = _merge_hparams(hparams)
@@ -536,6 +638,11 @@ def finetune(
     set_seed(int(seed))
     tokenizer = load_tokenizer(init_dir)
     model = load_model(init_dir)
+    lora_modules = None
+    if hp["method"] == "lora":
+        model = wrap_lora(model, hp["lora"])
+        lora_modules = list(model.lora_modules)
+    trainable = count_parameters(model, trainable_only=True)  # before the best adapter's reload
     data = load_finetune_data(
         tokenizer, model.config, train_path, validation_path, hp, max_length, selection_path
     )
@@ -575,8 +682,23 @@ def finetune(
     if not trainer.is_world_process_zero():
         return None
     best_ckpt = trainer.state.best_model_checkpoint
-    _save_theta1(trainer, tokenizer, out_dir, trainer_dir, keep_checkpoints)
+    lora = hp["lora"]
+    merge_batch = _merge_check_batch(trainer, data) if lora is not None else None
+    saved, merge_check = _save_theta1(
+        trainer, tokenizer, out_dir, trainer_dir, keep_checkpoints, merge_batch, init_dir
+    )
+    if lora is not None:
+        lora = {
+            **lora,
+            "scaling": scaling(lora),
+            "peft": metadata.version("peft"),
+            "modules": lora_modules,
+            "adapter_dir": os.fspath(trainer_dir / LORA_ADAPTER_DIR),
+            "merge_check": merge_check,
+        }
     return {
+        "method": hp["method"],
+        "lora": lora,
         "hparams": hp,
         "seed": int(seed),
         "data_seed": int(seed),
@@ -591,7 +713,8 @@ def finetune(
         "init_model_sha256": init_sha,
         "model_type": model.config.model_type,
         "num_labels": int(model.config.num_labels),
-        "num_parameters": int(sum(p.numel() for p in trainer.model.parameters())),
+        "num_parameters": count_parameters(saved),
+        "trainable_parameters": trainable,
         "data": data.fingerprint,
         "n_train_examples": len(data.train_rows),
         "train_indices_sha256": indices_sha256(data.train_indices),

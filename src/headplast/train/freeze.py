@@ -17,6 +17,13 @@ stay 0) and, after every optimizer step, writes theta0's values back into the sl
 the decay). Every other entry, the same projections' other heads included, trains as before. The
 adapter table (:mod:`headplast.model.adapters`) names the projections and where each head's slice
 lies (fused, transposed), as for the weight update U.
+
+Under LoRA (``train.method: lora``, :mod:`headplast.train.lora`) the projections' weights do not
+train; a head's slice of the merged update B @ A * scaling is held at 0, so its merged slices equal
+theta0's bit for bit, by the same mechanics applied to the factors: B's rows of the held
+query/key/value output features and A's columns of the held output-projection input features are
+set to 0 when training starts, their gradients multiplied by 0 and 0 written back after every
+step. The rule of which slices are held is the same (:func:`held_slices`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from headplast.model.adapters import Projection, resolve_layout
+from headplast.model.adapters import ModelLayout, Projection, resolve_layout
+from headplast.train.lora import base_model as lora_base_model
+from headplast.train.lora import is_lora, lora_masks
 
 Head = tuple[int, int]
 
@@ -66,16 +75,45 @@ def random_heads(n_layers: int, n_heads: int, fraction: float, seed: int, draw: 
     return sorted((int(i) // n_heads, int(i) % n_heads) for i in idx)
 
 
-def head_masks(model: nn.Module, heads: Iterable[Head]) -> dict[str, torch.Tensor]:
-    """Parameter name -> mask of its shape, 0 on the slices that freezing ``heads`` holds and 1
-    elsewhere, for every parameter that holds such a slice: each frozen head's query rows
-    (weights and biases) and output-projection columns, and the key/value rows (weights and
-    biases) of every key/value group whose query heads are all frozen."""
-    layout = resolve_layout(model)
-    params = dict(model.named_parameters())
-    masks: dict[str, torch.Tensor] = {}
+def held_slices(layout: ModelLayout, heads: Iterable[Head]) -> list[tuple[str, Projection, int]]:
+    """The ``(part, projection, unit)`` slices that freezing ``heads`` holds: each frozen head's
+    query rows and output-projection columns, and the key/value rows of every key/value group
+    whose query heads are all frozen (docs/methods.md, "Grouped-query attention")."""
+    held: list[tuple[str, Projection, int]] = []
+    frozen: set[Head] = set()
+    for layer, head in heads:
+        if not (0 <= layer < layout.n_layers and 0 <= head < layout.n_heads):
+            raise ValueError(
+                f"no head ({layer}, {head}) in a {layout.n_layers}x{layout.n_heads} model"
+            )
+        if (layer, head) in frozen:
+            continue
+        frozen.add((layer, head))
+        for part in ("query", "output"):
+            held.append((part, layout.projections[layer][part], head))
+    for layer in sorted({la for la, _ in frozen}):
+        for group in range(layout.n_kv_heads):
+            members = [h for h in range(layout.n_heads) if layout.kv_group(h) == group]
+            if all((layer, h) in frozen for h in members):
+                for part in ("key", "value"):
+                    held.append((part, layout.projections[layer][part], group))
+    return held
 
-    def hold(projection: Projection, unit: int) -> None:
+
+def head_masks(model: nn.Module, heads: Iterable[Head]) -> dict[str, torch.Tensor]:
+    """Parameter name (as ``model.named_parameters()`` names it) -> mask of its shape, 0 on the
+    entries that freezing ``heads`` holds and 1 elsewhere, for every parameter that holds such
+    an entry (:func:`held_slices`). Full fine-tuning: the slices themselves (weights, and the
+    query/key/value biases). A LoRA model (:mod:`headplast.train.lora`): the LoRA factors whose
+    zero entries keep the slices' merged update at 0 (rows of B, columns of A); the weights
+    themselves do not train."""
+    held = held_slices(resolve_layout(lora_base_model(model)), heads)
+    params = dict(model.named_parameters())
+    if is_lora(model):
+        names = {id(p): n for n, p in params.items()}
+        return {names[id(p)]: m for p, m in lora_masks(model, held).items()}
+    masks: dict[str, torch.Tensor] = {}
+    for _, projection, unit in held:
         weight = f"{projection.module}.weight"
         if weight not in masks:
             masks[weight] = torch.ones_like(params[weight], dtype=torch.float32)
@@ -85,40 +123,30 @@ def head_masks(model: nn.Module, heads: Iterable[Head]) -> dict[str, torch.Tenso
             if bias not in masks:
                 masks[bias] = torch.ones_like(params[bias], dtype=torch.float32)
             masks[bias][projection.features(unit)] = 0
-
-    frozen: set[Head] = set()
-    for layer, head in heads:
-        if not (0 <= layer < layout.n_layers and 0 <= head < layout.n_heads):
-            raise ValueError(
-                f"no head ({layer}, {head}) in a {layout.n_layers}x{layout.n_heads} model"
-            )
-        frozen.add((layer, head))
-        hold(layout.projections[layer]["query"], head)
-        hold(layout.projections[layer]["output"], head)
-    for layer in sorted({la for la, _ in frozen}):
-        for group in range(layout.n_kv_heads):
-            members = [h for h in range(layout.n_heads) if layout.kv_group(h) == group]
-            if all((layer, h) in frozen for h in members):
-                hold(layout.projections[layer]["key"], group)
-                hold(layout.projections[layer]["value"], group)
     return masks
 
 
 class HeadFreezer:
     """Holds ``heads`` of ``model`` fixed during training (see the module docs): gradient hooks
     zero their entries; :meth:`restore` (after every optimizer step) writes theta0's values back.
-    :meth:`remove` takes the hooks off. ``frozen`` lists the heads."""
+    :meth:`remove` takes the hooks off. ``frozen`` lists the heads. On a LoRA model the entries
+    are those of the LoRA factors (:func:`head_masks`), set to 0 here and held at 0."""
 
     def __init__(self, model: nn.Module, heads: Sequence[Head]) -> None:
         self.frozen = sorted({(int(la), int(h)) for la, h in heads})
         params = dict(model.named_parameters())
         self._masks = head_masks(model, self.frozen)
         self._params = {name: params[name] for name in self._masks}
+        for name, p in self._params.items():
+            self._masks[name] = self._masks[name].to(p.device)
+        if is_lora(model):  # the held factor entries start at 0 (B's already are, A's are not)
+            with torch.no_grad():
+                for name, p in self._params.items():
+                    p.mul_(self._masks[name].to(p.dtype))
         self._theta0 = {name: p.detach().clone() for name, p in self._params.items()}
         self._hooks = []
         for name, p in self._params.items():
-            m = self._masks[name].to(p.device)
-            self._masks[name] = m
+            m = self._masks[name]
             self._hooks.append(p.register_hook(lambda g, m=m: g * m.to(g.dtype)))
 
     @torch.no_grad()
