@@ -2,7 +2,8 @@
 # order's heads held at theta0, every other setting as the unconstrained run; how far the other
 # heads moved; across seeds, the cost in accuracy against the random draws' band. The frozen
 # theta1 is temporary (gone once its update.jsonl is written) unless
-# interventions.keep_checkpoints. Each fine-tune is a GPU job of its own (no group).
+# interventions.keep_checkpoints. Each fine-tune is a GPU job of its own (no group). The orders,
+# paths and functions these rules use: rules/interventions.smk.
 
 
 rule finetune_frozen:
