@@ -1,4 +1,4 @@
-# Head importance vs. head plasticity under fine-tuning. Table of contents only: the first seven
+# Head importance vs. head plasticity under fine-tuning. Table of contents only: the first eight
 # files set up what the rules call (each names its one job in its first lines), then one file per
 # stage of the DAG.
 import os
@@ -31,6 +31,7 @@ include: "rules/derived.smk"  # tasks, seeds, starts, models; wildcard constrain
 include: "rules/paths.smk"  # the results tree, checkpoint files and the targets of `all`
 include: "rules/functions.smk"  # input and param functions: what one job reads of the config
 include: "rules/resources.smk"  # threads, GPUs, memory, run time; the measure group
+include: "rules/report.smk"  # how an output is filed in the Snakemake report
 include: "rules/interventions.smk"  # the freeze interventions' orders, paths, functions
 include: "rules/data.smk"  # each task's data: splits, eval subset, selection rows
 include: "rules/train.smk"  # theta0 (random head, probe) and theta1 (fine-tuned or imported)

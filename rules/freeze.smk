@@ -29,9 +29,7 @@ rule finetune_frozen:
         "../envs/headplast.yaml"
     threads: get_resource("finetune", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("finetune", "mem_mb"),
-        runtime=finetune_runtime,
+        **gpu_job("finetune", runtime=finetune_runtime),
     params:
         hparams=get_train_params,
         seed=get_seed,
@@ -91,13 +89,7 @@ rule fig_freeze:
     input:
         table=summary_path("freeze.csv"),
     output:
-        fig=report(
-            summary_path("fig_freeze.png"),
-            caption="../workflow/report/fig_freeze.rst",
-            category="{task}",
-            subcategory="{model} {start} seed mean",
-            labels={"figure": "freeze interventions"},
-        ),
+        fig=summary_figure("fig_freeze.png", "fig_freeze", "freeze interventions"),
     log:
         log_path("fig_freeze", "{model}/{task}/{start}"),
     conda:

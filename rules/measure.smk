@@ -22,9 +22,7 @@ rule importance_pre:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("measure", "mem_mb"),
-        runtime=get_resource("measure", "runtime"),
+        **gpu_job("measure"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -67,9 +65,7 @@ rule gradfisher_pre:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("measure", "mem_mb"),
-        runtime=get_resource("measure", "runtime"),
+        **gpu_job("measure"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -127,9 +123,7 @@ if SHARED_THETA0_SWEEP:
             "../envs/headplast.yaml"
         threads: get_resource("measure", "threads")
         resources:
-            gpu=1,
-            mem_mb=get_resource("measure", "mem_mb"),
-            runtime=get_resource("measure", "runtime"),
+            **gpu_job("measure"),
         params:
             max_length=config["max_length"],
             tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -156,8 +150,7 @@ if SHARED_THETA0_SWEEP:
             "../envs/headplast.yaml"
         threads: get_resource("measure", "threads")
         resources:
-            gpu=1,
-            mem_mb=get_resource("measure", "mem_mb"),
+            **gpu_job("measure", runtime=None),  # no runtime of its own: the default one
         params:
             code=package_code("importance_shared.py"),
         script:
@@ -191,9 +184,7 @@ rule pruning:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("measure", "mem_mb"),
-        runtime=get_resource("measure", "runtime"),
+        **gpu_job("measure"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -228,9 +219,7 @@ rule function_change:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("measure", "mem_mb"),
-        runtime=get_resource("measure", "runtime"),
+        **gpu_job("measure"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],

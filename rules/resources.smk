@@ -3,7 +3,23 @@
 
 
 def get_resource(stage, key):
+    """resources.<stage>.<key> of the config (stage: init, finetune or measure)."""
     return config["resources"][stage][key]
+
+
+def gpu_job(stage, **changes):
+    """What a GPU job of ``stage`` asks for, unpacked into `resources` as `**gpu_job("measure")`
+    beside `threads` = get_resource(stage, "threads"): one GPU (`gpu`, the local cap and
+    SLURM's --gpus), and mem_mb and runtime (minutes) from the config's resources.<stage>.
+    ``changes`` replace one of them (a value or a function of the job, as Snakemake takes them)
+    or, given as None, leave it out."""
+    resources = {
+        "gpu": 1,
+        "mem_mb": get_resource(stage, "mem_mb"),
+        "runtime": get_resource(stage, "runtime"),
+        **changes,
+    }
+    return {k: v for k, v in resources.items() if v is not None}
 
 
 def get_finetune_gpus(wildcards):

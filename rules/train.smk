@@ -14,9 +14,7 @@ rule init_checkpoint:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("init", "mem_mb"),
-        runtime=get_resource("init", "runtime"),
+        **gpu_job("init"),
     params:
         model=get_model_path,
         num_labels=get_num_labels,
@@ -47,9 +45,7 @@ rule probe_features:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("init", "mem_mb"),
-        runtime=get_resource("init", "runtime"),
+        **gpu_job("init"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -78,9 +74,7 @@ rule probe_checkpoint:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("init", "mem_mb"),
-        runtime=get_resource("init", "runtime"),
+        **gpu_job("init"),
     params:
         hparams=get_probe_params,
         seed=get_seed,
@@ -113,9 +107,7 @@ rule finetune:
         "../envs/headplast.yaml"
     threads: get_resource("finetune", "threads")
     resources:
-        gpu=get_finetune_gpus,
-        mem_mb=get_resource("finetune", "mem_mb"),
-        runtime=finetune_runtime,
+        **gpu_job("finetune", gpu=get_finetune_gpus, runtime=finetune_runtime),
     params:
         hparams=get_train_params,
         seed=get_seed,
@@ -149,9 +141,7 @@ rule import_final:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("init", "mem_mb"),
-        runtime=get_resource("init", "runtime"),
+        **gpu_job("init"),
     params:
         source=get_checkpoint_source,
         label_map=get_label_map,
