@@ -9,8 +9,7 @@
 rule finetune_frozen:
     input:
         unpack(get_freeze_scores),
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
+        **ckpt_input("init"),
         train=data_path("train.jsonl"),
         validation=data_path("validation.jsonl"),
         selection=data_path("selection.json"),
@@ -44,10 +43,8 @@ rule finetune_frozen:
 
 rule update_frozen:
     input:
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
-        final_model=freeze_path("ckpt_final/model.safetensors"),
-        final_config=freeze_path("ckpt_final/config.json"),
+        **ckpt_input("init"),
+        **ckpt_input("final", folder=freeze_path("ckpt_final")),
     output:
         jsonl=freeze_path("update.jsonl"),
     log:

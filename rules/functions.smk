@@ -153,5 +153,5 @@ def shared_encoder_source(wildcards):
     theta0 sweep and the probe features are computed with it)."""
     return {
         k: v.format(model=wildcards.model, task=wildcards.task, seed=SEEDS[0])
-        for k, v in ckpt("init", start="random").items()
+        for k, v in ckpt_input("init", start="random").items()
     }

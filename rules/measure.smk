@@ -6,7 +6,7 @@
 
 rule importance_pre:
     input:
-        **ckpt("init"),
+        **ckpt_input("init"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:
@@ -35,7 +35,7 @@ rule importance_pre:
 
 use rule importance_pre as importance_post with:
     input:
-        **ckpt("final"),
+        **ckpt_input("final"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:
@@ -49,7 +49,7 @@ use rule importance_pre as importance_post with:
 
 rule gradfisher_pre:
     input:
-        **ckpt("init"),
+        **ckpt_input("init"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:
@@ -78,10 +78,8 @@ rule gradfisher_pre:
 
 rule update:
     input:
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
-        final_model=ckpt("final")["model"],
-        final_config=ckpt("final")["config"],
+        **ckpt_input("init"),
+        **ckpt_input("final"),
     output:
         jsonl=seed_path("update.jsonl"),
     log:
@@ -135,7 +133,7 @@ if SHARED_THETA0_SWEEP:
 
     rule importance_pre_shared:
         input:
-            **ckpt("init"),
+            **ckpt_input("init"),
             sweep=run_path("theta0_sweep.safetensors"),
         output:
             jsonl=seed_path("importance_pre.jsonl"),
@@ -162,7 +160,7 @@ if SHARED_THETA0_SWEEP:
 # (no second sweep); the in-sample curves come along for comparison.
 rule pruning:
     input:
-        **ckpt("final"),
+        **ckpt_input("final"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
         importance_pre=seed_path("importance_pre.jsonl"),
@@ -201,10 +199,8 @@ rule pruning:
 
 rule function_change:
     input:
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
-        final_model=ckpt("final")["model"],
-        final_config=ckpt("final")["config"],
+        **ckpt_input("init"),
+        **ckpt_input("final"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:

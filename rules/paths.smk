@@ -38,9 +38,22 @@ def bench_path(rule, wildcards=SEED_WILDCARDS):
 
 
 def ckpt(which, start="{start}"):
-    """Declared files of a checkpoint folder (the folder itself is not an output)."""
+    """The declared files of a seed's checkpoint folder ckpt_<which> (the folder itself is not an
+    output), named as the outputs of the job that writes it (`model`, `config`)."""
     d = seed_path(f"ckpt_{which}", start)
     return {"model": f"{d}/model.safetensors", "config": f"{d}/config.json"}
+
+
+def ckpt_input(which, start="{start}", folder=None):
+    """A checkpoint as input, in the one form all rules use (`**ckpt_input("init")`), named
+    `<which>_model` and `<which>_config`: a script reads theta0 as input.init_model and theta1
+    as input.final_model. ``folder``: a checkpoint outside the seed's own ckpt_<which> (a frozen
+    run's theta1)."""
+    d = folder or seed_path(f"ckpt_{which}", start)
+    return {
+        f"{which}_model": f"{d}/model.safetensors",
+        f"{which}_config": f"{d}/config.json",
+    }
 
 
 def per_seed(name):

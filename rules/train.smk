@@ -60,8 +60,7 @@ rule probe_features:
 # split; only the `probe:` block's values are params, so changing them reruns the probe start alone.
 rule probe_checkpoint:
     input:
-        init_model=ckpt("init", start="random")["model"],
-        init_config=ckpt("init", start="random")["config"],
+        **ckpt_input("init", start="random"),
         features=run_path("probe_features.safetensors"),
     output:
         **ckpt("init", start="probe"),
@@ -89,8 +88,7 @@ rule probe_checkpoint:
 rule finetune:
     input:
         unpack(get_start_inputs),
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
+        **ckpt_input("init"),
         train=data_path("train.jsonl"),
         validation=data_path("validation.jsonl"),
         selection=data_path("selection.json"),
@@ -123,8 +121,7 @@ rule finetune:
 # network) and its classifier rows put in the task's label order; it replaces finetune there.
 rule import_final:
     input:
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
+        **ckpt_input("init"),
         meta=data_path("meta.json"),
         validation=data_path("validation.jsonl"),
         source=get_checkpoint_files,
