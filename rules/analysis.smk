@@ -70,13 +70,7 @@ rule fig_I_vs_U:
         heads=seed_path("heads.csv"),
         cases=seed_path("cases.json"),
     output:
-        fig=report(
-            seed_path("fig_I_vs_U.png"),
-            caption="../workflow/report/fig_I_vs_U.rst",
-            category="{task}",
-            subcategory="{model} {start} seed {seed}",
-            labels={"figure": "I_pre vs Urel"},
-        ),
+        fig=seed_figure("fig_I_vs_U.png", "fig_I_vs_U", "I_pre vs Urel"),
     log:
         log_path("fig_I_vs_U"),
     conda:
@@ -89,41 +83,21 @@ rule fig_I_vs_U:
         "../workflow/scripts/fig_scatter.py"
 
 
-rule fig_I_vs_G:
-    input:
-        heads=seed_path("heads.csv"),
-        cases=seed_path("cases.json"),
+# The same scatter with the gate gradient's G on the y axis.
+use rule fig_I_vs_U as fig_I_vs_G with:
     output:
-        fig=report(
-            seed_path("fig_I_vs_G.png"),
-            caption="../workflow/report/fig_I_vs_G.rst",
-            category="{task}",
-            subcategory="{model} {start} seed {seed}",
-            labels={"figure": "I_pre vs G"},
-        ),
+        fig=seed_figure("fig_I_vs_G.png", "fig_I_vs_G", "I_pre vs G"),
     log:
         log_path("fig_I_vs_G"),
-    conda:
-        "../envs/headplast.yaml"
     params:
-        x="I_pre",
         y="G",
-        code=package_code("fig_scatter.py"),
-    script:
-        "../workflow/scripts/fig_scatter.py"
 
 
 rule fig_stats:
     input:
         stats=seed_path("stats.json"),
     output:
-        fig=report(
-            seed_path("fig_stats.png"),
-            caption="../workflow/report/fig_stats.rst",
-            category="{task}",
-            subcategory="{model} {start} seed {seed}",
-            labels={"figure": "rank statistics"},
-        ),
+        fig=seed_figure("fig_stats.png", "fig_stats", "rank statistics"),
     log:
         log_path("fig_stats"),
     conda:
@@ -138,13 +112,7 @@ rule fig_heatmaps:
     input:
         heads=seed_path("heads.csv"),
     output:
-        fig=report(
-            seed_path("fig_heatmaps.png"),
-            caption="../workflow/report/fig_heatmaps.rst",
-            category="{task}",
-            subcategory="{model} {start} seed {seed}",
-            labels={"figure": "layer x head heatmaps"},
-        ),
+        fig=seed_figure("fig_heatmaps.png", "fig_heatmaps", "layer x head heatmaps"),
     log:
         log_path("fig_heatmaps"),
     conda:
@@ -159,13 +127,7 @@ rule fig_pruning:
     input:
         pruning=seed_path("pruning.jsonl"),
     output:
-        fig=report(
-            seed_path("fig_pruning.png"),
-            caption="../workflow/report/fig_pruning.rst",
-            category="{task}",
-            subcategory="{model} {start} seed {seed}",
-            labels={"figure": "pruning curves"},
-        ),
+        fig=seed_figure("fig_pruning.png", "fig_pruning", "pruning curves"),
     log:
         log_path("fig_pruning"),
     conda:

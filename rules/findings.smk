@@ -10,11 +10,11 @@ rule findings:
         run_config=runs(seed_path("run_config.json")),
         freeze=freeze_runs(summary_path("freeze.csv")),
     output:
-        html=report(
+        html=report_item(
             "results/findings.html",
-            caption="../workflow/report/findings.rst",
+            "findings",
+            {"page": "findings (read first)"},
             category="findings",
-            labels={"page": "findings (read first)"},
         ),
         json="results/findings.json",
     log:
@@ -35,11 +35,11 @@ rule explorer:
     input:
         heads_mean=runs(summary_path("heads_mean.csv")),
     output:
-        html=report(
+        html=report_item(
             "results/explorer.html",
-            caption="../workflow/report/explorer.rst",
+            "explorer",
+            {"page": "heads explorer"},
             category="findings",
-            labels={"page": "heads explorer"},
         ),
     log:
         log_path("explorer", "all"),

@@ -2,14 +2,14 @@
 # order's heads held at theta0, every other setting as the unconstrained run; how far the other
 # heads moved; across seeds, the cost in accuracy against the random draws' band. The frozen
 # theta1 is temporary (gone once its update.jsonl is written) unless
-# interventions.keep_checkpoints. Each fine-tune is a GPU job of its own (no group).
+# interventions.keep_checkpoints. Each fine-tune is a GPU job of its own (no group). The orders,
+# paths and functions these rules use: rules/interventions.smk.
 
 
 rule finetune_frozen:
     input:
         unpack(get_freeze_scores),
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
+        **ckpt_input("init"),
         train=data_path("train.jsonl"),
         validation=data_path("validation.jsonl"),
         selection=data_path("selection.json"),
@@ -28,9 +28,7 @@ rule finetune_frozen:
         "../envs/headplast.yaml"
     threads: get_resource("finetune", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("finetune", "mem_mb"),
-        runtime=finetune_runtime,
+        **gpu_job("finetune", runtime=finetune_runtime),
     params:
         hparams=get_train_params,
         seed=get_seed,
@@ -45,10 +43,8 @@ rule finetune_frozen:
 
 rule update_frozen:
     input:
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
-        final_model=freeze_path("ckpt_final/model.safetensors"),
-        final_config=freeze_path("ckpt_final/config.json"),
+        **ckpt_input("init"),
+        **ckpt_input("final", folder=freeze_path("ckpt_final")),
     output:
         jsonl=freeze_path("update.jsonl"),
     log:
@@ -90,13 +86,7 @@ rule fig_freeze:
     input:
         table=summary_path("freeze.csv"),
     output:
-        fig=report(
-            summary_path("fig_freeze.png"),
-            caption="../workflow/report/fig_freeze.rst",
-            category="{task}",
-            subcategory="{model} {start} seed mean",
-            labels={"figure": "freeze interventions"},
-        ),
+        fig=summary_figure("fig_freeze.png", "fig_freeze", "freeze interventions"),
     log:
         log_path("fig_freeze", "{model}/{task}/{start}"),
     conda:

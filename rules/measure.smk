@@ -6,7 +6,7 @@
 
 rule importance_pre:
     input:
-        **ckpt("init"),
+        **ckpt_input("init"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:
@@ -22,9 +22,7 @@ rule importance_pre:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("measure", "mem_mb"),
-        runtime=get_resource("measure", "runtime"),
+        **gpu_job("measure"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -37,7 +35,7 @@ rule importance_pre:
 
 use rule importance_pre as importance_post with:
     input:
-        **ckpt("final"),
+        **ckpt_input("final"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:
@@ -51,7 +49,7 @@ use rule importance_pre as importance_post with:
 
 rule gradfisher_pre:
     input:
-        **ckpt("init"),
+        **ckpt_input("init"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:
@@ -67,9 +65,7 @@ rule gradfisher_pre:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("measure", "mem_mb"),
-        runtime=get_resource("measure", "runtime"),
+        **gpu_job("measure"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -82,10 +78,8 @@ rule gradfisher_pre:
 
 rule update:
     input:
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
-        final_model=ckpt("final")["model"],
-        final_config=ckpt("final")["config"],
+        **ckpt_input("init"),
+        **ckpt_input("final"),
     output:
         jsonl=seed_path("update.jsonl"),
     log:
@@ -127,9 +121,7 @@ if SHARED_THETA0_SWEEP:
             "../envs/headplast.yaml"
         threads: get_resource("measure", "threads")
         resources:
-            gpu=1,
-            mem_mb=get_resource("measure", "mem_mb"),
-            runtime=get_resource("measure", "runtime"),
+            **gpu_job("measure"),
         params:
             max_length=config["max_length"],
             tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -141,7 +133,7 @@ if SHARED_THETA0_SWEEP:
 
     rule importance_pre_shared:
         input:
-            **ckpt("init"),
+            **ckpt_input("init"),
             sweep=run_path("theta0_sweep.safetensors"),
         output:
             jsonl=seed_path("importance_pre.jsonl"),
@@ -156,8 +148,7 @@ if SHARED_THETA0_SWEEP:
             "../envs/headplast.yaml"
         threads: get_resource("measure", "threads")
         resources:
-            gpu=1,
-            mem_mb=get_resource("measure", "mem_mb"),
+            **gpu_job("measure", runtime=None),  # no runtime of its own: the default one
         params:
             code=package_code("importance_shared.py"),
         script:
@@ -169,7 +160,7 @@ if SHARED_THETA0_SWEEP:
 # (no second sweep); the in-sample curves come along for comparison.
 rule pruning:
     input:
-        **ckpt("final"),
+        **ckpt_input("final"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
         importance_pre=seed_path("importance_pre.jsonl"),
@@ -191,9 +182,7 @@ rule pruning:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("measure", "mem_mb"),
-        runtime=get_resource("measure", "runtime"),
+        **gpu_job("measure"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -210,10 +199,8 @@ rule pruning:
 
 rule function_change:
     input:
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
-        final_model=ckpt("final")["model"],
-        final_config=ckpt("final")["config"],
+        **ckpt_input("init"),
+        **ckpt_input("final"),
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:
@@ -228,9 +215,7 @@ rule function_change:
         "../envs/headplast.yaml"
     threads: get_resource("measure", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("measure", "mem_mb"),
-        runtime=get_resource("measure", "runtime"),
+        **gpu_job("measure"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],

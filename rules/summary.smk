@@ -32,33 +32,21 @@ rule fig_summary:
         stability=summary_path("stability.json"),
         pair_stats=summary_path("pair_stats.json"),
     output:
-        heatmaps=report(
-            summary_path("fig_heatmaps_mean.png"),
-            caption="../workflow/report/fig_heatmaps.rst",
-            category="{task}",
-            subcategory="{model} {start} seed mean",
-            labels={"figure": "layer x head heatmaps (seed mean)"},
+        heatmaps=summary_figure(
+            "fig_heatmaps_mean.png",
+            "fig_heatmaps",
+            "layer x head heatmaps (seed mean)",
         ),
-        stability_fig=report(
-            summary_path("fig_rank_stability.png"),
-            caption="../workflow/report/fig_rank_stability.rst",
-            category="{task}",
-            subcategory="{model} {start} seed mean",
-            labels={"figure": "rank stability across seeds"},
+        stability_fig=summary_figure(
+            "fig_rank_stability.png",
+            "fig_rank_stability",
+            "rank stability across seeds",
         ),
-        scatter_I_vs_U=report(
-            summary_path("fig_I_vs_U_mean.png"),
-            caption="../workflow/report/fig_seed_mean_scatter.rst",
-            category="{task}",
-            subcategory="{model} {start} seed mean",
-            labels={"figure": "I_pre vs Urel (seed mean)"},
+        scatter_I_vs_U=summary_figure(
+            "fig_I_vs_U_mean.png", "fig_seed_mean_scatter", "I_pre vs Urel (seed mean)"
         ),
-        scatter_I_vs_G=report(
-            summary_path("fig_I_vs_G_mean.png"),
-            caption="../workflow/report/fig_seed_mean_scatter.rst",
-            category="{task}",
-            subcategory="{model} {start} seed mean",
-            labels={"figure": "I_pre vs G (seed mean)"},
+        scatter_I_vs_G=summary_figure(
+            "fig_I_vs_G_mean.png", "fig_seed_mean_scatter", "I_pre vs G (seed mean)"
         ),
     log:
         log_path("fig_summary", "{model}/{task}/{start}"),
@@ -74,13 +62,7 @@ rule fig_training:
     input:
         run_config=per_seed("run_config.json"),
     output:
-        fig=report(
-            summary_path("fig_training.png"),
-            caption="../workflow/report/fig_training.rst",
-            category="{task}",
-            subcategory="{model} {start} seed mean",
-            labels={"figure": "fine-tuning curves"},
-        ),
+        fig=summary_figure("fig_training.png", "fig_training", "fine-tuning curves"),
     log:
         log_path("fig_training", "{model}/{task}/{start}"),
     conda:
@@ -116,12 +98,8 @@ rule fig_pruning_mean:
         curves=summary_path("pruning_mean.csv"),
         auc=summary_path("pruning_auc.json"),
     output:
-        fig=report(
-            summary_path("fig_pruning_mean.png"),
-            caption="../workflow/report/fig_pruning_mean.rst",
-            category="{task}",
-            subcategory="{model} {start} seed mean",
-            labels={"figure": "pruning curves (seed mean)"},
+        fig=summary_figure(
+            "fig_pruning_mean.png", "fig_pruning_mean", "pruning curves (seed mean)"
         ),
     log:
         log_path("fig_pruning_mean", "{model}/{task}/{start}"),
@@ -156,11 +134,11 @@ rule compare_starts:
         pair_stats=runs(summary_path("pair_stats.json")),
     output:
         table=f"{COMPARISON_DIR}/starts_comparison.csv",
-        fig=report(
+        fig=report_item(
             f"{COMPARISON_DIR}/fig_starts.png",
-            caption="../workflow/report/fig_starts.rst",
+            "fig_starts",
+            {"figure": "random vs probe start"},
             category="comparison",
-            labels={"figure": "random vs probe start"},
         ),
     log:
         log_path("compare_starts", "all"),

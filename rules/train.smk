@@ -14,9 +14,7 @@ rule init_checkpoint:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("init", "mem_mb"),
-        runtime=get_resource("init", "runtime"),
+        **gpu_job("init"),
     params:
         model=get_model_path,
         num_labels=get_num_labels,
@@ -47,9 +45,7 @@ rule probe_features:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("init", "mem_mb"),
-        runtime=get_resource("init", "runtime"),
+        **gpu_job("init"),
     params:
         max_length=config["max_length"],
         tokens_per_batch=config["measure"]["tokens_per_batch"],
@@ -64,8 +60,7 @@ rule probe_features:
 # split; only the `probe:` block's values are params, so changing them reruns the probe start alone.
 rule probe_checkpoint:
     input:
-        init_model=ckpt("init", start="random")["model"],
-        init_config=ckpt("init", start="random")["config"],
+        **ckpt_input("init", start="random"),
         features=run_path("probe_features.safetensors"),
     output:
         **ckpt("init", start="probe"),
@@ -78,9 +73,7 @@ rule probe_checkpoint:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("init", "mem_mb"),
-        runtime=get_resource("init", "runtime"),
+        **gpu_job("init"),
     params:
         hparams=get_probe_params,
         seed=get_seed,
@@ -95,8 +88,7 @@ rule probe_checkpoint:
 rule finetune:
     input:
         unpack(get_start_inputs),
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
+        **ckpt_input("init"),
         train=data_path("train.jsonl"),
         validation=data_path("validation.jsonl"),
         selection=data_path("selection.json"),
@@ -113,9 +105,7 @@ rule finetune:
         "../envs/headplast.yaml"
     threads: get_resource("finetune", "threads")
     resources:
-        gpu=get_finetune_gpus,
-        mem_mb=get_resource("finetune", "mem_mb"),
-        runtime=finetune_runtime,
+        **gpu_job("finetune", gpu=get_finetune_gpus, runtime=finetune_runtime),
     params:
         hparams=get_train_params,
         seed=get_seed,
@@ -131,8 +121,7 @@ rule finetune:
 # network) and its classifier rows put in the task's label order; it replaces finetune there.
 rule import_final:
     input:
-        init_model=ckpt("init")["model"],
-        init_config=ckpt("init")["config"],
+        **ckpt_input("init"),
         meta=data_path("meta.json"),
         validation=data_path("validation.jsonl"),
         source=get_checkpoint_files,
@@ -149,9 +138,7 @@ rule import_final:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")
     resources:
-        gpu=1,
-        mem_mb=get_resource("init", "mem_mb"),
-        runtime=get_resource("init", "runtime"),
+        **gpu_job("init"),
     params:
         source=get_checkpoint_source,
         label_map=get_label_map,

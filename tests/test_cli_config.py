@@ -1,6 +1,6 @@
 """`snakemake --config key=value` in the forms docs/configuration.md shows, through the real
 workflow: dry runs of the tiny DAG (each about 5 s). Snakemake hands lists and mappings over with
-every value a string; rules/common.smk types them by the schema (headplast.pipeline.config)
+every value a string; rules/config.smk types them by the schema (headplast.pipeline.config)
 before validation."""
 
 from __future__ import annotations

@@ -187,3 +187,23 @@ def test_training_and_probe_defaults_come_from_the_package_table():
             assert task["train"][k] == given.get(k, HPARAM_DEFAULTS[k]), k
     assert cfg["probe"] == {**PROBE_DEFAULTS, "epochs": 7}
     assert config_errors(cfg, SCHEMA) == []
+
+
+def test_prepare_config_is_the_three_steps_in_order():
+    """rules/config.smk's one call: command-line strings typed, defaults filled, then every
+    violation named (against the typed, filled config); the given mapping is left alone."""
+    from headplast.pipeline.config import fill_defaults, prepare_config
+
+    schema_path = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    cli = {**BASE, "seeds": "1,2", "eval_subset": {"size": "16", "seed": "3"}}
+    given = {**cli}
+    prepared = prepare_config(cli, schema_path)
+    assert cli == given
+    assert prepared == fill_defaults(coerce_config(cli, SCHEMA), SCHEMA)
+    assert prepared["seeds"] == [1, 2] and prepared["eval_subset"] == {"size": 16, "seed": 3}
+    with pytest.raises(ConfigError) as err:
+        prepare_config({**cli, "max_length": "4"}, schema_path, "the schema")
+    assert str(err.value).splitlines() == [
+        "invalid configuration (see the schema):",
+        "  config key `max_length`: 4 is less than the minimum of 8 (allowed: an integer >= 8)",
+    ]

@@ -1,8 +1,8 @@
 """CPU rules start fast: a rule that asks for no GPU imports no torch (about 5 s per job here).
 
-The rules and their scripts are read from rules/*.smk (a rule block's `gpu=` resource and its
-`script:`); each CPU rule's script's imports run in a fresh interpreter, which must end without
-`torch` in ``sys.modules``.
+The rules and their scripts are read from rules/*.smk (a rule block's GPU resources, `gpu=` or
+`**gpu_job(...)`, and its `script:`); each CPU rule's script's imports run in a fresh
+interpreter, which must end without `torch` in ``sys.modules``.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ def _rule_blocks() -> dict[str, str]:
 
 
 def _cpu_scripts() -> dict[str, str]:
-    """CPU rule -> its script's file name (rules with a `gpu=` resource left out)."""
+    """CPU rule -> its script's file name (rules with GPU resources left out)."""
     out = {}
     for rule, block in _rule_blocks().items():
         script = re.search(r"script:\s*\"\.\./workflow/scripts/([\w.]+)\"", block)
-        if script and "gpu=" not in block and rule not in TORCH_WITHOUT_GPU:
+        gpu = "gpu=" in block or "gpu_job(" in block
+        if script and not gpu and rule not in TORCH_WITHOUT_GPU:
             out[rule] = script.group(1)
     return out
 
@@ -66,7 +67,10 @@ def test_the_rule_table_is_read():
     scripts = _cpu_scripts()
     # known CPU rules of each stage are found, GPU rules are not
     assert {"prepare_data", "heads", "stats", "fig_pruning", "summary_pruning"} <= set(scripts)
-    assert not {"finetune", "pruning", "importance_pre", "importance_post"} & set(scripts)
+    gpu_rules = {"init_checkpoint", "probe_features", "probe_checkpoint", "finetune"}
+    gpu_rules |= {"import_final", "importance_pre", "gradfisher_pre", "theta0_sweep"}
+    gpu_rules |= {"importance_pre_shared", "pruning", "function_change", "finetune_frozen"}
+    assert not gpu_rules & set(scripts)
 
 
 @pytest.mark.parametrize("rule", sorted(_cpu_scripts()))

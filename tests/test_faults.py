@@ -75,9 +75,10 @@ def eval_data(tmp_path_factory):
 
 
 def measure_inputs(ckpt: Path, eval_data: dict) -> dict:
+    """The inputs of importance_pre and gradfisher_pre: theta0 (``ckpt``) and the eval data."""
     return {
-        "model": str(ckpt / "model.safetensors"),
-        "config": str(ckpt / "config.json"),
+        "init_model": str(ckpt / "model.safetensors"),
+        "init_config": str(ckpt / "config.json"),
         **eval_data,
     }
 

@@ -48,7 +48,7 @@ GPU_RULES = [
     "pruning",
     "function_change",
 ]
-MEASURE_GROUP = "measure"  # rules/common.smk
+MEASURE_GROUP = "measure"  # rules/resources.smk
 # rules of the `measure` group (MEASURE_GROUP) in the tiny DAG: one sbatch job per (model, task,
 # start, seed); importance_pre is in the group too, where the shared theta0 sweep is off
 MEASURE_GROUP_RULES = [

@@ -11,7 +11,7 @@ from headplast.io import write_head_jsonl
 from headplast.measure.stage import measure_gradfisher
 
 rows, info = measure_gradfisher(
-    os.path.dirname(snakemake.input.model),
+    os.path.dirname(snakemake.input.init_model),
     snakemake.input.validation,
     snakemake.input.subset,
     max_length=snakemake.params.max_length,

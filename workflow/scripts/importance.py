@@ -10,8 +10,10 @@ log = start(snakemake, threads=True)
 from headplast.io import write_head_jsonl
 from headplast.measure.stage import measure_importance
 
+# importance_pre measures theta0 (input.init_model), importance_post theta1 (input.final_model)
+checkpoint = snakemake.input.get("init_model") or snakemake.input.final_model
 rows, info = measure_importance(
-    os.path.dirname(snakemake.input.model),
+    os.path.dirname(checkpoint),
     snakemake.input.validation,
     snakemake.input.subset,
     max_length=snakemake.params.max_length,

@@ -14,7 +14,7 @@ from headplast.measure.shared_sweep import measure_importance_shared
 
 sm = snakemake
 rows, info = measure_importance_shared(
-    os.path.dirname(sm.input.model), sm.input.sweep, per_example_path=sm.output.per_example
+    os.path.dirname(sm.input.init_model), sm.input.sweep, per_example_path=sm.output.per_example
 )
 write_head_jsonl(sm.output.jsonl, rows)
 log.info("measure info: %s", info)

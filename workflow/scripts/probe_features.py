@@ -13,7 +13,7 @@ from headplast.train.probe import compute_probe_features
 
 sm = snakemake
 info = compute_probe_features(
-    os.path.dirname(sm.input.model),
+    os.path.dirname(sm.input.init_model),
     sm.input.train,
     sm.input.validation,
     sm.output.features,

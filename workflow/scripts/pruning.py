@@ -16,7 +16,7 @@ from headplast.measure.stage import measure_pruning
 sm = snakemake
 heads = ("importance_pre", "importance_post", "gradfisher_pre")
 rows, info = measure_pruning(
-    os.path.dirname(sm.input.model),
+    os.path.dirname(sm.input.final_model),
     sm.input.validation,
     sm.input.subset,
     {**{k: sm.input[k] for k in heads}, "update": sm.input.update_jsonl},

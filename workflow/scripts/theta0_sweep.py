@@ -14,7 +14,7 @@ from headplast.measure.shared_sweep import measure_theta0_sweep
 
 sm = snakemake
 info = measure_theta0_sweep(
-    os.path.dirname(sm.input.model),
+    os.path.dirname(sm.input.init_model),
     sm.input.validation,
     sm.input.subset,
     sm.output.sweep,

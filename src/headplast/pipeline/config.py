@@ -5,7 +5,8 @@ violations worded as the config key, the bad value and what is allowed there.
 (``seeds=[1]``, ``eval_subset={"size": 64}``) with every scalar as a string, and a plain value
 such as ``seeds=1`` or ``seeds=1,2`` as an int or a string where the schema wants a list.
 ``explain_config_errors`` then reports what is still wrong, every error at once, before
-Snakemake's own validation fills in the defaults.
+Snakemake's own validation fills in the defaults. ``prepare_config`` is the three steps in the
+order the workflow runs them (rules/config.smk calls it once).
 """
 
 from __future__ import annotations
@@ -298,3 +299,17 @@ def explain_config_errors(config: dict[str, Any], schema: dict[str, Any], source
         raise ConfigError(
             f"invalid configuration (see {source}):\n" + "\n".join(f"  {line}" for line in lines)
         )
+
+
+def prepare_config(
+    config: dict[str, Any], schema_path: str | os.PathLike, source: str | None = None
+) -> dict[str, Any]:
+    """``config`` as the rules read it, before Snakemake's own validation: command-line strings
+    typed by the schema (:func:`coerce_config`), the optional training and probe keys filled in
+    (:func:`fill_defaults`), then every violation raised at once as :class:`ConfigError`
+    (:func:`explain_config_errors`; ``source`` names the schema there, default its path).
+    Returns a new mapping; ``config`` is not changed."""
+    schema = load_schema(schema_path)
+    prepared = fill_defaults(coerce_config(config, schema), schema)
+    explain_config_errors(prepared, schema, source or os.fspath(schema_path))
+    return prepared

@@ -4,7 +4,7 @@ A script run by Snakemake's ``script:`` directive gets a ``snakemake`` object; i
 package beside the workflow, ``<snakemake.scriptdir>/../../src``, to ``sys.path`` (an absolute
 path from any working directory, in a module and on a cluster node, so conda environments need no
 install of it; where the workflow's files come from a git host, the scripts are fetched alone and
-the package is the one installed in the environment, which rules/common.smk checks before any
+the package is the one installed in the environment, which rules/package.smk checks before any
 job), calls :func:`start`, and then only moves ``snakemake.input/params/output`` into the package
 and back.
 """
