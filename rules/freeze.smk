@@ -22,7 +22,7 @@ rule finetune_frozen:
     benchmark:
         bench_path("finetune_frozen", FREEZE_WILDCARDS)
     wildcard_constraints:
-        task=_alternatives(TRAINED_TASKS),
+        task=_alternatives(FREEZE_TASKS),
         start=_alternatives(FREEZE_STARTS),
     conda:
         "../envs/headplast.yaml"

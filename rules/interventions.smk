@@ -3,11 +3,12 @@
 # rules are in rules/freeze.smk.
 from headplast.pipeline.config import canonical
 
-# The orders as wildcard values (each random draw its own order, `random_<i>`) and the starts they
-# run for; none when `interventions:` is absent.
+# The orders as wildcard values (each random draw its own order, `random_<i>`) and the starts and
+# tasks they run for; none when `interventions:` is absent.
 INTERVENTIONS = config.get("interventions")
 FREEZE_ORDERS = []
 FREEZE_STARTS = []
+FREEZE_TASKS = []
 if INTERVENTIONS:
     for _order in INTERVENTIONS["orders"]:
         if _order == "random":
@@ -15,6 +16,18 @@ if INTERVENTIONS:
         else:
             FREEZE_ORDERS.append(_order)
     FREEZE_STARTS = [s for s in INTERVENTIONS.get("starts", STARTS) if s in STARTS]
+    _unknown = sorted(set(INTERVENTIONS.get("tasks", [])) - set(TRAINED_TASKS))
+    if _unknown:
+        raise WorkflowError(
+            f"config key `interventions.tasks`: {', '.join(_unknown)} "
+            + ("is not a task" if len(_unknown) == 1 else "are not tasks")
+            + " this config fine-tunes (`tasks:` with `train:`: "
+            + f"{', '.join(TRAINED_TASKS) or 'none'}); name those, or drop the key to run "
+            "them for every trained task"
+        )
+    FREEZE_TASKS = [
+        t for t in TRAINED_TASKS if t in INTERVENTIONS.get("tasks", TRAINED_TASKS)
+    ]
 
 
 wildcard_constraints:
@@ -37,13 +50,14 @@ def freeze_output(name):
 
 
 def freeze_runs(pattern, **fixed):
-    """``pattern`` expanded over the runs the freeze interventions cover: each trained task's
-    models x the starts of ``interventions.starts`` (x seeds and orders where it has them).
+    """``pattern`` expanded over the runs the freeze interventions cover: the models of each task
+    of ``interventions.tasks`` (default: every trained task) x the starts of
+    ``interventions.starts`` (x seeds and orders where it has them).
     """
     dims = {"start": FREEZE_STARTS, "seed": SEEDS, "order": FREEZE_ORDERS}
     dims = {k: v for k, v in dims.items() if f"{{{k}}}" in pattern}
     out = []
-    for task in TRAINED_TASKS:
+    for task in FREEZE_TASKS:
         for model in TASK_MODELS[task]:
             out += expand(pattern, model=model, task=task, **dims, **fixed)
     return list(dict.fromkeys(out))

@@ -54,3 +54,20 @@ def test_values_that_are_not_numbers_are_named(workdir):
     assert proc.returncode != 0
     assert "config key `seeds[1]`: 'one' is not of type 'integer'" in out
     assert "config key `eval_subset.size`: 'lots' is not allowed (allowed: an integer" in out
+
+
+def test_interventions_for_one_task_and_an_unknown_one_named(workdir):
+    """`interventions.tasks` (the reference config's first run keeps them to RTE): the frozen
+    fine-tunes of the other task leave the plan; a task the config does not fine-tune is named
+    with the key (one dry run each)."""
+    counts = planned_counts(workdir, 'interventions={"tasks": ["nli_a"]}')
+    # .test/config.yaml: one start x 2 seeds x 2 orders (Urel, one random draw), one task
+    assert counts["finetune_frozen"] == counts["update_frozen"] == 4
+    assert counts["freeze_summary"] == counts["fig_freeze"] == 1
+    assert counts["finetune"] == 8  # the other jobs stay: 2 tasks x 2 starts x 2 seeds
+    proc = run_snakemake(
+        workdir, "-n", "--config", 'interventions={"tasks": ["mnli"]}', check=False
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key `interventions.tasks`: mnli is not a task this config fine-tunes" in out

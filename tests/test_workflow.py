@@ -249,7 +249,8 @@ def freeze_jobs(per_order=(), per_run=(), tasks=TASKS, orders=FREEZE_ORDERS) -> 
 @pytest.mark.dag
 def test_interventions_rerun_only_their_own_jobs(finished):
     """A new fraction reruns every frozen fine-tune and what reads it, nothing else; one more
-    random draw adds its own jobs and the summaries, and leaves the existing draws alone."""
+    random draw adds its own jobs and the summaries, and leaves the existing draws alone; fewer
+    tasks rerun nothing but the page."""
     page_and_all = Counter({("findings", frozenset()): 1, ("all", frozenset()): 1})
     jobs = _rerun_plan(finished, {"interventions": {"fraction": 0.5}})
     assert (
@@ -263,6 +264,11 @@ def test_interventions_rerun_only_their_own_jobs(finished):
         == freeze_jobs(("finetune_frozen", "update_frozen"), orders=("random_1",))
         + freeze_jobs(per_run=("freeze_summary", "fig_freeze"))
         + page_and_all
+    )
+    # keeping them to one task (the reference config's first run) reruns only the page that
+    # lists them; adding the task back (config/full-design.yaml) adds only its own jobs
+    assert job_multiset(_rerun_plan(finished, {"interventions": {"tasks": ["nli_a"]}})) == (
+        page_and_all
     )
 
 

@@ -20,7 +20,13 @@ from headplast.plan.sizes import PlanInputError
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m headplast.plan", description=__doc__.split("\n")[0])
-    p.add_argument("--configfile", required=True, type=Path, help="the config to plan")
+    p.add_argument(
+        "--configfile",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="the config to plan (several: each merged over the one before, as Snakemake does)",
+    )
     p.add_argument(
         "--gpu", default="h100", help=f"the GPU whose peak to use: {', '.join(sorted(GPUS))}"
     )
@@ -65,7 +71,8 @@ def _header(args: argparse.Namespace, plan, peaks: dict[str, float]) -> list[str
     n = sum(1 for j in plan.jobs if j.rule not in TARGET_RULES)
     which = "jobs still to run" if args.remaining else "the full plan, as from an empty results/"
     lines = [
-        f"Cost plan of {args.configfile}: {n} jobs (snakemake --dry-run: {which})",
+        f"Cost plan of {' '.join(map(str, args.configfile))}: {n} jobs "
+        f"(snakemake --dry-run: {which})",
         f"GPU {args.gpu.upper()} at {args.utilisation:.0%} of its dense peak ("
         + ", ".join(f"{k} {v:g}" for k, v in peaks.items())
         + " TFLOP/s; headplast.bench.gpu.PEAK_TFLOPS)",
@@ -153,7 +160,7 @@ def _measured_line(args: argparse.Namespace, plan) -> str:
         )
         tflops = f", {r.tflops_per_s * 1e3:.1f} GFLOP/s" if r.tflops_per_s else ""
         parts.append(f"{rule} {speed}{tflops} ({r.jobs} job{'s' if r.jobs > 1 else ''})")
-    source = args.benchmarks_config or args.configfile
+    source = args.benchmarks_config or " ".join(map(str, args.configfile))
     used = sum(r.jobs for r in plan.rates.values())
     return (
         f"measured h: at the rates of {args.benchmarks} (a run of {source}; {used} of its "

@@ -9,6 +9,7 @@ all for one config and returns a :class:`Plan`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,10 @@ def default_snakefile() -> Path:
     return beside if beside.is_file() else Path("Snakefile")
 
 
-def load_config(configfile: Path, schema_path: Path) -> dict[str, Any]:
-    """``configfile`` as the workflow sees it: typed, defaults filled, validated."""
-    from snakemake.utils import validate
+def load_config(configfiles: Path | Sequence[Path], schema_path: Path) -> dict[str, Any]:
+    """``configfiles`` as the workflow sees them (``--configfile a b``: each merged over the one
+    before, dictionaries key by key, as Snakemake does): typed, defaults filled, validated."""
+    from snakemake.utils import update_config, validate
 
     from headplast.pipeline.config import (
         ConfigError,
@@ -53,17 +55,28 @@ def load_config(configfile: Path, schema_path: Path) -> dict[str, Any]:
         load_schema,
     )
 
-    if not Path(configfile).is_file():
-        raise PlanInputError(f"--configfile {configfile}: no such file")
-    raw = yaml.safe_load(Path(configfile).read_text()) or {}
+    files = as_configfiles(configfiles)
+    raw: dict[str, Any] = {}
+    for configfile in files:
+        if not Path(configfile).is_file():
+            raise PlanInputError(f"--configfile {configfile}: no such file")
+        update_config(raw, yaml.safe_load(Path(configfile).read_text()) or {})
     schema = load_schema(schema_path)
     config = fill_defaults(coerce_config(raw, schema), schema)
+    named = " ".join(os.fspath(f) for f in files)
     try:
         explain_config_errors(config, schema, os.fspath(schema_path))
     except ConfigError as err:
-        raise PlanInputError(f"--configfile {configfile}: {err}") from None
+        raise PlanInputError(f"--configfile {named}: {err}") from None
     validate(config, os.fspath(schema_path))
     return config
+
+
+def as_configfiles(configfiles: Path | Sequence[Path]) -> list[Path]:
+    """One config file or several, as a list."""
+    if isinstance(configfiles, (str, os.PathLike)):
+        return [Path(configfiles)]
+    return [Path(f) for f in configfiles]
 
 
 @dataclass
@@ -140,7 +153,7 @@ class Plan:
 
 
 def build_plan(
-    configfile: Path,
+    configfile: Path | Sequence[Path],
     *,
     snakefile: Path,
     workdir: Path,
@@ -166,7 +179,7 @@ def build_plan(
     if seconds is not None:
         bench_jobs, bench_works = jobs, works
         if benchmarks_config is not None or remaining:
-            bench_cfg = Path(benchmarks_config or configfile)
+            bench_cfg = benchmarks_config or configfile
             bench_sizes = Sizes(load_config(bench_cfg, schema), workdir, length)
             bench_jobs = dry_run_jobs(snakefile, bench_cfg, workdir)
             bench_works = job_works(bench_jobs, bench_sizes)

@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def _job_stats(text: str) -> dict[str, int]:
 
 def dry_run_jobs(
     snakefile: Path,
-    configfile: Path,
+    configfile: Path | Sequence[Path],
     workdir: Path,
     remaining: bool = False,
     timeout: float = 600,
@@ -114,7 +115,11 @@ def dry_run_jobs(
         "--directory",
         os.fspath(workdir),
         "--configfile",
-        os.fspath(configfile),
+        *(
+            [os.fspath(configfile)]
+            if isinstance(configfile, (str, os.PathLike))
+            else [os.fspath(f) for f in configfile]
+        ),
         "--dry-run",
         "--cores",
         "1",
