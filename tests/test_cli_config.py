@@ -11,6 +11,9 @@ import pytest
 
 from tests.workflow_utils import make_workdir, run_snakemake
 
+#: Each test starts Snakemake (dry runs, lint, a module import): the workflow tier.
+pytestmark = pytest.mark.snakemake
+
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):

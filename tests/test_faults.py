@@ -153,6 +153,7 @@ CONFIG_CASES = {
 }
 
 
+@pytest.mark.snakemake
 @pytest.mark.parametrize("case", list(CONFIG_CASES))
 def test_config_error_names_key_value_and_allowed(tmp_path, case):
     overrides, expected = CONFIG_CASES[case]
@@ -165,6 +166,7 @@ def test_config_error_names_key_value_and_allowed(tmp_path, case):
         assert text in out, f"{text!r} not in:\n{out}"
 
 
+@pytest.mark.snakemake
 def test_valid_test_config_passes_dry_run(tmp_path):
     run_snakemake(make_workdir(tmp_path), "-n", "--quiet")
 
@@ -263,6 +265,7 @@ def _local_workdir(tmp_path, val_label="entailment"):
     return wd
 
 
+@pytest.mark.snakemake
 def test_missing_local_file_is_named_by_prepare_data(tmp_path):
     wd = _local_workdir(tmp_path)
     (wd / "raw" / "validation.tsv").unlink()

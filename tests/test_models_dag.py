@@ -16,6 +16,9 @@ from tests.make_tiny_model import make_tiny_model
 from tests.test_workflow import planned_jobs
 from tests.workflow_utils import Replace, make_workdir, run_snakemake, tiny_config
 
+#: Each test starts Snakemake (dry runs, lint, a module import): the workflow tier.
+pytestmark = pytest.mark.snakemake
+
 MODELS = {"tiny_bert": {"name_or_path": "tiny_model"}, "tiny_deb": {"name_or_path": "tiny_deb"}}
 # the "public fine-tune": generic label names, its order 0 contradiction, 1 entailment, 2 neutral
 LABEL_MAP = {"LABEL_0": "contradiction", "LABEL_1": "entailment", "LABEL_2": "neutral"}

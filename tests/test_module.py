@@ -26,6 +26,9 @@ from tests.workflow_utils import (
     write_config,
 )
 
+#: Each test starts Snakemake (dry runs, lint, a module import): the workflow tier.
+pytestmark = pytest.mark.snakemake
+
 TINY_TARGETS = (  # the data of one task and one theta0: five cheap jobs
     "results/data/nli_a/eval_subset.json",
     "results/data/nli_a/selection.json",

@@ -35,6 +35,7 @@ from headplast.plan.work import Context, evaluations, sweep, training_steps
 from tests.workflow_utils import CONFIG_NAME, REPO, make_workdir, run_snakemake
 
 
+@pytest.mark.snakemake
 def test_job_counts_agree_with_snakemake_dry_run(tmp_path):
     """The plan's jobs are those a dry run of the same config lists, rule by rule, and every
     job lands in one row of one stage."""

@@ -48,7 +48,7 @@ def _expected_split_half(n, sd_signal, sd_noise):
 def test_split_half_recovers_known_reliability(sd_noise):
     n, heads = 200, 3000
     _, x = _signal_plus_noise(n, heads, 1.0, sd_noise, seed=1)
-    res = split_half(x, n_repeats=40, seed=0)
+    res = split_half(x, n_repeats=40, seed=0, n_null=0)  # the noise null: tests below
     expected = _expected_split_half(n, 1.0, sd_noise)  # 0.651 and 0.317
     # tolerance: the sd of a Spearman over 3000 heads is about (1 - r^2) / sqrt(3000) < 0.02
     assert res["reliability"] == pytest.approx(expected, abs=0.03)
@@ -60,9 +60,9 @@ def test_split_half_recovers_known_reliability(sd_noise):
 
 def test_split_half_is_one_for_noise_free_and_near_zero_for_pure_noise():
     _, x = _signal_plus_noise(50, 500, 1.0, 0.0, seed=2)
-    assert split_half(x, n_repeats=5)["reliability"] == pytest.approx(1.0)
+    assert split_half(x, n_repeats=5, n_null=0)["reliability"] == pytest.approx(1.0)
     rng = np.random.default_rng(3)
-    noise = split_half(rng.normal(size=(100, 2000)), n_repeats=20)
+    noise = split_half(rng.normal(size=(100, 2000)), n_repeats=20, n_null=0)
     assert abs(noise["reliability"]) < 0.05
 
 

@@ -515,6 +515,7 @@ def test_incomplete_check_is_per_rule():
     assert not _planned_or_flagged_incomplete("Nothing to be done.", "flaky", "flaky.txt")
 
 
+@pytest.mark.snakemake
 def test_local_profile_runs_one_gpu_job_at_a_time(tmp_path):
     """profiles/local caps `gpu` at 1: two GPU jobs never overlap, even with cores to spare."""
     (tmp_path / "Snakefile").write_text(

@@ -44,6 +44,7 @@ def rules_of(jobs) -> set[str]:
     return {rule for rule, _ in jobs}
 
 
+@pytest.mark.snakemake
 def test_lint_and_format_clean():
     lint = subprocess.run(
         [
@@ -72,6 +73,7 @@ def test_python_lint_and_format_clean():
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.snakemake
 def test_reference_config_plans_the_full_experiment():
     """config/config.yaml: DeBERTa-v3-base on MNLI and RTE, 5 seeds -> one job per artifact."""
     proc = subprocess.run(
