@@ -104,7 +104,9 @@ def runs(pattern, **fixed):
         }
         task_fixed = dict(fixed)
         if fixed.get("method") not in (None, *task_methods(task)):
-            task_fixed["method"] = task_methods(task)  # an imported fine-tune's one method
+            task_fixed["method"] = task_methods(
+                task
+            )  # an imported fine-tune's one method
         for model in TASK_MODELS[task]:
             out += expand(pattern, model=model, task=task, **task_dims, **task_fixed)
     return list(dict.fromkeys(out))
