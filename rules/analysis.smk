@@ -5,14 +5,14 @@
 rule heads:
     input:
         importance_pre=seed_path("importance_pre.jsonl"),
-        importance_post=seed_path("importance_post.jsonl"),
+        importance_post=theta1_path("importance_post.jsonl"),
         gradfisher_pre=seed_path("gradfisher_pre.jsonl"),
-        update_jsonl=seed_path("update.jsonl"),
-        function_change=seed_path("function_change.jsonl"),
+        update_jsonl=theta1_path("update.jsonl"),
+        function_change=theta1_path("function_change.jsonl"),
     output:
-        heads=seed_path("heads.csv"),
+        heads=theta1_path("heads.csv"),
     log:
-        log_path("heads"),
+        log_path("heads", THETA1_WILDCARDS),
     group:
         MEASURE_GROUP
     conda:
@@ -25,16 +25,16 @@ rule heads:
 
 rule stats:
     input:
-        heads=seed_path("heads.csv"),
+        heads=theta1_path("heads.csv"),
         importance_pre=seed_path("importance_pre.npz"),
-        importance_post=seed_path("importance_post.npz"),
+        importance_post=theta1_path("importance_post.npz"),
         gradfisher_pre=seed_path("gradfisher_pre.npz"),
-        pruning=seed_path("pruning.jsonl"),
+        pruning=theta1_path("pruning.jsonl"),
         eval_subset=data_path("eval_subset.json"),
     output:
-        stats=seed_path("stats.json"),
+        stats=theta1_path("stats.json"),
     log:
-        log_path("stats"),
+        log_path("stats", THETA1_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -50,11 +50,11 @@ rule stats:
 
 rule cases:
     input:
-        heads=seed_path("heads.csv"),
+        heads=theta1_path("heads.csv"),
     output:
-        cases=seed_path("cases.json"),
+        cases=theta1_path("cases.json"),
     log:
-        log_path("cases"),
+        log_path("cases", THETA1_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -67,12 +67,12 @@ rule cases:
 
 rule fig_I_vs_U:
     input:
-        heads=seed_path("heads.csv"),
-        cases=seed_path("cases.json"),
+        heads=theta1_path("heads.csv"),
+        cases=theta1_path("cases.json"),
     output:
         fig=seed_figure("fig_I_vs_U.png", "fig_I_vs_U", "I_pre vs Urel"),
     log:
-        log_path("fig_I_vs_U"),
+        log_path("fig_I_vs_U", THETA1_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -88,18 +88,18 @@ use rule fig_I_vs_U as fig_I_vs_G with:
     output:
         fig=seed_figure("fig_I_vs_G.png", "fig_I_vs_G", "I_pre vs G"),
     log:
-        log_path("fig_I_vs_G"),
+        log_path("fig_I_vs_G", THETA1_WILDCARDS),
     params:
         y="G",
 
 
 rule fig_stats:
     input:
-        stats=seed_path("stats.json"),
+        stats=theta1_path("stats.json"),
     output:
         fig=seed_figure("fig_stats.png", "fig_stats", "rank statistics"),
     log:
-        log_path("fig_stats"),
+        log_path("fig_stats", THETA1_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -110,11 +110,11 @@ rule fig_stats:
 
 rule fig_heatmaps:
     input:
-        heads=seed_path("heads.csv"),
+        heads=theta1_path("heads.csv"),
     output:
         fig=seed_figure("fig_heatmaps.png", "fig_heatmaps", "layer x head heatmaps"),
     log:
-        log_path("fig_heatmaps"),
+        log_path("fig_heatmaps", THETA1_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -125,11 +125,11 @@ rule fig_heatmaps:
 
 rule fig_pruning:
     input:
-        pruning=seed_path("pruning.jsonl"),
+        pruning=theta1_path("pruning.jsonl"),
     output:
         fig=seed_figure("fig_pruning.png", "fig_pruning", "pruning curves"),
     log:
-        log_path("fig_pruning"),
+        log_path("fig_pruning", THETA1_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:

@@ -46,6 +46,30 @@ TASK_MODELS = {task: _task_models(task) for task in TASKS}
 CHECKPOINT_TASKS = [t for t in TASKS if "checkpoints" in config["tasks"][t]]
 TRAINED_TASKS = [t for t in TASKS if t not in CHECKPOINT_TASKS]
 
+# How theta0 becomes theta1 (`methods:`), as the `{method}` wildcard spells it: a prefix of every
+# theta1 path below the seed folder (and of the summary folder). Full fine-tuning's is empty, so
+# its results stay where they were before LoRA existed; LoRA's runs live in a `lora/` folder
+# beside them and share theta0 and everything measured on it. A `checkpoints:` task is measured
+# once, under `full`.
+METHODS = list(config["methods"])
+METHOD_DIR = {"full": "", "lora": "lora/"}
+METHOD_OF_DIR = {v: k for k, v in METHOD_DIR.items()}
+
+
+def task_methods(task):
+    """The `{method}` values of a task's runs: every method for a trained task, full for an
+    imported fine-tune."""
+    if task in CHECKPOINT_TASKS:
+        return [METHOD_DIR["full"]]
+    return [METHOD_DIR[m] for m in METHODS]
+
+
+# The method whose runs the comparisons across tasks and starts, the findings page's tables and
+# the explorer show: full fine-tuning where it runs (so they are as before LoRA), else LoRA. The
+# methods are compared with each other in results/comparison/methods_comparison.csv.
+PAGE_METHOD = METHOD_DIR["full" if "full" in METHODS else "lora"]
+METHOD_DIRS = list(dict.fromkeys(d for t in TASKS for d in task_methods(t)))
+
 
 def resolve_model(name):
     """Hub id or local folder as given; `package:<module>/<subdir>` -> that folder of an installed
@@ -79,3 +103,4 @@ wildcard_constraints:
     task=_alternatives(TASKS),
     start=_alternatives(STARTS),
     seed=r"\d+",
+    method="(?:" + "|".join(re.escape(d) for d in METHOD_DIRS) + ")",  # "" is a value

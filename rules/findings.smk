@@ -4,11 +4,11 @@
 
 rule findings:
     input:
-        pair_stats=runs(summary_path("pair_stats.json")),
-        pruning_auc=runs(summary_path("pruning_auc.json")),
-        stats=runs(seed_path("stats.json")),
-        run_config=runs(seed_path("run_config.json")),
-        freeze=freeze_runs(summary_path("freeze.csv")),
+        pair_stats=runs(summary_path("pair_stats.json"), method=PAGE_METHOD),
+        pruning_auc=runs(summary_path("pruning_auc.json"), method=PAGE_METHOD),
+        stats=runs(theta1_path("stats.json"), method=PAGE_METHOD),
+        run_config=runs(theta1_path("run_config.json"), method=PAGE_METHOD),
+        freeze=freeze_runs(summary_path("freeze.csv"), method=PAGE_METHOD),
     output:
         html=report_item(
             "results/findings.html",
@@ -33,7 +33,7 @@ rule findings:
 
 rule explorer:
     input:
-        heads_mean=runs(summary_path("heads_mean.csv")),
+        heads_mean=runs(summary_path("heads_mean.csv"), method=PAGE_METHOD),
     output:
         html=report_item(
             "results/explorer.html",

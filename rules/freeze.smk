@@ -70,7 +70,7 @@ rule freeze_summary:
     output:
         table=summary_path("freeze.csv"),
     log:
-        log_path("freeze_summary", "{model}/{task}/{start}"),
+        log_path("freeze_summary", SUMMARY_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -88,7 +88,7 @@ rule fig_freeze:
     output:
         fig=summary_figure("fig_freeze.png", "fig_freeze", "freeze interventions"),
     log:
-        log_path("fig_freeze", "{model}/{task}/{start}"),
+        log_path("fig_freeze", SUMMARY_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:

@@ -92,8 +92,38 @@ def get_num_labels(wildcards):
 
 
 def get_train_params(wildcards):
-    """This task's training hyper-parameters only: changing them reruns this task alone."""
-    return canonical(config["tasks"][wildcards.task]["train"])
+    """This task's training hyper-parameters under the job's method: changing them reruns this
+    task alone. Full fine-tuning's are `tasks.<task>.train` as they are (so its params, and its
+    runs, are those of a workflow without methods); LoRA's add `lora.train`'s overrides, `method`
+    and the LoRA settings (get_lora), so a change to `lora:` reruns the LoRA runs alone.
+    """
+    train = config["tasks"][wildcards.task]["train"]
+    method = METHOD_OF_DIR[wildcards.method]
+    if method == "full":
+        return canonical(train)
+    lora = get_lora(wildcards.model, wildcards.task)
+    hparams = {**train, **lora.pop("train"), "method": method, "lora": lora}
+    return canonical(hparams)
+
+
+def get_lora(model, task):
+    """The LoRA settings of a model and task: headplast.train.defaults.LORA_DEFAULTS < the
+    top-level `lora:` < `models.<model>.lora` < `tasks.<task>.lora`, key by key (`train:` too).
+    """
+    from headplast.train.defaults import LORA_DEFAULTS
+
+    levels = [
+        {**LORA_DEFAULTS, "train": {}},
+        config.get("lora") or {},
+        config["models"][model].get("lora") or {},
+        config["tasks"][task].get("lora") or {},
+    ]
+    out = {}
+    for level in levels:
+        for key, value in level.items():
+            out[key] = {**out.get(key, {}), **value} if key == "train" else value
+    out["target"] = list(out["target"])
+    return out
 
 
 def get_selection_params(wildcards):

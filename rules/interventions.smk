@@ -34,13 +34,13 @@ wildcard_constraints:
     order=_alternatives(FREEZE_ORDERS),
 
 
-FREEZE_WILDCARDS = f"{SEED_WILDCARDS}/{{order}}"
+FREEZE_WILDCARDS = f"{THETA1_WILDCARDS}/{{order}}"
 FREEZE_SUMMARIES = ["freeze.csv", "fig_freeze.png"]
 
 
 def freeze_path(name):
     """An artifact of one freeze order of one seed."""
-    return seed_path(f"freeze/{{order}}/{name}")
+    return theta1_path(f"freeze/{{order}}/{name}")
 
 
 def freeze_output(name):
@@ -55,7 +55,8 @@ def freeze_runs(pattern, **fixed):
     ``interventions.starts`` (x seeds and orders where it has them).
     """
     dims = {"start": FREEZE_STARTS, "seed": SEEDS, "order": FREEZE_ORDERS}
-    dims = {k: v for k, v in dims.items() if f"{{{k}}}" in pattern}
+    dims["method"] = [METHOD_DIR[m] for m in METHODS]
+    dims = {k: v for k, v in dims.items() if f"{{{k}}}" in pattern and k not in fixed}
     out = []
     for task in FREEZE_TASKS:
         for model in TASK_MODELS[task]:
@@ -96,7 +97,10 @@ def get_freeze_scores(wildcards):
 
     if wildcards.order.startswith("random_"):
         return {}
-    return {"scores": seed_path(FREEZE_SCORES[wildcards.order][0])}
+    name = FREEZE_SCORES[wildcards.order][0]
+    # scores measured on theta1 (Urel, U) are the same method's; those on theta0 are shared
+    path = theta1_path(name) if name in THETA1_ARTIFACTS else seed_path(name)
+    return {"scores": path}
 
 
 def frozen_per_seed(name):
@@ -104,7 +108,7 @@ def frozen_per_seed(name):
 
     def inputs(wildcards):
         w = dict(wildcards.items())
-        pattern = seed_path(f"freeze/{{order}}/{name}")
+        pattern = freeze_path(name)
         return [
             pattern.format(**w, order=o, seed=s) for o in FREEZE_ORDERS for s in SEEDS
         ]

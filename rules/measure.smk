@@ -39,12 +39,12 @@ use rule importance_pre as importance_post with:
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:
-        jsonl=seed_path("importance_post.jsonl"),
-        per_example=seed_path("importance_post.npz"),
+        jsonl=theta1_path("importance_post.jsonl"),
+        per_example=theta1_path("importance_post.npz"),
     log:
-        log_path("importance_post"),
+        log_path("importance_post", THETA1_WILDCARDS),
     benchmark:
-        bench_path("importance_post")
+        bench_path("importance_post", THETA1_WILDCARDS)
 
 
 rule gradfisher_pre:
@@ -81,11 +81,11 @@ rule update:
         **ckpt_input("init"),
         **ckpt_input("final"),
     output:
-        jsonl=seed_path("update.jsonl"),
+        jsonl=theta1_path("update.jsonl"),
     log:
-        log_path("update"),
+        log_path("update", THETA1_WILDCARDS),
     benchmark:
-        bench_path("update")
+        bench_path("update", THETA1_WILDCARDS)
     group:
         MEASURE_GROUP
     conda:
@@ -164,18 +164,18 @@ rule pruning:
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
         importance_pre=seed_path("importance_pre.jsonl"),
-        importance_post=seed_path("importance_post.jsonl"),
+        importance_post=theta1_path("importance_post.jsonl"),
         gradfisher_pre=seed_path("gradfisher_pre.jsonl"),
-        update_jsonl=seed_path("update.jsonl"),
+        update_jsonl=theta1_path("update.jsonl"),
         importance_pre_npz=seed_path("importance_pre.npz"),
-        importance_post_npz=seed_path("importance_post.npz"),
+        importance_post_npz=theta1_path("importance_post.npz"),
         gradfisher_pre_npz=seed_path("gradfisher_pre.npz"),
     output:
-        jsonl=seed_path("pruning.jsonl"),
+        jsonl=theta1_path("pruning.jsonl"),
     log:
-        log_path("pruning"),
+        log_path("pruning", THETA1_WILDCARDS),
     benchmark:
-        bench_path("pruning")
+        bench_path("pruning", THETA1_WILDCARDS)
     group:
         MEASURE_GROUP
     conda:
@@ -204,11 +204,11 @@ rule function_change:
         validation=data_path("validation.jsonl"),
         subset=data_path("eval_subset.json"),
     output:
-        jsonl=seed_path("function_change.jsonl"),
+        jsonl=theta1_path("function_change.jsonl"),
     log:
-        log_path("function_change"),
+        log_path("function_change", THETA1_WILDCARDS),
     benchmark:
-        bench_path("function_change")
+        bench_path("function_change", THETA1_WILDCARDS)
     group:
         MEASURE_GROUP
     conda:

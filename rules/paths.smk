@@ -7,6 +7,12 @@ SUMMARY_DIR = "results/{model}/{task}/{start}/summary"
 RUN_DIR = "results/{model}/{task}"  # shared by every start and seed of a model and task
 COMPARISON_DIR = "results/comparison"
 SEED_WILDCARDS = "{model}/{task}/{start}/seed{seed}"
+# What follows theta1 exists once per method: `{method}` ("" for full, "lora/" for LoRA; see
+# rules/derived.smk) prefixes its name below the seed folder, the summary folder and the log's
+# and benchmark's seed file, so full fine-tuning's paths are those of a tree without methods.
+METHOD = "{method}"
+THETA1_WILDCARDS = "{model}/{task}/{start}/{method}seed{seed}"
+SUMMARY_WILDCARDS = "{model}/{task}/{method}{start}"
 
 
 def data_path(name):
@@ -19,14 +25,19 @@ def seed_path(name, start="{start}"):
     return f"{SEED_DIR}/{name}".replace("{start}", start)
 
 
+def theta1_path(name, start="{start}"):
+    """A per-seed artifact of theta1 (or measured on it): one per method."""
+    return seed_path(f"{METHOD}{name}", start)
+
+
 def run_path(name):
     """An artifact of one model and task shared by all its starts and seeds."""
     return f"{RUN_DIR}/{name}"
 
 
 def summary_path(name):
-    """An across-seed artifact of one model, task and start."""
-    return f"{SUMMARY_DIR}/{name}"
+    """An across-seed artifact of one model, task, start and method."""
+    return f"{SUMMARY_DIR}/{METHOD}{name}"
 
 
 def log_path(rule, wildcards=SEED_WILDCARDS):
@@ -37,10 +48,16 @@ def bench_path(rule, wildcards=SEED_WILDCARDS):
     return f"benchmarks/{rule}/{wildcards}.tsv"
 
 
+def _ckpt_dir(which, start):
+    name = f"ckpt_{which}"
+    return theta1_path(name, start) if which == "final" else seed_path(name, start)
+
+
 def ckpt(which, start="{start}"):
     """The declared files of a seed's checkpoint folder ckpt_<which> (the folder itself is not an
-    output), named as the outputs of the job that writes it (`model`, `config`)."""
-    d = seed_path(f"ckpt_{which}", start)
+    output), named as the outputs of the job that writes it (`model`, `config`); theta1's
+    (`final`) is one per method."""
+    d = _ckpt_dir(which, start)
     return {"model": f"{d}/model.safetensors", "config": f"{d}/config.json"}
 
 
@@ -49,7 +66,7 @@ def ckpt_input(which, start="{start}", folder=None):
     `<which>_model` and `<which>_config`: a script reads theta0 as input.init_model and theta1
     as input.final_model. ``folder``: a checkpoint outside the seed's own ckpt_<which> (a frozen
     run's theta1)."""
-    d = folder or seed_path(f"ckpt_{which}", start)
+    d = folder or _ckpt_dir(which, start)
     return {
         f"{which}_model": f"{d}/model.safetensors",
         f"{which}_config": f"{d}/config.json",
@@ -57,14 +74,16 @@ def ckpt_input(which, start="{start}", folder=None):
 
 
 def per_seed(name):
-    """Input function: this run's per-seed artifact ``name``, one file per seed in SEEDS order."""
+    """Input function: this run's (and method's) per-seed theta1 artifact ``name``, one file
+    per seed in SEEDS order."""
 
     def inputs(wildcards):
         return expand(
-            seed_path(name),
+            theta1_path(name),
             model=wildcards.model,
             task=wildcards.task,
             start=wildcards.start,
+            method=wildcards.method,
             seed=SEEDS,
         )
 
@@ -72,22 +91,37 @@ def per_seed(name):
 
 
 def runs(pattern, **fixed):
-    """``pattern`` expanded over every model x task x start (x seed where it has {seed}) and
-    over the values of ``fixed`` (other wildcards of the pattern, e.g. artifact=[...]).
+    """``pattern`` expanded over every model x task x start (x seed, x the task's methods where
+    it has {seed}, {method}) and over the values of ``fixed`` (other wildcards of the pattern,
+    e.g. artifact=[...]; method=PAGE_METHOD keeps the runs of the method the pages show).
     """
-    dims = {"start": STARTS, "seed": SEEDS}
-    dims = {k: v for k, v in dims.items() if f"{{{k}}}" in pattern}
+    dims = {"start": STARTS, "seed": SEEDS, "method": None}
+    dims = {k: v for k, v in dims.items() if f"{{{k}}}" in pattern and k not in fixed}
     out = []
     for task in TASKS:  # a `checkpoints:` task runs for its own model only
+        task_dims = {
+            k: task_methods(task) if k == "method" else v for k, v in dims.items()
+        }
+        task_fixed = dict(fixed)
+        if fixed.get("method") not in (None, *task_methods(task)):
+            task_fixed["method"] = task_methods(
+                task
+            )  # an imported fine-tune's one method
         for model in TASK_MODELS[task]:
-            out += expand(pattern, model=model, task=task, **dims, **fixed)
+            out += expand(pattern, model=model, task=task, **task_dims, **task_fixed)
     return list(dict.fromkeys(out))
 
 
-SEED_ARTIFACTS = [
+# Measured on theta0: one per seed and start, shared by the methods.
+THETA0_ARTIFACTS = [
     "importance_pre.jsonl",
-    "importance_post.jsonl",
     "gradfisher_pre.jsonl",
+    "ckpt_init/model.safetensors",
+    "ckpt_init/config.json",
+]
+# theta1 and what is measured on it or derived from it: one per method.
+THETA1_ARTIFACTS = [
+    "importance_post.jsonl",
     "update.jsonl",
     "pruning.jsonl",
     "function_change.jsonl",
@@ -100,11 +134,10 @@ SEED_ARTIFACTS = [
     "fig_heatmaps.png",
     "fig_pruning.png",
     "run_config.json",
-    "ckpt_init/model.safetensors",
-    "ckpt_init/config.json",
     "ckpt_final/model.safetensors",
     "ckpt_final/config.json",
 ]
+SEED_ARTIFACTS = THETA0_ARTIFACTS + THETA1_ARTIFACTS
 SUMMARY_ARTIFACTS = [
     "heads_mean.csv",
     "stability.json",
@@ -134,8 +167,9 @@ def all_outputs():
     (freeze_outputs, rules/freeze.smk) and the pages."""
     return (
         expand(data_path("eval_subset.json"), task=TASKS)
-        + runs(f"{SEED_DIR}/{{artifact}}", artifact=SEED_ARTIFACTS)
-        + runs(f"{SUMMARY_DIR}/{{artifact}}", artifact=SUMMARY_ARTIFACTS)
+        + runs(f"{SEED_DIR}/{{artifact}}", artifact=THETA0_ARTIFACTS)
+        + runs(theta1_path("{artifact}"), artifact=THETA1_ARTIFACTS)
+        + runs(summary_path("{artifact}"), artifact=SUMMARY_ARTIFACTS)
         + [f"{COMPARISON_DIR}/{a}" for a in COMPARISON_ARTIFACTS]
         + freeze_outputs()
         + PAGES

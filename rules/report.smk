@@ -19,10 +19,10 @@ def report_item(path, caption, labels, category="{task}", subcategory=None):
 def seed_figure(name, caption, label):
     """A per-seed figure, filed under its task and `<model> <start> seed <seed>`."""
     return report_item(
-        seed_path(name),
+        theta1_path(name),
         caption,
         {"figure": label},
-        subcategory="{model} {start} seed {seed}",
+        subcategory="{model} {start} {method}seed {seed}",
     )
 
 
@@ -32,5 +32,5 @@ def summary_figure(name, caption, label):
         summary_path(name),
         caption,
         {"figure": label},
-        subcategory="{model} {start} seed mean",
+        subcategory="{model} {start} {method}seed mean",
     )

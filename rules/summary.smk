@@ -13,7 +13,7 @@ rule summary_seeds:
         pair_stats=summary_path("pair_stats.json"),
         case_counts=summary_path("case_counts.csv"),
     log:
-        log_path("summary_seeds", "{model}/{task}/{start}"),
+        log_path("summary_seeds", SUMMARY_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -49,7 +49,7 @@ rule fig_summary:
             "fig_I_vs_G_mean.png", "fig_seed_mean_scatter", "I_pre vs G (seed mean)"
         ),
     log:
-        log_path("fig_summary", "{model}/{task}/{start}"),
+        log_path("fig_summary", SUMMARY_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -64,7 +64,7 @@ rule fig_training:
     output:
         fig=summary_figure("fig_training.png", "fig_training", "fine-tuning curves"),
     log:
-        log_path("fig_training", "{model}/{task}/{start}"),
+        log_path("fig_training", SUMMARY_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -82,7 +82,7 @@ rule summary_pruning:
         curves=summary_path("pruning_mean.csv"),
         auc=summary_path("pruning_auc.json"),
     log:
-        log_path("summary_pruning", "{model}/{task}/{start}"),
+        log_path("summary_pruning", SUMMARY_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -102,7 +102,7 @@ rule fig_pruning_mean:
             "fig_pruning_mean.png", "fig_pruning_mean", "pruning curves (seed mean)"
         ),
     log:
-        log_path("fig_pruning_mean", "{model}/{task}/{start}"),
+        log_path("fig_pruning_mean", SUMMARY_WILDCARDS),
     conda:
         "../envs/headplast.yaml"
     params:
@@ -113,7 +113,7 @@ rule fig_pruning_mean:
 
 rule compare_tasks:
     input:
-        heads_mean=runs(summary_path("heads_mean.csv")),
+        heads_mean=runs(summary_path("heads_mean.csv"), method=PAGE_METHOD),
     output:
         table=f"{COMPARISON_DIR}/tasks_comparison.csv",
     log:
@@ -121,7 +121,7 @@ rule compare_tasks:
     conda:
         "../envs/headplast.yaml"
     params:
-        runs=runs("{model}/{task}/{start}"),
+        runs=runs(SUMMARY_WILDCARDS),
         top_k=config["analysis"]["top_k"],
         code=package_code("compare_tasks.py"),
     script:
@@ -130,8 +130,8 @@ rule compare_tasks:
 
 rule compare_starts:
     input:
-        stability=runs(summary_path("stability.json")),
-        pair_stats=runs(summary_path("pair_stats.json")),
+        stability=runs(summary_path("stability.json"), method=PAGE_METHOD),
+        pair_stats=runs(summary_path("pair_stats.json"), method=PAGE_METHOD),
     output:
         table=f"{COMPARISON_DIR}/starts_comparison.csv",
         fig=report_item(
@@ -145,7 +145,7 @@ rule compare_starts:
     conda:
         "../envs/headplast.yaml"
     params:
-        runs=runs("{model}/{task}/{start}"),
+        runs=runs(SUMMARY_WILDCARDS),
         code=package_code("compare_starts.py"),
     script:
         "../workflow/scripts/compare_starts.py"

@@ -94,11 +94,11 @@ rule finetune:
         selection=data_path("selection.json"),
     output:
         **ckpt("final"),
-        run_config=seed_path("run_config.json"),
+        run_config=theta1_path("run_config.json"),
     log:
-        log_path("finetune"),
+        log_path("finetune", THETA1_WILDCARDS),
     benchmark:
-        bench_path("finetune")
+        bench_path("finetune", THETA1_WILDCARDS)
     wildcard_constraints:
         task=_alternatives(TRAINED_TASKS),
     conda:
@@ -127,13 +127,14 @@ rule import_final:
         source=get_checkpoint_files,
     output:
         **ckpt("final"),
-        run_config=seed_path("run_config.json"),
+        run_config=theta1_path("run_config.json"),
     log:
-        log_path("import_final"),
+        log_path("import_final", THETA1_WILDCARDS),
     benchmark:
-        bench_path("import_final")
+        bench_path("import_final", THETA1_WILDCARDS)
     wildcard_constraints:
         task=_alternatives(CHECKPOINT_TASKS),
+        method="",  # an imported fine-tune is measured once, as `full`
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")

@@ -37,6 +37,9 @@ def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
         m = re.match(r"^wildcards: (.*)$", line.strip())
         if m and jobs:
             jobs[-1][1].update(dict(kv.split("=", 1) for kv in m.group(1).split(", ")))
+    for _, wildcards in jobs:  # full fine-tuning's `{method}` is empty: its jobs as before LoRA
+        if wildcards.get("method") == "":
+            del wildcards["method"]
     return jobs
 
 
