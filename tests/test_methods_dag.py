@@ -14,6 +14,9 @@ import pytest
 from tests.test_workflow import planned_jobs
 from tests.workflow_utils import make_workdir, run_snakemake, tiny_config, write_config
 
+#: Each test but the last starts Snakemake (dry runs): the workflow tier.
+pytestmark = pytest.mark.snakemake
+
 LORA = "lora/"
 # theta1 and what follows it, per (start, seed) of each task: one job per method
 THETA1_PER_SEED = (
