@@ -254,3 +254,97 @@ def test_tokens_per_example_modes(tmp_path):
     assert tokens == 256 and "no rows on disk" in why
     with pytest.raises(PlanInputError, match="^--length 'short'"):
         tokens_per_example("short", 256, "rte", glue, "x", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real sizes: ModernBERT-base, Qwen2.5-0.5B and Llama-3.2-1B from the built-in table
+# ---------------------------------------------------------------------------------------------
+
+#: name -> (layers, query heads, key/value heads, pooling, base-model parameters as published:
+#: ModernBERT-base's model card "149 million", Qwen2.5-0.5B's "0.49B" (494.03M as transformers
+#: counts the causal LM, whose output layer is the tied embedding), Llama-3.2-1B's "1.23B").
+REAL_SIZES = {
+    "ModernBERT-base": (22, 12, 12, "mean", 149e6),
+    "Qwen2.5-0.5B": (24, 14, 2, "last", 494.03e6),
+    "Llama-3.2-1B": (16, 32, 8, "last", 1.23e9),
+}
+
+
+@pytest.mark.parametrize("name", list(REAL_SIZES))
+def test_real_sizes_build_on_the_meta_device(name):
+    """The table's entry builds the model on the meta device with the published parameter count,
+    its heads and key/value groups as the adapter table reads them, and the pooling its task head
+    reads (decoders: the last token that is not the end-of-sequence id they are padded with)."""
+    from headplast.model.adapters import resolve_head, resolve_layout
+    from headplast.plan.flops import meta_model
+
+    layers, heads, kv_heads, pooling, published = REAL_SIZES[name]
+    arch = architecture(name)
+    assert arch.source == "built-in table"
+    assert (arch.n_layers, arch.n_heads, arch.n_kv_heads) == (layers, heads, kv_heads)
+    model = meta_model(arch, 3)
+    assert all(p.device.type == "meta" for p in model.parameters())
+    layout = resolve_layout(model)
+    assert (layout.n_layers, layout.n_heads, layout.n_kv_heads) == (layers, heads, kv_heads)
+    base = sum(p.numel() for p in model.base_model.parameters())
+    assert abs(base - published) / published < 0.005, base
+    head = resolve_head(model)
+    assert head.pooling == pooling
+    if pooling == "last":
+        eos = arch.config["eos_token_id"]
+        assert head.pad_token_id == eos and model.config.use_cache is False
+    assert f"{heads} heads" in arch.describe()
+    assert (f"({kv_heads} key/value)" in arch.describe()) == (kv_heads != heads)
+
+
+def test_modernbert_base_entry_is_transformers_own():
+    """transformers' ModernBertConfig defaults are answerdotai/ModernBERT-base (its docstring
+    names the checkpoint): the table's entry builds the same network, local and global layers
+    and both rotary bases included, and reads the checkpoint's mean pooling."""
+    from transformers import ModernBertConfig
+
+    from headplast.model.architectures import model_config
+
+    ours = model_config(KNOWN_ARCHITECTURES["answerdotai/ModernBERT-base"], 3).to_dict()
+    theirs = ModernBertConfig(num_labels=3).to_dict()
+    for key in ("id2label", "label2id", "transformers_version", "dtype"):
+        ours.pop(key, None), theirs.pop(key, None)
+    assert ours.pop("classifier_pooling") == "mean" and theirs.pop("classifier_pooling") == "cls"
+    assert ours.pop("global_attn_every_n_layers") == 3  # read into layer_types, compared below
+    assert ours == theirs
+    assert ours["layer_types"][:4] == [
+        "full_attention",
+        "sliding_attention",
+        "sliding_attention",
+        "full_attention",
+    ]
+
+
+@pytest.mark.parametrize("name", list(REAL_SIZES))
+def test_flops_are_positive_and_layer_proportional(name):
+    """At each model's full width, a forward pass costs the same FLOPs more for every layer
+    added, and the prefix-cached sweep of L x H heads costs, per example, between
+    1 + H(L-1)/2 and 1 + H(L+1)/2 forward passes, plus the task head's share: each ablation in
+    layer l reruns at most layers l..L-1 (docs/development.md, "Speed") and at least the layers
+    above l, and the task head once. With F = L c + h (c a layer, h the head) the sum over the
+    L x H ablations is at most H (c L(L+1)/2 + L h): F (1 + H(L+1)/2) + H h (L-1)/2 with the
+    all-gates-1 pass. h is at most the head on every position (a decoder's score layer maps
+    each token before the last one is read)."""
+    from headplast.model.architectures import known_architecture
+
+    fields = known_architecture(name)
+    tokens, batch = 16, 2
+
+    def counts(layers: int) -> ShapeCounts:
+        shape = {**fields, "num_hidden_layers": layers}
+        return ShapeCounts(Architecture(name, shape, "test"), 3)
+
+    forward = [counts(n).forward(tokens, batch) for n in (1, 2, 3)]
+    assert forward[0] > 0 and forward[1] - forward[0] > 0
+    assert forward[2] - forward[1] == forward[1] - forward[0]
+    two = counts(2)
+    heads = fields["num_attention_heads"]
+    f, h = two.forward(tokens, batch), tokens * two.head(batch)
+    ratio = two.sweep(tokens, batch, 1 << 16) / f
+    assert 0 < h < f / 10
+    assert 1 + heads * (2 - 1) / 2 <= ratio <= 1 + heads * (2 + 1) / 2 + heads * h * 1 / (2 * f)

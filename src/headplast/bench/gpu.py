@@ -1,7 +1,9 @@
-"""GPU check at the reference size: ``make bench-gpu`` = ``python -m headplast.bench.gpu``.
+"""GPU check at real sizes: ``make bench-gpu`` = ``python -m headplast.bench.gpu``.
 
-A model of DeBERTa-v3-base's exact architecture (12 x 12 heads, random weights built from its
-config, so no hub is needed) on ``--examples`` (1,024) synthetic pairs of ``--length`` (128)
+A model of a known architecture's exact shape (``--arch``, a model of
+:data:`headplast.model.architectures.KNOWN_ARCHITECTURES`: DeBERTa-v3-base by default, or
+ModernBERT-base, Qwen2.5-0.5B, Llama-3.2-1B, ...; random weights built from its config on the
+device, so no hub is needed) on ``--examples`` (1,024) synthetic pairs of ``--length`` (128)
 tokens. It times, each stage synchronised on the device:
 
 * ``finetune``: ``--steps`` (200) AdamW steps on batches of ``--batch-size`` (32) in
@@ -17,14 +19,18 @@ For each stage it prints the seconds, examples per second, the floating-point op
 scaled to the whole subset: every stage is linear in the examples; fine-tuning: one step counted,
 times the steps), the TFLOP/s that gives and its share of the GPU's dense peak at that precision
 (:data:`PEAK_TFLOPS` by device name, or ``--peak-tflops``). The last line is
-``measure_examples_per_s=<x> finetune_steps_per_s=<y> measure_peak_share=<s>``. ``--tiny``
-shrinks everything to a CPU smoke test (the test suite runs it); timings are never asserted.
+``measure_examples_per_s=<x> finetune_steps_per_s=<y> measure_peak_share=<s>``. On a GPU each
+stage also records the most memory it allocated (``peak_mem_mb``), to set beside the counted
+estimate of :mod:`headplast.plan.memory`. ``--tiny`` shrinks everything, the architecture
+included (:func:`headplast.model.architectures.tiny_fields`: the family's features kept), to a
+CPU smoke test (the test suite runs it); timings are never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +43,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from headplast.bench.ratios import DEBERTA_L12_TINY, ModelSpec, build_deberta, synthetic_pairs
+from headplast.bench.ratios import ModelSpec, synthetic_pairs
 from headplast.data.batching import make_batches
 from headplast.io import write_json
 from headplast.measure.function_change import function_change
@@ -46,6 +52,13 @@ from headplast.measure.importance import ablation_sweep
 from headplast.measure.pruning import SCORES, pruning_curves, removal_orders
 from headplast.measure.shared_sweep import importance_from_theta0_sweep, theta0_hidden_sweep
 from headplast.model.adapters import resolve_layout
+from headplast.model.architectures import (
+    ARCHITECTURE_ALIASES,
+    KNOWN_ARCHITECTURES,
+    build_model,
+    known_architecture,
+    tiny_fields,
+)
 from headplast.model.precision import autocast_context, enable_tf32, resolve_precision
 
 #: Dense (no sparsity: half the data sheets' "with sparsity" figures) peak TFLOP/s by precision
@@ -62,6 +75,8 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "L40S": {"bf16": 362.1, "fp16": 362.1, "tf32": 183.0, "fp32": 91.6},
 }
 MEASURE_STAGES = ("theta0_sweep", "gradfisher", "theta1_sweep", "pruning", "function_change")
+#: The architecture ``make bench-gpu`` builds without ``--arch`` (the reference experiment's).
+DEFAULT_ARCH = "microsoft/deberta-v3-base"
 
 
 def peak_tflops(device: torch.device, precision: str, override: float | None) -> float | None:
@@ -83,12 +98,51 @@ def _sync(device: torch.device) -> None:
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
-    """(seconds, result) of ``fn()``, the device synchronised before and after."""
+    """(seconds, result) of ``fn()``, the device synchronised before and after (on a GPU, its
+    peak-memory counter reset before: :func:`peak_mem_mb` reads this call's peak)."""
     _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     out = fn()
     _sync(device)
     return time.perf_counter() - start, out
+
+
+def peak_mem_mb(device: torch.device) -> float | None:
+    """The most memory allocated on ``device`` since the last :func:`timed` began (MiB), the
+    weights already there included; None on a CPU."""
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+
+
+def bench_spec(
+    arch: str, fields: dict[str, Any], tiny: bool, seed: int, device: torch.device
+) -> ModelSpec:
+    """The model ``bench-gpu`` times: ``fields`` (an architecture's config fields) built with
+    random weights on ``device`` (initialised there: no host copy of a 1B model), and the token
+    ids its synthetic pairs use: ordinary tokens of its vocabulary, its own CLS/BOS and SEP ids
+    where the config has them (else 1 and 2: timing does not depend on the ids), segment ids
+    where it has segment embeddings."""
+    first = fields.get("cls_token_id", fields.get("bos_token_id"))
+    special = (1 if first is None else int(first), int(fields.get("sep_token_id", 2)))
+    return ModelSpec(
+        arch,
+        lambda: build_model(fields, 3, device=device, seed=seed),
+        f"{arch} architecture (random weights)" + (" [tiny]" if tiny else ""),
+        int(fields["vocab_size"]),
+        int(fields.get("type_vocab_size") or 0) > 1,
+        special,
+    )
+
+
+def arch_name(value: str) -> str:
+    """``--arch``: a key of :data:`KNOWN_ARCHITECTURES` or one of its aliases."""
+    if value in KNOWN_ARCHITECTURES or value in ARCHITECTURE_ALIASES:
+        return value
+    known = ", ".join([*KNOWN_ARCHITECTURES, *ARCHITECTURE_ALIASES])
+    raise argparse.ArgumentTypeError(f"{value!r} is not a known architecture; known: {known}")
 
 
 def counted_flops(fn: Callable[[], Any]) -> int:
@@ -151,7 +205,9 @@ def measure_stages(
     }
 
 
-def _row(seconds: float, examples: int, flops: int, peak: float | None) -> dict[str, Any]:
+def _row(
+    seconds: float, examples: int, flops: int, peak: float | None, mem_mb: float | None = None
+) -> dict[str, Any]:
     tflops = flops / seconds / 1e12
     return {
         "seconds": round(seconds, 4),
@@ -159,6 +215,7 @@ def _row(seconds: float, examples: int, flops: int, peak: float | None) -> dict[
         "flops": flops,
         "tflops_per_s": round(tflops, 3),
         "peak_share": None if peak is None else round(tflops / peak, 4),
+        "peak_mem_mb": mem_mb,
     }
 
 
@@ -172,22 +229,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     train_precision = resolve_precision(args.train_precision) if device.type == "cuda" else "fp32"
     if device.type == "cuda" and "fp32" not in (precision, train_precision):
         enable_tf32()
-    spec = ModelSpec(
-        "deberta_v3_base",
-        lambda: build_deberta(dict(DEBERTA_L12_TINY) if args.tiny else {}, seed=args.seed),
-        "",
-        128 if args.tiny else 128100,
-        False,
-        (1, 2),
+    fields = known_architecture(args.arch)
+    if args.tiny:
+        fields = tiny_fields(fields)
+    spec = bench_spec(args.arch, fields, args.tiny, args.seed, device)
+    theta0 = spec.build()
+    pad = int(theta0.config.pad_token_id or 0)  # uniform lengths: no padding; kept consistent
+    enc = dataclasses.replace(
+        synthetic_pairs(spec, [args.length] * args.examples, args.seed), pad_id=pad
     )
-    theta0 = spec.build().to(device).eval()
-    enc = synthetic_pairs(spec, [args.length] * args.examples, args.seed)
     batches = make_batches(enc, args.tokens_per_batch)
     train = make_batches(enc, args.batch_size * args.length)
-    flop_batches = make_batches(
-        synthetic_pairs(spec, [args.length] * args.flop_examples, args.seed + 1),
-        args.tokens_per_batch,
-    )
+    flop_enc = synthetic_pairs(spec, [args.length] * args.flop_examples, args.seed + 1)
+    flop_batches = make_batches(dataclasses.replace(flop_enc, pad_id=pad), args.tokens_per_batch)
     peak_train = peak_tflops(device, train_precision, args.peak_tflops)
     peak = peak_tflops(device, precision, args.peak_tflops)
     rows: dict[str, dict[str, Any]] = {}
@@ -198,7 +252,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     theta1 = copy.deepcopy(theta0)
     seconds, _ = timed(lambda: train_steps(theta1, train, args.steps, train_precision), device)
     rows["finetune"] = _row(
-        seconds, args.steps * args.batch_size, step_flops * args.steps, peak_train
+        seconds,
+        args.steps * args.batch_size,
+        step_flops * args.steps,
+        peak_train,
+        peak_mem_mb(device),
     )
     rows["finetune"]["steps_per_s"] = round(args.steps / seconds, 3)
 
@@ -207,12 +265,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name in MEASURE_STAGES:
         flops = counted_flops(flop_stages[name]) * args.examples // args.flop_examples
         seconds, _ = timed(stages[name], device)
-        rows[name] = _row(seconds, args.examples, flops, peak)
+        rows[name] = _row(seconds, args.examples, flops, peak, peak_mem_mb(device))
     total_s = sum(rows[n]["seconds"] for n in MEASURE_STAGES)
     total_flops = sum(rows[n]["flops"] for n in MEASURE_STAGES)
-    rows["measure_total"] = _row(total_s, args.examples, total_flops, peak)
+    mems = [rows[n]["peak_mem_mb"] for n in MEASURE_STAGES if rows[n]["peak_mem_mb"] is not None]
+    rows["measure_total"] = _row(
+        total_s, args.examples, total_flops, peak, max(mems) if mems else None
+    )
+    layout = resolve_layout(theta0)
     out = {
-        "model": "DeBERTa-v3-base architecture (random weights)" + (" [tiny]" if args.tiny else ""),
+        "model": spec.description,
+        "arch": args.arch,
+        "shape": {
+            "layers": layout.n_layers,
+            "heads": layout.n_heads,
+            "kv_heads": layout.n_kv_heads,
+            "parameters": sum(p.numel() for p in theta0.parameters()),
+        },
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": precision,
         "train_precision": train_precision,
@@ -246,6 +315,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m headplast.bench.gpu", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--out", default="results/bench", help="folder for bench_gpu.json")
+    p.add_argument(
+        "--arch",
+        type=arch_name,
+        default=DEFAULT_ARCH,
+        help="the architecture to build (headplast.model.architectures.KNOWN_ARCHITECTURES: "
+        "a hub id or its short name, e.g. ModernBERT-base, Qwen2.5-0.5B, Llama-3.2-1B); "
+        f"default {DEFAULT_ARCH}",
+    )
     p.add_argument("--device", default=None, help="default: cuda if visible, else cpu")
     p.add_argument("--examples", type=int, default=None, help="default 1024 (tiny 8)")
     p.add_argument("--length", type=int, default=None, help="tokens per example, default 128")
@@ -280,12 +357,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"== {out['model']} on {out['device']}: {out['n_examples']} examples x {out['length']} "
         f"tokens, measuring in {out['precision']}, fine-tuning in {out['train_precision']}"
     )
-    print(f"{'stage':<16} {'s':>9} {'examples/s':>11} {'TFLOP':>9} {'TFLOP/s':>8} {'of peak':>8}")
+    print(
+        f"{'stage':<16} {'s':>9} {'examples/s':>11} {'TFLOP':>9} {'TFLOP/s':>8} {'of peak':>8} "
+        f"{'peak MiB':>9}"
+    )
     for name, r in out["stages"].items():
         share = "" if r["peak_share"] is None else f"{r['peak_share']:.1%}"
+        mem = "" if r["peak_mem_mb"] is None else f"{r['peak_mem_mb']:.0f}"
         print(
             f"{name:<16} {r['seconds']:>9.3f} {r['examples_per_s']:>11.1f} "
-            f"{r['flops'] / 1e12:>9.3f} {r['tflops_per_s']:>8.2f} {share:>8}"
+            f"{r['flops'] / 1e12:>9.3f} {r['tflops_per_s']:>8.2f} {share:>8} {mem:>9}"
         )
     if "peak_gpu_mem_mb" in out:
         print(f"peak GPU memory {out['peak_gpu_mem_mb']:.0f} MB")

@@ -37,12 +37,11 @@ from headplast.measure.gradients import gate_gradients
 from headplast.measure.importance import ablation_sweep
 from headplast.measure.pruning import SCORES, evaluation_count, removal_orders, removal_sums
 from headplast.model.adapters import resolve_head
+from headplast.model.architectures import build_model
 from headplast.model.head import head_logits
 from headplast.plan.sizes import Architecture
 
 _aten = torch.ops.aten
-#: ``config.json`` keys that describe a checkpoint rather than the network's shape.
-_NOT_SHAPE = ("architectures", "id2label", "label2id", "torch_dtype", "dtype", "_name_or_path")
 
 
 def _meta(x: Any) -> bool:
@@ -81,20 +80,9 @@ def shape_only_flops(fn: Callable[[], Any]) -> int:
 
 def meta_model(arch: Architecture, num_labels: int) -> nn.Module:
     """``<family>ForSequenceClassification`` of ``arch`` with ``num_labels`` classes on the
-    ``meta`` device (no weights, no memory), in eval mode."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
-
-    fields = {k: v for k, v in arch.config.items() if k not in _NOT_SHAPE}
-    config = AutoConfig.for_model(fields.pop("model_type"), **fields, num_labels=num_labels)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(config)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    return model.eval()
+    ``meta`` device (no weights, no memory), in eval mode
+    (:func:`headplast.model.architectures.build_model`, as ``make bench-gpu`` builds it)."""
+    return build_model(arch.config, num_labels, device="meta")
 
 
 def uniform_batch(n: int, tokens: int) -> dict[str, torch.Tensor]:

@@ -6,8 +6,8 @@ fields a model is built from) without a hub download, from the first that has it
 1. the ``config.json`` of a local model folder (``package:<module>/<dir>`` resolved as the
    workflow resolves it);
 2. the Hugging Face hub cache (``huggingface_hub.try_to_load_from_cache``: offline, no request);
-3. :data:`KNOWN_ARCHITECTURES`, the ``config.json`` of a few reference models as the hub serves
-   them.
+3. :data:`KNOWN_ARCHITECTURES` (:mod:`headplast.model.architectures`, where ``make bench-gpu``
+   builds its models too), the ``config.json`` of a few reference models as the hub serves them.
 
 Rows, per task (:class:`TaskSizes`): generated data from its config (``n_train``,
 ``n_validation``), local files by counting their rows, GLUE from the prepared data of an earlier
@@ -35,93 +35,8 @@ from typing import Any
 
 from headplast.data.selection import selection_size
 from headplast.data.tasks import GLUE_SPLIT_SIZES, GLUE_TASKS, read_split
+from headplast.model.architectures import ARCHITECTURE_ALIASES, KNOWN_ARCHITECTURES
 
-#: ``config.json`` fields (those that decide the network's shape) of reference models, as the
-#: Hugging Face hub serves them (each model's ``config.json``, read 2026-12). Hub ids and their
-#: older short names both point here.
-KNOWN_ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "microsoft/deberta-v3-base": {
-        "model_type": "deberta-v2",
-        "vocab_size": 128100,
-        "hidden_size": 768,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "intermediate_size": 3072,
-        "hidden_act": "gelu",
-        "max_position_embeddings": 512,
-        "type_vocab_size": 0,
-        "layer_norm_eps": 1e-7,
-        "relative_attention": True,
-        "position_buckets": 256,
-        "max_relative_positions": -1,
-        "pos_att_type": "p2c|c2p",
-        "share_att_key": True,
-        "norm_rel_ebd": "layer_norm",
-        "position_biased_input": False,
-        "pad_token_id": 0,
-    },
-    "google-bert/bert-base-uncased": {
-        "model_type": "bert",
-        "vocab_size": 30522,
-        "hidden_size": 768,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "intermediate_size": 3072,
-        "hidden_act": "gelu",
-        "max_position_embeddings": 512,
-        "type_vocab_size": 2,
-        "layer_norm_eps": 1e-12,
-        "pad_token_id": 0,
-    },
-    "FacebookAI/roberta-base": {
-        "model_type": "roberta",
-        "vocab_size": 50265,
-        "hidden_size": 768,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "intermediate_size": 3072,
-        "hidden_act": "gelu",
-        "max_position_embeddings": 514,
-        "type_vocab_size": 1,
-        "layer_norm_eps": 1e-5,
-        "pad_token_id": 1,
-        "bos_token_id": 0,
-        "eos_token_id": 2,
-    },
-    "sentence-transformers/all-MiniLM-L6-v2": {
-        "model_type": "bert",
-        "vocab_size": 30522,
-        "hidden_size": 384,
-        "num_hidden_layers": 6,
-        "num_attention_heads": 12,
-        "intermediate_size": 1536,
-        "hidden_act": "gelu",
-        "max_position_embeddings": 512,
-        "type_vocab_size": 2,
-        "layer_norm_eps": 1e-12,
-        "pad_token_id": 0,
-    },
-    "microsoft/MiniLM-L12-H384-uncased": {
-        "model_type": "bert",
-        "vocab_size": 30522,
-        "hidden_size": 384,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "intermediate_size": 1536,
-        "hidden_act": "gelu",
-        "max_position_embeddings": 512,
-        "type_vocab_size": 2,
-        "layer_norm_eps": 1e-12,
-        "pad_token_id": 0,
-    },
-}
-#: Other names of the models of :data:`KNOWN_ARCHITECTURES` (the hub's older short ids).
-ARCHITECTURE_ALIASES: dict[str, str] = {
-    "deberta-v3-base": "microsoft/deberta-v3-base",
-    "bert-base-uncased": "google-bert/bert-base-uncased",
-    "roberta-base": "FacebookAI/roberta-base",
-    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
-}
 #: Labels of the generated NLI data (``source: synthetic``), as rules/common.smk declares them.
 SYNTHETIC_NUM_LABELS = 3
 #: Rows sampled per task for ``--length data`` (seeded; the mean of their token counts).
@@ -151,6 +66,11 @@ class Architecture:
         return int(self.config["num_attention_heads"])
 
     @property
+    def n_kv_heads(self) -> int:
+        """Key/value heads per layer (grouped-query attention: fewer than :attr:`n_heads`)."""
+        return int(self.config.get("num_key_value_heads") or self.n_heads)
+
+    @property
     def hidden(self) -> int:
         return int(self.config["hidden_size"])
 
@@ -160,9 +80,10 @@ class Architecture:
 
     def describe(self) -> str:
         """One line: layers x heads, hidden size, vocabulary, and the source."""
+        kv = f" ({self.n_kv_heads} key/value)" if self.n_kv_heads != self.n_heads else ""
         return (
-            f"{self.config['model_type']}, {self.n_layers} layers x {self.n_heads} heads, hidden "
-            f"{self.hidden}, vocabulary {self.vocab:,} ({self.source})"
+            f"{self.config['model_type']}, {self.n_layers} layers x {self.n_heads} heads{kv}, "
+            f"hidden {self.hidden}, vocabulary {self.vocab:,} ({self.source})"
         )
 
 
