@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: venv demo test test-fast bench bench-gpu plan report lint format clean mutate calibrate
+.PHONY: venv demo test test-fast bench bench-gpu plan footprint report lint format clean mutate calibrate
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,8 +51,11 @@ bench: venv
 
 # On a GPU machine: the measuring stage (1,024 examples of 128 tokens) and 200 bf16 fine-tuning
 # steps of DeBERTa-v3-base's architecture, with examples/s and the share of the GPU's peak.
+# ARCH= another architecture of the built-in table (ModernBERT-base, Qwen2.5-0.5B, Llama-3.2-1B);
+# BENCH_ARGS= more options (--examples 64 for the 1B decoder: docs/plan.md, "Real sizes").
 bench-gpu: venv
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench.gpu --out results/bench
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.bench.gpu --out results/bench \
+		$(if $(ARCH),--arch $(ARCH)) $(BENCH_ARGS)
 
 # What a config's run will cost, before it is submitted (docs/plan.md): per rule and task the
 # jobs of Snakemake's dry run, the examples, tokens and FLOPs of each, and the GPU-hours at
@@ -64,6 +67,15 @@ UTILISATION ?= 0.4
 plan: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.plan --configfile $(CONFIG) \
 		--gpu $(GPU) --utilisation $(UTILISATION) $(if $(BENCHMARKS),--benchmarks $(BENCHMARKS))
+
+# One model's FLOPs per example and memory per batch, counted on the meta device (no GPU, no
+# download): ARCH= a model of the built-in table, a local folder or a cached hub id (default
+# Llama-3.2-1B); LENGTH= tokens per example (docs/plan.md, "Real sizes").
+LENGTH ?= 256
+footprint: venv
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m headplast.plan.footprint \
+		--arch $(or $(ARCH),Llama-3.2-1B) --length $(LENGTH) --gpu $(GPU) \
+		--utilisation $(UTILISATION)
 
 # Mutation testing of every module that computes a number (26: gates, subset, batching, measures,
 # probe, degenerate runs, the analysis) against its unit tests; settings in pyproject.toml

@@ -348,3 +348,116 @@ def test_flops_are_positive_and_layer_proportional(name):
     ratio = two.sweep(tokens, batch, 1 << 16) / f
     assert 0 < h < f / 10
     assert 1 + heads * (2 - 1) / 2 <= ratio <= 1 + heads * (2 + 1) / 2 + heads * h * 1 / (2 * f)
+
+
+def test_live_bytes_by_hand():
+    """A linear layer and a ReLU: fp32 keeps the ReLU's output for the backward pass (the linear
+    input needs no gradient, so no copy of the weight is kept); under emulated bf16 autocast the
+    bf16 copy of the input (for the weight's gradient) and the bf16 output. SDPA keeps its
+    output and an fp32 log-sum-exp per query row, never the T x T weights."""
+    from headplast.plan.memory import peak_bytes
+
+    lin = torch.nn.Linear(1000, 500, device="meta")
+    x = torch.empty(100, 1000, device="meta")
+    kept = {}
+    for bf16 in (False, True):
+
+        def run(counter, bf16=bf16):
+            y = torch.relu(lin(x))
+            counter.mark("forward")
+            y.sum().backward()
+
+        kept[bf16] = peak_bytes(run, bf16=bf16).marks["forward"]
+        lin.weight.grad = lin.bias.grad = None
+    assert kept == {False: 100 * 500 * 4, True: 100 * 1000 * 2 + 100 * 500 * 2}
+    b, h, t, d = 2, 4, 64, 8
+    q, k, v = (torch.empty(b, h, t, d, device="meta", requires_grad=True) for _ in range(3))
+    outputs = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    counter = peak_bytes(lambda c: outputs.append(sdpa(q, k, v)))
+    assert counter.peak == counter.live == b * h * t * d * 4 + b * h * t * 4
+
+
+@pytest.mark.parametrize("family", ["llama", "modernbert"])
+def test_memory_counted_on_meta_equals_real_tensors(family):
+    """The meta device allocates what the same code allocates on real tensors (a tiny model of
+    each family, the tensors of the CPU counted the same way): gate gradients in fp32 and two
+    emulated-bf16 training steps, on a padded batch already on the device (on a GPU its copy
+    counts too: a few hundred bytes here; without padding the CPU skips the attention mask that
+    the meta device, which cannot see the mask is all ones, builds: the count is the padded
+    batch's, as the workflow's length-sorted batches mostly are)."""
+    from headplast.bench.gpu import train_steps
+    from headplast.data.batching import Encoded, collate
+    from headplast.measure.gradients import gate_gradients
+    from headplast.model.architectures import build_model, known_architecture, tiny_fields
+    from headplast.plan.memory import peak_bytes
+
+    name = {"llama": "Llama-3.2-1B", "modernbert": "ModernBERT-base"}[family]
+    fields = tiny_fields(known_architecture(name))
+    results = {}
+    for device in ("meta", "cpu"):
+        padded = Encoded([[5] * n for n in (12, 9, 7, 12)], None, [0, 1, 2, 0], 0)
+        batches = [{k: v.to(device) for k, v in collate(padded, range(4)).items()}]
+        model = build_model(fields, 3, device=device)
+        grads = peak_bytes(
+            lambda c, m=model, b=batches: gate_gradients(m, b, "fp32"), False, device
+        )
+        steps = peak_bytes(lambda c, m=model, b=batches: train_steps(m, b, 2, "fp32"), True, device)
+        results[device] = (grads.peak, steps.peak)
+    assert results["meta"] == results["cpu"] and min(results["meta"]) > 0
+
+
+def test_footprint_of_a_local_architecture(tmp_path, capsys):
+    """``python -m headplast.plan.footprint`` on a local folder's config.json (a tiny Qwen2 with
+    grouped-query attention): every stage's FLOPs and memory, the gate gradients' size, the
+    largest batches."""
+    import json
+
+    from headplast.model.architectures import known_architecture, tiny_fields
+    from headplast.plan import footprint
+
+    (tmp_path / "config.json").write_text(
+        json.dumps(tiny_fields(known_architecture("Qwen2.5-0.5B")))
+    )
+    args = ["--arch", str(tmp_path), "--length", "16", "--tokens-per-batch", "64"]
+    assert footprint.main([*args, "--batch-size", "4", "--n-eval", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "3 layers x 4 heads (2 key/value)" in out
+    assert "per-example gate gradients: 3 x 4 = 12 floats" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:1].isalpha()}
+    for stage in ("finetune", "theta0_sweep", "gradfisher", "pruning", "function_change"):
+        assert float(rows[stage][2 if stage == "finetune" else 1]) > 0, stage
+    assert "largest batch within 80 GB" in out
+    assert footprint.main(["--arch", "nobody/no-such-model"]) == 2
+
+
+def _real_size_snippets() -> dict[str, dict]:
+    """The YAML snippets of docs/plan.md, "Real sizes", by the heading above each."""
+    import yaml
+
+    text = (REPO / "docs" / "plan.md").read_text()
+    section = text.split("\n## Real sizes\n", 1)[1].split("\n## ", 1)[0]
+    snippets = {}
+    for heading, block in re.findall(r"^### (.+?)\n.*?```yaml\n(.*?)```", section, re.M | re.S):
+        snippets[heading.strip()] = yaml.safe_load(block)
+    return snippets
+
+
+def test_real_size_configs_in_the_docs_are_valid(tmp_path):
+    """Each model's blocks, in place of the reference config's top-level keys of the same name
+    as the docs say, make a config the workflow accepts, for a model of the built-in table, with
+    bf16 fine-tuning and fp32 measuring."""
+    import yaml
+
+    from headplast.plan.build import load_config
+
+    snippets = _real_size_snippets()
+    assert set(snippets) == {"ModernBERT-base", "Qwen2.5-0.5B", "Llama-3.2-1B"}
+    reference = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for name, snippet in snippets.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**reference, **snippet}))
+        loaded = load_config(path, REPO / "workflow" / "schemas" / "config.schema.yaml")
+        (model,) = loaded["models"].values()
+        assert architecture(model["name_or_path"]).source == "built-in table", name
+        assert loaded["precision"] == "auto" and loaded["measure"]["precision"] == "fp32"
