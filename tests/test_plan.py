@@ -461,3 +461,5 @@ def test_real_size_configs_in_the_docs_are_valid(tmp_path):
         (model,) = loaded["models"].values()
         assert architecture(model["name_or_path"]).source == "built-in table", name
         assert loaded["precision"] == "auto" and loaded["measure"]["precision"] == "fp32"
+        # what rules/interventions.smk checks as the workflow starts
+        assert set(loaded["interventions"].get("tasks", [])) <= set(loaded["tasks"]), name
