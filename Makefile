@@ -30,14 +30,14 @@ report: demo
 # every test of the shared tiny DAG, in one process).
 test: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH HEADPLAST_TEST_THREADS=1 $(BIN)/pytest -q -rs --durations=12 \
-		-n $(CORES) --dist loadgroup
+		-n $(CORES) --dist loadfile
 
 # The unit tier for contributors: the package and the scripts, no Snakemake started, no training
 # run, no cluster (markers in pyproject.toml); one test process per core (pytest-xdist), one torch
 # thread each.
 test-fast: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH HEADPLAST_TEST_THREADS=1 $(BIN)/pytest -q -rs --durations=5 \
-		-n $(CORES) --dist loadgroup -m "not dag and not training and not slurm and not snakemake"
+		-n $(CORES) --dist loadfile -m "not dag and not training and not slurm and not snakemake"
 
 # The findings' sentence rules against simulated truths (docs/methods.md, "Calibration"): each
 # rule's false-positive rate under a null and its power under an effect, before and after issue

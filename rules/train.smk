@@ -134,7 +134,7 @@ rule import_final:
         bench_path("import_final", THETA1_WILDCARDS)
     wildcard_constraints:
         task=_alternatives(CHECKPOINT_TASKS),
-        method="",  # an imported fine-tune is measured once, as `full`
+        method="(?:)",  # an imported fine-tune is measured once, as `full` (the empty value)
     conda:
         "../envs/headplast.yaml"
     threads: get_resource("init", "threads")

@@ -68,11 +68,33 @@ def finished(tmp_path_factory) -> Path:
     return workdir
 
 
+#: The test files that read the session's finished tiny DAG (the `finished` fixture). With
+#: pytest-xdist (`make test`, `make test-fast`: `-n 2 --dist loadfile`) they run in one process, so
+#: the DAG is built once and the tests that change the tree and restore it never overlap; every
+#: other file runs in one process of its own choosing (its module fixtures are built once).
+FINISHED_FILES = ("tests/test_faults.py", "tests/test_pages.py", "tests/test_workflow.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist (`make test`, `make test-fast`: `-n 2 --dist loadgroup`) a test file runs
-    in one process, so its module fixtures are built once; every test that reads the session's
-    finished tiny DAG runs in one process too, so the DAG is built once. Without xdist the marks
-    do nothing."""
+    """A test that reads the finished tiny DAG must sit in one of FINISHED_FILES."""
     for item in items:
-        group = "finished-dag" if "finished" in item.fixturenames else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        path = item.nodeid.split("::", 1)[0]
+        if "finished" in item.fixturenames and path not in FINISHED_FILES:
+            raise pytest.UsageError(
+                f"{item.nodeid} reads the finished tiny DAG: add {path} to FINISHED_FILES in "
+                "tests/conftest.py, so that pytest-xdist runs it in the process that holds the DAG"
+            )
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with FINISHED_FILES as one file."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class _FinishedTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "finished-dag" if path in FINISHED_FILES else path
+
+    if config.getvalue("dist") == "loadfile":
+        return _FinishedTogether(config, log)
+    return None

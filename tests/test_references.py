@@ -25,6 +25,8 @@ from transformers import (
     ElectraForSequenceClassification,
     RobertaConfig,
     RobertaForSequenceClassification,
+    XLMRobertaConfig,
+    XLMRobertaForSequenceClassification,
 )
 
 from headplast.measure.gradients import gate_gradients
@@ -65,6 +67,12 @@ FAMILIES = {
         ElectraForSequenceClassification,
         ElectraConfig,
         "electra",
+        ("attention.self.query", "attention.self.key", "attention.self.value"),
+    ),
+    "xlm-roberta": (
+        XLMRobertaForSequenceClassification,
+        XLMRobertaConfig,
+        "roberta",
         ("attention.self.query", "attention.self.key", "attention.self.value"),
     ),
     "deberta-v2": (
