@@ -1,0 +1,154 @@
+"""headplast.analysis.methods_comparison: full fine-tuning and LoRA side by side, on simulated
+heads tables with a known truth (LoRA's Urel independent of full's: the verdict's false-positive
+rate; equal plus small noise: its power), and the rows, Holm family and sentences by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from headplast.analysis.methods_comparison import (
+    ACROSS,
+    COLUMNS,
+    NOT_COMPARED,
+    PAIR,
+    compare_methods,
+    methods_sections,
+)
+
+LAYERS, HEADS = 4, 6  # 24 heads
+
+
+def _heads(urel: np.ndarray) -> pd.DataFrame:
+    layer, head = np.divmod(np.arange(urel.size), HEADS)
+    return pd.DataFrame({"layer": layer, "head": head, "Urel": urel})
+
+
+def _pair_stats(seeds, rho=0.3, ci=(0.1, 0.5), p=0.01, n=None, informative=True):
+    return {
+        "seeds": list(seeds),
+        "pairs": {
+            PAIR: {
+                "rho": {
+                    "mean": rho,
+                    "ci": list(ci),
+                    "n": len(seeds) if n is None else n,
+                    "informative": informative,
+                    "values": {str(s): rho for s in seeds},
+                    "head_test": {"p": p},
+                }
+            }
+        },
+    }
+
+
+def _simulate(rng, truth: str, n_seeds=4, noise=0.3):
+    """Per seed: full's Urel = a + noise, LoRA's = b + noise with b independent of a (null) or
+    b = a (effect); a and b are stable across seeds, so every seed's rho is nearly the same."""
+    n = LAYERS * HEADS
+    a = rng.standard_normal(n)
+    b = rng.standard_normal(n) if truth == "null" else a
+    full = {s: _heads(a + noise * rng.standard_normal(n)) for s in range(1, n_seeds + 1)}
+    lora = {s: _heads(b + noise * rng.standard_normal(n)) for s in range(1, n_seeds + 1)}
+    seeds = list(full)
+    return {
+        "heads_full": full,
+        "heads_lora": lora,
+        "pair_stats_full": _pair_stats(seeds),
+        "pair_stats_lora": _pair_stats(seeds),
+        "top_k": 5,
+        "n_permutations": 199,
+    }
+
+
+def _call_rate(truth: str, runs: int = 60) -> float:
+    rng = np.random.default_rng(30 if truth == "null" else 31)
+    sims = {("m", "t", f"s{i}"): _simulate(rng, truth) for i in range(runs)}
+    table = compare_methods(sims)
+    across = table[table["item"] == ACROSS]
+    assert len(across) == runs
+    return float(across["called"].astype(bool).mean())
+
+
+def test_independent_urel_is_called_at_most_at_the_test_level():
+    """Null: LoRA's Urel ranking unrelated to full's but stable across seeds, where the seed
+    interval alone excludes 0 in most runs: the head-level test keeps the call rate at 5 %
+    (plus 3 Monte Carlo s.e. over 60 runs)."""
+    rate = _call_rate("null")
+    assert rate <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 60), rate
+
+
+def test_equal_urel_with_small_noise_is_called_in_nearly_every_run():
+    rate = _call_rate("effect")
+    assert rate >= 0.95, rate
+
+
+def test_rows_numbers_and_holm_family():
+    rng = np.random.default_rng(0)
+    sim = _simulate(rng, "effect", n_seeds=3, noise=0.1)
+    sim["pair_stats_lora"] = _pair_stats([1, 2, 3], rho=0.2, ci=(0.05, 0.35), p=0.03)
+    table = compare_methods({("m", "t", "random"): sim})
+    assert list(table.columns) == COLUMNS
+    across = table[table["item"] == ACROSS].iloc[0]
+    assert across["n_seeds"] == 3 and across["seeds"] == "1;2;3"
+    assert across["k"] == 5 and across["overlap_chance"] == pytest.approx(25 / 24)
+    assert across["rho"] > 0.9 and across["rho_low"] > 0.8 and across["called"]
+    assert across["overlap"] >= 4
+    # the family: full~lora and LoRA's I_pre~Urel, Holm over two tests; full's pair stays raw
+    lora = table[(table["item"] == PAIR) & (table["method"] == "lora")].iloc[0]
+    full = table[(table["item"] == PAIR) & (table["method"] == "full")].iloc[0]
+    p_min = min(across["p_head"], 0.03)
+    assert min(across["p_holm"], lora["p_holm"]) == pytest.approx(2 * p_min)
+    assert lora["p_holm"] == pytest.approx(max(0.03, 2 * p_min))  # Holm: m, then m - 1
+    assert math.isnan(full["p_holm"]) and full["primary"] and full["called"]
+    assert lora["called"] == bool(lora["p_holm"] <= 0.05)
+
+
+def test_seeds_usable_under_both_only_and_not_compared_runs():
+    rng = np.random.default_rng(1)
+    sim = _simulate(rng, "effect", n_seeds=4)
+    sim["pair_stats_full"] = _pair_stats([1, 2, 3])  # seed 4 degenerate under full
+    sim["pair_stats_lora"] = _pair_stats([2, 3, 4])  # seed 1 degenerate under LoRA
+    none = _simulate(rng, "effect", n_seeds=2)
+    none["pair_stats_lora"] = {"seeds": [], "pairs": {}, "no_usable_seed": "no usable seed: x"}
+    table = compare_methods({("m", "t", "random"): sim, ("m", "t", "probe"): none})
+    across = table[table["item"] == ACROSS].iloc[0]
+    assert across["seeds"] == "2;3" and across["n_seeds"] == 2
+    assert not across["informative"] and pd.isna(across["called"])
+    assert "1, 4 usable under one method only" in across["note"]
+    nc = table[table["item"] == NOT_COMPARED].iloc[0]
+    assert nc["start"] == "probe" and "lora: no usable seed: x" in nc["note"]
+    sections = methods_sections(table)
+    assert [r["start"] for r in sections[0]["runs"]] == ["random", "probe"]
+    random, probe = (r["sentences"] for r in sections[0]["runs"])
+    assert "interval over seeds is not informative" in random[1]
+    assert probe == ["The probe start: not compared: lora: no usable seed: x."]
+
+
+def test_sentences_from_the_csv_read_back(tmp_path):
+    rng = np.random.default_rng(2)
+    table = compare_methods({("m", "t", "random"): _simulate(rng, "effect")})
+    path = tmp_path / "methods_comparison.csv"
+    table.to_csv(path, index=False)
+    sections = methods_sections(pd.read_csv(path))
+    (run,) = sections[0]["runs"]
+    text = " ".join(run["sentences"])
+    assert "under LoRA, random start (exploratory): a strong positive association" in text
+    assert "move more under LoRA too" in text and "Holm-adjusted" in text
+    assert "Top-5 Urel heads shared by the two methods" in text
+    assert "I_pre and Urel under full fine-tuning (the primary question): a" in text
+    assert "I_pre and Urel under LoRA (exploratory)" in text
+    assert methods_sections(None) == [] and methods_sections(table.iloc[:0]) == []
+
+
+def test_heads_that_differ_between_methods_are_refused():
+    from headplast.io import ArtifactError
+
+    rng = np.random.default_rng(3)
+    sim = _simulate(rng, "null", n_seeds=3)
+    sim["heads_lora"][2] = sim["heads_lora"][2].iloc[1:]
+    with pytest.raises(ArtifactError, match="seed 2: full fine-tuning's and LoRA's heads differ"):
+        compare_methods({("m", "t", "random"): sim})
