@@ -152,3 +152,55 @@ def test_heads_that_differ_between_methods_are_refused():
     sim["heads_lora"][2] = sim["heads_lora"][2].iloc[1:]
     with pytest.raises(ArtifactError, match="seed 2: full fine-tuning's and LoRA's heads differ"):
         compare_methods({("m", "t", "random"): sim})
+
+
+def test_the_script_writes_the_table_and_the_page_shows_it(tmp_path):
+    """workflow/scripts/compare_methods.py on synthetic files, as the rule calls it (two runs of
+    one model and task, 3 seeds, the probe start's seed 3 degenerate under LoRA); its table on
+    the findings page as a "Full fine-tuning and LoRA" section, and no section without it."""
+    from headplast.analysis.findings import build_findings
+    from headplast.analysis.findings_page import render_page
+    from headplast.io import write_json
+    from tests.script_runner import run_script
+    from tests.test_findings import one_run
+
+    rng = np.random.default_rng(4)
+    runs, seed_runs = ["m/t/random", "m/t/probe"], []
+    files = {"heads_full": [], "heads_lora": [], "pair_stats_full": [], "pair_stats_lora": []}
+    for run in runs:
+        sim = _simulate(rng, "effect", n_seeds=3)
+        if run.endswith("probe"):
+            sim["pair_stats_lora"] = _pair_stats([1, 2])
+        for method in ("full", "lora"):
+            d = tmp_path / run / method
+            d.mkdir(parents=True)
+            write_json(d / "pair_stats.json", sim[f"pair_stats_{method}"])
+            files[f"pair_stats_{method}"].append(str(d / "pair_stats.json"))
+            for s, df in sim[f"heads_{method}"].items():
+                df.to_csv(d / f"heads{s}.csv", index=False)
+                files[f"heads_{method}"].append(str(d / f"heads{s}.csv"))
+        seed_runs += [f"{run}/{s}" for s in (1, 2, 3)]
+    params = {"runs": runs, "seed_runs": seed_runs, "top_k": 5, "n_permutations": 99, "seed": 0}
+    run_script(
+        "compare_methods",
+        tmp_path,
+        files,
+        {"table": str(tmp_path / "methods_comparison.csv")},
+        params,
+        {},
+    )
+    table = pd.read_csv(tmp_path / "methods_comparison.csv")
+    across = table[table["item"] == ACROSS].set_index("start")
+    assert across.loc["random", "seeds"] == "1;2;3" and across.loc["probe", "seeds"] == "1;2"
+    assert across.loc["random", "p_head"] == pytest.approx(0.01)  # the smallest p of 99 shuffles
+    assert bool(across.loc["random", "called"]) and pd.isna(across.loc["probe", "called"])
+    findings_runs = {("m", "t", s): one_run({1: 0.3, 2: 0.5, 3: 0.4}) for s in ("random", "probe")}
+    with_methods = build_findings(findings_runs, {"seeds": [1, 2, 3]}, methods_sections(table))
+    (task,) = with_methods["tasks"]
+    assert [r["start"] for r in task["methods"]] == ["random", "probe"]
+    page = render_page(with_methods)
+    assert page.count("<h3>Full fine-tuning and LoRA</h3>") == 1
+    assert page.count('data-method="full~lora"') == 2 and "move more under LoRA too" in page
+    without = build_findings(findings_runs, {"seeds": [1, 2, 3]})
+    assert "methods" not in without["tasks"][0]
+    assert "Full fine-tuning and LoRA" not in render_page(without)

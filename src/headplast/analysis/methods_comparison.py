@@ -238,6 +238,8 @@ def compare_methods(runs: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> p
     table = pd.DataFrame(rows, columns=COLUMNS)
     num = ["rho", "rho_low", "rho_high", "p_head", "p_holm", "overlap", "overlap_chance"]
     table[num] = table[num].apply(pd.to_numeric)
+    counts = ["k", "n_heads", "n_seeds"]  # integers with gaps: "5", not "5.0", in the CSV
+    table[counts] = table[counts].apply(pd.to_numeric).astype("Int64")
     return table.reset_index(drop=True)
 
 
