@@ -1,4 +1,4 @@
-# Per model, task and start across seeds; across tasks.
+# Per model, task and start across seeds; across tasks, starts and methods.
 
 
 rule summary_seeds:
