@@ -35,6 +35,7 @@ from scipy import stats as sps
 
 from headplast.analysis.findings import _verdict_clause
 from headplast.analysis.head_permutation import holm, pooled_permutation_test
+from headplast.analysis.statistics import topk_overlap
 from headplast.analysis.summary import MIN_INFORMATIVE_SEEDS, fisher_z_pool
 from headplast.io import ArtifactError
 
@@ -113,11 +114,6 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(sps.spearmanr(x, y).statistic)
 
 
-def _overlap(x: np.ndarray, y: np.ndarray, k: int) -> int:
-    top = lambda v: set(np.argsort(-v, kind="stable")[:k].tolist())  # noqa: E731
-    return len(top(x) & top(y))
-
-
 def _pair_row(method: str, pair_stats: Mapping[str, Any]) -> dict[str, Any]:
     """One method's I_pre~Urel as its summaries pooled it."""
     rho = ((pair_stats.get("pairs") or {}).get(PAIR) or {}).get("rho") or {}
@@ -173,7 +169,7 @@ def compare_run(
     n = x.shape[1]
     k = min(int(top_k), n)
     rhos = {s: _spearman(x[i], y[i]) for i, s in enumerate(seeds)}
-    overlaps = {s: _overlap(x[i], y[i], k) for i, s in enumerate(seeds)}
+    overlaps = {s: topk_overlap(x[i], y[i], k)["overlap"] for i, s in enumerate(seeds)}
     pooled = fisher_z_pool(list(rhos.values()), level, n_heads=n)
     test = pooled_permutation_test(x, y, n_permutations=n_permutations, seed=perm_seed)
     low, high = pooled["ci"]
@@ -247,7 +243,7 @@ def compare_methods(runs: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> p
 
 
 def _none(v: Any) -> Any:
-    if v is None or (isinstance(v, float | np.floating) and not math.isfinite(float(v))):
+    if v is None or v is pd.NA or (isinstance(v, float | np.floating) and not math.isfinite(v)):
         return None
     if isinstance(v, np.integer):
         return int(v)
