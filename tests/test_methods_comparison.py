@@ -201,6 +201,8 @@ def test_the_script_writes_the_table_and_the_page_shows_it(tmp_path):
     page = render_page(with_methods)
     assert page.count("<h3>Full fine-tuning and LoRA</h3>") == 1
     assert page.count('data-method="full~lora"') == 2 and "move more under LoRA too" in page
+    box = page.split('<div class="headline">')[1].split("</div>")[0]
+    assert box.count("Urel under full fine-tuning and under LoRA") == 2  # in the box too
     without = build_findings(findings_runs, {"seeds": [1, 2, 3]})
     assert "methods" not in without["tasks"][0]
     assert "Full fine-tuning and LoRA" not in render_page(without)

@@ -330,7 +330,8 @@ def run_section(run: Mapping[str, Any]) -> str:
 
 def headline(runs: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]]) -> str:
     """The box a reader sees first: per (model, task), the question's main pair (I_pre~Urel) in
-    each start, the freeze verdicts, and how the starts differ."""
+    each start, the freeze verdicts, how the starts differ, and (where both ran) whether full
+    fine-tuning and LoRA move the same heads."""
     items = []
     for t in tasks:
         lines = []
@@ -344,6 +345,8 @@ def headline(runs: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any
             lines += [f"{run['start']} start: {m}" for m in main[:1]]
             lines += [f"{run['start']} start: {m}" for m in run["sentences"]["freeze"]]
         lines += t["sentences"][-1:]
+        for run in t.get("methods") or []:  # full fine-tuning and LoRA, where both ran
+            lines += [x for x in run["sentences"] if x.startswith("Urel under full fine-tuning")]
         items.append(
             f"<h3>{_e(t['model'])} · {_e(t['task'])}</h3>" + _sentences(lines, "headline-lines")
         )
