@@ -69,6 +69,9 @@ def task_methods(task):
 # methods are compared with each other in results/comparison/methods_comparison.csv.
 PAGE_METHOD = METHOD_DIR["full" if "full" in METHODS else "lora"]
 METHOD_DIRS = list(dict.fromkeys(d for t in TASKS for d in task_methods(t)))
+# Whether the methods are compared (`compare_methods`, rules/summary.smk): both listed and a task
+# trained under both (an imported fine-tune has one method). With one method no such job exists.
+METHODS_COMPARED = {"full", "lora"} <= set(METHODS) and bool(TRAINED_TASKS)
 
 
 def resolve_model(name):

@@ -9,6 +9,7 @@ rule findings:
         stats=runs(theta1_path("stats.json"), method=PAGE_METHOD),
         run_config=runs(theta1_path("run_config.json"), method=PAGE_METHOD),
         freeze=freeze_runs(summary_path("freeze.csv"), method=PAGE_METHOD),
+        methods=[METHODS_COMPARISON] if METHODS_COMPARED else [],
     output:
         html=report_item(
             "results/findings.html",

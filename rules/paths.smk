@@ -112,6 +112,22 @@ def runs(pattern, **fixed):
     return list(dict.fromkeys(out))
 
 
+def compared_runs(pattern, **fixed):
+    """``pattern`` expanded over the runs made under both full fine-tuning and LoRA: every
+    trained task's model x task x start (x seed where it has {seed}), in one order for every
+    pattern, so files and labels line up; ``fixed`` as for :func:`runs` (method=...). Empty
+    unless METHODS_COMPARED."""
+    if not METHODS_COMPARED:
+        return []
+    dims = {"start": STARTS, "seed": SEEDS}
+    dims = {k: v for k, v in dims.items() if f"{{{k}}}" in pattern and k not in fixed}
+    out = []
+    for task in TRAINED_TASKS:
+        for model in TASK_MODELS[task]:
+            out += expand(pattern, model=model, task=task, **dims, **fixed)
+    return out
+
+
 # Measured on theta0: one per seed and start, shared by the methods.
 THETA0_ARTIFACTS = [
     "importance_pre.jsonl",
@@ -157,20 +173,23 @@ COMPARISON_ARTIFACTS = [
     "starts_comparison.csv",
     "fig_starts.png",
 ]
+# Full fine-tuning and LoRA side by side (rule compare_methods), where both run.
+METHODS_COMPARISON = f"{COMPARISON_DIR}/methods_comparison.csv"
 # The pages a reader opens first (rules/findings.smk).
 PAGES = ["results/findings.html", "results/findings.json", "results/explorer.html"]
 
 
 def all_outputs():
     """Every artifact for all models x tasks x starts x seeds, the across-seed summaries, the
-    comparison across models, tasks and starts, the freeze interventions' artifacts
-    (freeze_outputs, rules/freeze.smk) and the pages."""
+    comparison across models, tasks and starts (and methods, where both run), the freeze
+    interventions' artifacts (freeze_outputs, rules/freeze.smk) and the pages."""
     return (
         expand(data_path("eval_subset.json"), task=TASKS)
         + runs(f"{SEED_DIR}/{{artifact}}", artifact=THETA0_ARTIFACTS)
         + runs(theta1_path("{artifact}"), artifact=THETA1_ARTIFACTS)
         + runs(summary_path("{artifact}"), artifact=SUMMARY_ARTIFACTS)
         + [f"{COMPARISON_DIR}/{a}" for a in COMPARISON_ARTIFACTS]
+        + ([METHODS_COMPARISON] if METHODS_COMPARED else [])
         + freeze_outputs()
         + PAGES
     )

@@ -1,4 +1,4 @@
-# Per model, task and start across seeds; across tasks.
+# Per model, task and start across seeds; across tasks, starts and methods.
 
 
 rule summary_seeds:
@@ -149,3 +149,30 @@ rule compare_starts:
         code=package_code("compare_starts.py"),
     script:
         "../workflow/scripts/compare_starts.py"
+
+
+rule compare_methods:
+    input:
+        heads_full=compared_runs(theta1_path("heads.csv"), method=METHOD_DIR["full"]),
+        heads_lora=compared_runs(theta1_path("heads.csv"), method=METHOD_DIR["lora"]),
+        pair_stats_full=compared_runs(
+            summary_path("pair_stats.json"), method=METHOD_DIR["full"]
+        ),
+        pair_stats_lora=compared_runs(
+            summary_path("pair_stats.json"), method=METHOD_DIR["lora"]
+        ),
+    output:
+        table=METHODS_COMPARISON,
+    log:
+        log_path("compare_methods", "all"),
+    conda:
+        "../envs/headplast.yaml"
+    params:
+        runs=compared_runs("{model}/{task}/{start}"),
+        seed_runs=compared_runs("{model}/{task}/{start}/{seed}"),
+        top_k=config["analysis"]["top_k"],
+        n_permutations=config["analysis"]["n_permutations"],
+        seed=config["analysis"]["seed"],
+        code=package_code("compare_methods.py"),
+    script:
+        "../workflow/scripts/compare_methods.py"

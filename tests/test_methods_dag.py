@@ -80,14 +80,31 @@ def test_lora_adds_a_twin_of_every_theta1_job_and_shares_theta0(workdir):
     assert all(lora[r] == 4 for r in PER_RUN)
     assert lora["finetune_frozen"] == lora["update_frozen"] == 8
     assert all(both[r] == full[r] for r in THETA0)  # shared by the methods
-    assert both - full == lora
-    assert sum(both.values()) == 185 + 144
+    assert both - full == lora + Counter({"compare_methods": 1})  # the methods side by side
+    assert sum(both.values()) == 185 + 144 + 1
 
 
 def test_lora_only_runs_no_full_fine_tune(workdir):
     jobs = _plan(workdir, {"methods": ["lora"]})
     assert all(w.get("method") == LORA for r, w in jobs if r in THETA1_PER_SEED)
     assert sum(1 for r, _ in jobs if r == "finetune") == 8
+    assert "compare_methods" not in {r for r, _ in jobs}  # one method: nothing to compare
+
+
+def test_compare_methods_is_planned_once_from_both_methods_runs(workdir):
+    """methods [full, lora]: one compare_methods job (results/comparison/methods_comparison.csv,
+    a target of `all` and an input of the findings page), reading both methods' per-seed heads
+    tables and summaries of every run: its own plan holds the heads and summary_seeds jobs of
+    2 tasks x 2 starts (x 2 seeds) under each method; the default config plans none (185)."""
+    write_config(workdir, tiny_config({"methods": ["full", "lora"]}))
+    target = "results/comparison/methods_comparison.csv"
+    own = Counter(r for r, _ in planned_jobs(workdir, "--forceall", target))
+    assert own["compare_methods"] == 1
+    assert own["summary_seeds"] == 2 * 4 and own["heads"] == 2 * 8
+    assert own["findings"] == 0
+    page = Counter(r for r, _ in planned_jobs(workdir, "--forceall", "results/findings.json"))
+    assert page["compare_methods"] == 1
+    assert Counter(r for r, _ in _plan(workdir))["compare_methods"] == 0
 
 
 BAD = {  # every violation is named at once, by its config key

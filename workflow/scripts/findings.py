@@ -1,6 +1,7 @@
 """findings.html (the page a researcher reads first) and findings.json (its numbers and sentences):
 per model, task and start the pairs that carry the question, pruning, freeze interventions and
-subset advice, each with sentences generated from the numbers; how the starts differ."""
+subset advice, each with sentences generated from the numbers; how the starts differ; full
+fine-tuning and LoRA side by side where both ran."""
 
 import sys
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from headplast.analysis.findings import build_findings
 from headplast.analysis.findings_page import render_page
+from headplast.analysis.methods_comparison import methods_sections
 from headplast.io import ArtifactError, atomic_path, read_json, write_json
 
 
@@ -50,7 +52,11 @@ for run in sm.params.runs:
         "run_configs": per_seed(run_configs, run),
         "freeze": pd.read_csv(freeze[run]) if run in freeze else None,
     }
-findings = build_findings(runs, dict(sm.params.about))
+# full fine-tuning and LoRA side by side, where both ran (rule compare_methods)
+methods = [pd.read_csv(f) for f in sm.input.get("methods", [])]
+findings = build_findings(
+    runs, dict(sm.params.about), methods_sections(methods[0] if methods else None)
+)
 write_json(sm.output.json, findings)
 with atomic_path(sm.output.html) as tmp:
     with open(tmp, "w", encoding="utf-8") as f:

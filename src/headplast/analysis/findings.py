@@ -738,18 +738,26 @@ def starts_sentences(by_start: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def build_findings(
-    runs: Mapping[tuple[str, str, str], Mapping[str, Any]], config: Mapping[str, Any]
+    runs: Mapping[tuple[str, str, str], Mapping[str, Any]],
+    config: Mapping[str, Any],
+    methods: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """``findings.json``: ``runs`` (one :func:`run_findings` block per (model, task, start) with
     its names, in the given order), ``tasks`` (per (model, task): ``sentences`` from
-    :func:`starts_sentences`) and ``config`` (what the page says about the run: seeds, eval subset
-    size). ``runs[(model, task, start)]`` holds the keyword arguments of :func:`run_findings`."""
+    :func:`starts_sentences`, and ``methods`` where full fine-tuning and LoRA were compared) and
+    ``config`` (what the page says about the run: seeds, eval subset size).
+    ``runs[(model, task, start)]`` holds the keyword arguments of :func:`run_findings`;
+    ``methods`` the blocks of :func:`headplast.analysis.methods_comparison.methods_sections`
+    (none with one method: no task then has a ``methods`` key)."""
     blocks = [
         {"model": m, "task": t, "start": s, **run_findings(**inputs)}
         for (m, t, s), inputs in runs.items()
     ]
+    compared = {(b["model"], b["task"]): b["runs"] for b in methods}
     tasks = []
     for m, t in dict.fromkeys((b["model"], b["task"]) for b in blocks):
         by_start = {b["start"]: b for b in blocks if (b["model"], b["task"]) == (m, t)}
         tasks.append({"model": m, "task": t, "sentences": starts_sentences(by_start)})
+        if (m, t) in compared:
+            tasks[-1]["methods"] = compared[(m, t)]
     return {"runs": blocks, "tasks": tasks, "config": dict(config)}

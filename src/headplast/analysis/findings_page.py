@@ -230,6 +230,78 @@ def advice_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return _table(head, body, "advice")
 
 
+#: A methods-comparison row's label on the page.
+_METHOD_ITEM = {
+    "full~lora": "Urel: full fine-tuning ~ LoRA",
+    "full": "I_pre~Urel under full fine-tuning (primary)",
+    "lora": "I_pre~Urel under LoRA",
+}
+
+
+def _verdict_text(row: Mapping[str, Any]) -> str:
+    if row.get("called") is None:
+        return "no verdict"
+    return "association called" if row["called"] else "not distinguishable from none"
+
+
+def methods_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One start's full-vs-LoRA rows: the Urel comparison with its top-K overlap, then each
+    method's I_pre~Urel."""
+    body = []
+    for r in rows:
+        ci = {"rho": r.get("rho"), "informative": r.get("informative"),
+              "n_seeds": r.get("n_seeds"), "ci_low": r.get("rho_low"),
+              "ci_high": r.get("rho_high")}  # fmt: skip
+        chance = fmt(r.get("overlap_chance"), ".1f")
+        overlap = (
+            "-"
+            if r.get("overlap") is None
+            else f"{fmt(r['overlap'], '.1f')} of {r['k']} (chance {chance})"
+        )
+        p = fmt(r.get("p_head"), ".3g") + (
+            "" if r.get("p_holm") is None else f" (Holm {fmt(r['p_holm'], '.3g')})"
+        )
+        cells = [
+            f"<td>{_e(_METHOD_ITEM.get(r['method'], r['method']))}</td>",
+            _cell(fmt(r.get("rho")), r.get("rho"), field="rho"),
+            _cell(interval_text(ci), None, field="interval"),
+            _cell(p, r.get("p_head"), field="p_head"),
+            _cell(overlap, r.get("overlap"), field="overlap"),
+            _cell(str(r.get("n_seeds") or 0), r.get("n_seeds"), field="n_seeds"),
+            _cell(_verdict_text(r), None, cls="", field="verdict"),
+        ]
+        body.append(f'<tr data-method="{_e(r["method"])}">{"".join(cells)}</tr>')
+    head = [
+        "comparison",
+        "rho (pooled over seeds)",
+        "95 % seed interval",
+        "head-level p",
+        "top-K Urel overlap",
+        "seeds",
+        "verdict",
+    ]
+    return _table(head, body, "methods")
+
+
+def methods_section(runs: Sequence[Mapping[str, Any]]) -> str:
+    """A (model, task)'s "Full fine-tuning and LoRA": per start its table and sentences."""
+    parts = ['<section class="methods"><h3>Full fine-tuning and LoRA</h3>']
+    parts.append(
+        '<p class="muted">Do the two methods move the same heads? Spearman of their Urel per '
+        "seed, pooled over the seeds usable under both, with its head-level permutation test; "
+        "the top-K Urel overlap against chance; each method's I_pre~Urel. Exploratory: the "
+        "full~LoRA test and LoRA's I_pre~Urel are Holm-adjusted within their family (methods)."
+        "</p>"
+    )
+    for run in runs:
+        parts.append(f'<div class="methods-run" data-start="{_e(run["start"])}">')
+        rows = [r for r in run["rows"] if r["item"] != "not_compared"]
+        if rows:
+            parts.append(methods_table(rows))
+        parts.append(_sentences(run["sentences"], "methods-sentences") + "</div>")
+    return "".join(parts) + "</section>"
+
+
 def run_section(run: Mapping[str, Any]) -> str:
     """One (model, task, start): seeds, pairs, pruning, freeze and subset advice."""
     s = run["sentences"]
@@ -258,7 +330,8 @@ def run_section(run: Mapping[str, Any]) -> str:
 
 def headline(runs: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]]) -> str:
     """The box a reader sees first: per (model, task), the question's main pair (I_pre~Urel) in
-    each start, the freeze verdicts, and how the starts differ."""
+    each start, the freeze verdicts, how the starts differ, and (where both ran) whether full
+    fine-tuning and LoRA move the same heads."""
     items = []
     for t in tasks:
         lines = []
@@ -272,6 +345,8 @@ def headline(runs: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any
             lines += [f"{run['start']} start: {m}" for m in main[:1]]
             lines += [f"{run['start']} start: {m}" for m in run["sentences"]["freeze"]]
         lines += t["sentences"][-1:]
+        for run in t.get("methods") or []:  # full fine-tuning and LoRA, where both ran
+            lines += [x for x in run["sentences"] if x.startswith("Urel under full fine-tuning")]
         items.append(
             f"<h3>{_e(t['model'])} · {_e(t['task'])}</h3>" + _sentences(lines, "headline-lines")
         )
@@ -303,6 +378,8 @@ def render_page(findings: Mapping[str, Any], explorer_href: str = "explorer.html
         body.append(f'<h2 data-task="{_e(t["model"])}/{_e(t["task"])}">')
         body.append(f"{_e(t['model'])} · {_e(t['task'])}</h2>")
         body.append("<h3>How the starts differ</h3>" + _sentences(t["sentences"], "starts"))
+        if t.get("methods"):
+            body.append(methods_section(t["methods"]))
         for run in runs:
             if (run["model"], run["task"]) == (t["model"], t["task"]):
                 body.append(run_section(run))
