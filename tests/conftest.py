@@ -86,15 +86,24 @@ def pytest_collection_modifyitems(config, items):
             )
 
 
-def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile`, with FINISHED_FILES as one file."""
-    from xdist.scheduler import LoadFileScheduling
+class _FinishedFilesTogether:
+    """The scheduler hook, registered only where pytest-xdist is loaded (`-p no:xdist` or a
+    machine without it would reject an unknown hook)."""
 
-    class _FinishedTogether(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return "finished-dag" if path in FINISHED_FILES else path
+    def pytest_xdist_make_scheduler(self, config, log):
+        """`--dist loadfile`, with FINISHED_FILES as one file."""
+        from xdist.scheduler import LoadFileScheduling
 
-    if config.getvalue("dist") == "loadfile":
-        return _FinishedTogether(config, log)
-    return None
+        class _FinishedTogether(LoadFileScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                path = nodeid.split("::", 1)[0]
+                return "finished-dag" if path in FINISHED_FILES else path
+
+        if config.getvalue("dist") == "loadfile":
+            return _FinishedTogether(config, log)
+        return None
+
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_FinishedFilesTogether(), "headplast-finished-together")
