@@ -6,8 +6,9 @@ tables (or per-example values, or freeze and pruning effects) with the head x la
 structure of the data, and a known answer. The project's own code then runs on them as the
 workflow runs it: ``pair_statistics`` per seed, ``pair_stats_across_seeds`` with the head-level
 tests, ``run_findings`` (pairs), ``split_half`` / ``cross_half`` (reliabilities and ceilings),
-``freeze_table`` + ``freeze_rows`` (freeze), ``pruning_rows`` (pruning) and ``intervals_disjoint``
-on two starts' findings rows (the starts comparison). Each rule's rate of
+``freeze_table`` + ``freeze_rows`` (freeze), ``pruning_rows`` (pruning), ``intervals_disjoint``
+on two starts' findings rows (the starts comparison) and ``compare_methods`` on two methods'
+head tables and summaries (full fine-tuning against LoRA). Each rule's rate of
 firing is counted over ``n_runs`` simulated data sets with its Clopper-Pearson 95 % interval:
 under a null it is a false-positive rate (to be at most the rule's level), under an effect its
 power.
@@ -40,6 +41,7 @@ from headplast.analysis.findings import (
     run_findings,
 )
 from headplast.analysis.freeze_effects import freeze_table
+from headplast.analysis.methods_comparison import ACROSS, compare_methods
 from headplast.analysis.reliability import cross_half, disattenuated, mean_stat, split_half
 from headplast.analysis.statistics import pair_statistics
 from headplast.analysis.summary import pair_stats_across_seeds
@@ -136,11 +138,11 @@ def simulate_pair(truth: str, s: Settings, rng: np.random.Generator) -> dict[int
     }
 
 
-def _run_findings(
-    heads: Mapping[int, pd.DataFrame], s: Settings, run: int, n_permutations: int
-) -> dict[str, Any]:
-    """The workflow's path for one simulated (model, task, start): per-seed ``stats.json``
-    content, the pooled ``pair_stats.json`` with its head-level tests, the findings block."""
+def _pair_stats(
+    heads: Mapping[int, pd.DataFrame], run: int, n_permutations: int
+) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """The workflow's summaries of one simulated (model, task, start): the pooled
+    ``pair_stats.json`` content with its head-level tests, and each seed's ``stats.json``."""
     stats = {
         seed: pair_statistics(df, [("I_pre", "Urel")], 10, 99, 20, seed)
         for seed, df in heads.items()
@@ -149,6 +151,15 @@ def _run_findings(
         stats, heads_by_seed=heads, n_permutations=n_permutations, seed=run
     )
     ps.update({"seeds": list(heads), "degenerate_seeds": [], "degenerate_excluded": []})
+    return ps, stats
+
+
+def _run_findings(
+    heads: Mapping[int, pd.DataFrame], s: Settings, run: int, n_permutations: int
+) -> dict[str, Any]:
+    """The workflow's path for one simulated (model, task, start): per-seed ``stats.json``
+    content, the pooled ``pair_stats.json`` with its head-level tests, the findings block."""
+    ps, stats = _pair_stats(heads, run, n_permutations)
     return run_findings(ps, {}, stats, {})
 
 
@@ -204,6 +215,53 @@ def starts_verdicts(
     ``n_permutations`` keeps the run cheap)."""
     a, b = (_run_findings(h, s, run, 19)["pairs"][0] for h in simulate_starts(rhos, s, rng))
     return {"after": bool(intervals_disjoint(a, b))}
+
+
+def simulate_methods(
+    rho: float, s: Settings, rng: np.random.Generator
+) -> tuple[dict[int, pd.DataFrame], dict[int, pd.DataFrame]]:
+    """Full fine-tuning's and LoRA's per-seed head tables on the same heads: one I_pre truth
+    per head, shared (theta0 is the same), independent of both methods' Urel; LoRA's Urel truth
+    ``rho * f + sqrt(1 - rho^2) * e`` against full fine-tuning's ``f`` across heads (``rho`` 0:
+    the methods move unrelated heads); seed noise sd 0.2 against a head sd of 1, independent
+    between methods and seeds, so each method's ranking is seed-stable (the seeds share theta0
+    and the examples) and the seed interval alone would call a rho of 0."""
+    n = s.n_layers * s.n_heads
+    x, f, e = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
+    out = []
+    for y in (f, rho * f + math.sqrt(1 - rho**2) * e):
+        out.append(
+            {
+                seed: _heads_table(s, x + 0.2 * rng.normal(size=n), y + 0.2 * rng.normal(size=n))
+                for seed in range(1, s.n_seeds + 1)
+            }
+        )
+    return out[0], out[1]
+
+
+def methods_verdicts(
+    rho: float, s: Settings, rng: np.random.Generator, run: int
+) -> dict[str, bool]:
+    """The methods comparison's rule on one simulated run: ``compare_methods`` (the head-level
+    test of the pooled full~lora rho, Holm-adjusted with LoRA's I_pre~Urel test, and the seed
+    interval) as the ``compare_methods`` rule runs it, on both methods' tables and summaries;
+    ``seed_interval``: the seed interval alone excludes 0 (no head-level test)."""
+    full, lora = simulate_methods(rho, s, rng)
+    ps_full, ps_lora = (_pair_stats(h, run, s.n_permutations)[0] for h in (full, lora))
+    kwargs = {
+        "heads_full": full,
+        "heads_lora": lora,
+        "pair_stats_full": ps_full,
+        "pair_stats_lora": ps_lora,
+        "top_k": 10,
+        "n_permutations": s.n_permutations,
+        "perm_seed": run,
+    }
+    row = compare_methods({("m", "t", "s"): kwargs}).set_index("item").loc[ACROSS]
+    return {
+        "after": bool(row["called"]),
+        "seed_interval": not row["rho_low"] <= 0 <= row["rho_high"],
+    }
 
 
 # --------------------------------------------------------------------------- reliability
@@ -372,6 +430,10 @@ def cases() -> list[Case]:
              lambda s, rng, run: starts_verdicts((0.3, 0.3), s, rng, run), "after"),
         Case("two starts, rho 0 and 0.5", "starts differ on I_pre~Urel", False,
              lambda s, rng, run: starts_verdicts((0.0, 0.5), s, rng, run), "after"),
+        Case("full and LoRA move unrelated heads, seed-stable", "full~lora association called",
+             True, lambda s, rng, run: methods_verdicts(0.0, s, rng, run), None),
+        Case("LoRA's Urel rho 0.3 with full's", "full~lora association called", False,
+             lambda s, rng, run: methods_verdicts(0.3, s, rng, run), None),
     ]  # fmt: skip
 
 
