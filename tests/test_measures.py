@@ -13,7 +13,7 @@ from scipy import stats as sps
 from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
 from headplast.data.batching import split_batch
-from headplast.io import json_float
+from headplast.io import finite_or_none
 from headplast.measure.checks import NonFiniteError, check_finite
 from headplast.measure.gradients import gate_gradients, per_example_gate_grads, per_example_loop
 from headplast.measure.importance import SweepResult, ablation_sweep, naive_sweep
@@ -394,8 +394,8 @@ def test_standard_error_and_json_float():
     assert standard_error(v).tolist() == [1.0, 0.0]
     one = standard_error(np.ones((1, 3, 4)))  # one example: undefined, per head
     assert one.shape == (3, 4) and np.isnan(one).all()
-    assert [json_float(x) for x in (math.nan, math.inf, -math.inf)] == [None, None, None]
-    assert json_float(np.float32(1.5)) == 1.5 and type(json_float(np.float32(1.5))) is float
+    assert [finite_or_none(x) for x in (math.nan, math.inf, -math.inf)] == [None, None, None]
+    assert finite_or_none(np.float32(1.5)) == 1.5 and type(finite_or_none(np.float32(1.5))) is float
 
 
 def test_autocast_context_refuses_an_unresolved_precision():

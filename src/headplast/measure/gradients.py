@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from headplast.data.batching import model_device, split_batch
-from headplast.io import json_float
+from headplast.io import finite_or_none
 from headplast.measure.checks import check_finite
 from headplast.measure.uncertainty import standard_error
 from headplast.model.adapters import ModelLayout, resolve_layout
@@ -86,8 +86,8 @@ class GradFisher:
                 "F": float(F_[layer, head]),
                 "Ppred": float(P[layer, head]),
                 "G_signed": float(S[layer, head]),
-                "G_se": json_float(G_se[layer, head]),
-                "F_se": json_float(F_se[layer, head]),
+                "G_se": finite_or_none(G_se[layer, head]),
+                "F_se": finite_or_none(F_se[layer, head]),
             }
             for layer in range(L)
             for head in range(H)
