@@ -12,7 +12,7 @@ import torch
 from scipy import stats as sps
 from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
-from headplast.data.batching import split_batch
+from headplast.data.batching import inputs_and_labels_on
 from headplast.io import finite_or_none
 from headplast.measure.checks import NonFiniteError, check_finite
 from headplast.measure.gradients import gate_gradients, per_example_gate_grads, per_example_loop
@@ -34,7 +34,7 @@ def _record(name: str, diff: float) -> None:
 
 
 def _logits(model, batch):
-    inputs, _ = split_batch(batch, torch.device("cpu"))
+    inputs, _ = inputs_and_labels_on(batch, torch.device("cpu"))
     with torch.no_grad():
         return model(**inputs).logits
 
@@ -165,7 +165,7 @@ def test_one_backward_gradients_equal_per_example_autograd(tiny_model):
 def test_gate_gradient_matches_finite_difference():
     model = tiny_deberta().double()
     batch = random_batches(1, batch=3)[0]
-    inputs, labels = split_batch(batch, torch.device("cpu"))
+    inputs, labels = inputs_and_labels_on(batch, torch.device("cpu"))
     layout = resolve_layout(model)
     with head_gates(model, layout) as ctrl:
         grad, _ = per_example_gate_grads(model, inputs, labels, layout, ctrl)

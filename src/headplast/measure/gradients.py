@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from headplast.data.batching import model_device, split_batch
+from headplast.data.batching import inputs_and_labels_on, model_device
 from headplast.io import finite_or_none
 from headplast.measure.checks import check_finite
 from headplast.measure.uncertainty import standard_error
@@ -144,7 +144,7 @@ def gate_gradients(
     loss_bad = torch.zeros(len(batches), dtype=torch.bool, device=device)
     with _frozen(model), head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, batch in enumerate(tqdm(batches, desc="gate gradients", disable=not progress)):
-            inputs, labels = split_batch(batch, device)
+            inputs, labels = inputs_and_labels_on(batch, device)
             grad, ce = per_example_gate_grads(model, inputs, labels, layout, ctrl)
             grads.append(grad.float())
             bad[bi] = ~torch.isfinite(grad).all(0)
@@ -165,7 +165,7 @@ def per_example_loop(
     out = []
     with _frozen(model), head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for batch in batches:
-            inputs, labels = split_batch(batch, device)
+            inputs, labels = inputs_and_labels_on(batch, device)
             for i in range(labels.shape[0]):
                 mask = inputs["attention_mask"][i].bool()
                 one = {k: v[i : i + 1, mask] for k, v in inputs.items()}

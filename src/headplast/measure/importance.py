@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from headplast.data.batching import model_device, split_batch
+from headplast.data.batching import inputs_and_labels_on, model_device
 from headplast.io import finite_or_none
 from headplast.measure.checks import check_finite
 from headplast.measure.prefix_cache import prefix_cached_passes
@@ -205,7 +205,7 @@ def naive_sweep(
     L, H = layout.n_layers, layout.n_heads
     device = model_device(model)
     model.eval()
-    data = [split_batch(b, device) for b in batches]
+    data = [inputs_and_labels_on(b, device) for b in batches]
     logits_store = _Logits(data, L, H, device)
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, (inputs, labels) in enumerate(data):
@@ -281,7 +281,7 @@ def ablation_sweep(
     L, H = layout.n_layers, layout.n_heads
     device = model_device(model)
     model.eval()
-    data = [split_batch(b, device) for b in batches]
+    data = [inputs_and_labels_on(b, device) for b in batches]
     logits_store = _Logits(data, L, H, device)
     bar = tqdm(total=len(data) * L * H, desc="ablation sweep (head x batch)", disable=not progress)
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from headplast.data.batching import model_device, split_batch
+from headplast.data.batching import inputs_and_labels_on, model_device
 from headplast.io import ArtifactError, load_tensors, save_tensors
 from headplast.measure.checks import check_finite
 from headplast.measure.importance import SweepResult
@@ -110,7 +110,7 @@ def theta0_hidden_sweep(
     L, H = layout.n_layers, layout.n_heads
     device = model_device(model)
     model.eval()
-    data = [split_batch(b, device) for b in batches]
+    data = [inputs_and_labels_on(b, device) for b in batches]
     seen: list[torch.Tensor] = []
     current: dict[str, torch.Tensor] = {}  # the batch's inputs; a pass stacks k copies of them
     hook = classifier.last_hidden.register_forward_hook(

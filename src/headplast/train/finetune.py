@@ -181,7 +181,7 @@ def _merge_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     return hp
 
 
-def split_batch(per_device: int, accumulation: int, world_size: int) -> tuple[int, int]:
+def batch_over_processes(per_device: int, accumulation: int, world_size: int) -> tuple[int, int]:
     """(per-device batch, accumulation steps) for ``world_size`` data-parallel processes that
     keep the configured effective batch E = ``per_device`` x ``accumulation`` (the batch of one
     optimizer step on one process): world_size x batch x steps = E, with the largest per-device
@@ -409,10 +409,10 @@ def training_arguments(
     """The Trainer's arguments: the hyper-parameters, evaluation and saving once per epoch (or
     every ``eval_steps``), the best checkpoint by accuracy on the evaluation set (the selection
     rows) kept, the effective batch
-    split over ``world_size`` processes (:func:`split_batch`), ``precision`` (resolved)."""
+    split over ``world_size`` processes (:func:`batch_over_processes`), ``precision`` (resolved)."""
     from transformers import TrainingArguments
 
-    per_device, accumulation = split_batch(
+    per_device, accumulation = batch_over_processes(
         hp["per_device_train_batch_size"], hp["gradient_accumulation_steps"], world_size
     )
     strategy = "steps" if hp["eval_steps"] is not None else "epoch"
@@ -619,7 +619,8 @@ def finetune(
     Run under torchrun (WORLD_SIZE = N > 1 processes, see :mod:`headplast.train.distributed`), the
     Trainer trains data-parallel (DDP; gloo on CPU) with the effective batch kept: each optimizer
     step averages per_device_train_batch_size x gradient_accumulation_steps examples, as on one
-    process (:func:`split_batch`), so the number of steps and the schedule do not depend on N.
+    process (:func:`batch_over_processes`), so the number of steps and the schedule do not depend
+    on N.
     Only rank 0 writes ``out_dir`` and returns the run configuration; other ranks return None.
     """
     from transformers import DataCollatorWithPadding, Trainer, set_seed
