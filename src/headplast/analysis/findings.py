@@ -593,7 +593,7 @@ def subset_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------- one run
+# ---------------------------------------------------------------- one run (model, task, start)
 
 
 def accuracy_summary(run_configs: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
