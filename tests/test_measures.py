@@ -389,7 +389,7 @@ def test_gate_applies_only_on_active_layers_and_checks_its_shape(tiny_model):
                 ctrl.set(torch.ones(shape))
 
 
-def test_standard_error_and_json_float():
+def test_standard_error_and_finite_or_none():
     v = np.array([[1.0, 4.0], [3.0, 4.0]])  # n = 2: |a - b| / 2
     assert standard_error(v).tolist() == [1.0, 0.0]
     one = standard_error(np.ones((1, 3, 4)))  # one example: undefined, per head
