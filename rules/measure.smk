@@ -112,7 +112,7 @@ if SHARED_THETA0_SWEEP:
             validation=data_path("validation.jsonl"),
             subset=data_path("eval_subset.json"),
         output:
-            sweep=run_path("theta0_sweep.safetensors"),
+            sweep=model_task_path("theta0_sweep.safetensors"),
         log:
             log_path("theta0_sweep", "{model}/{task}"),
         benchmark:
@@ -134,7 +134,7 @@ if SHARED_THETA0_SWEEP:
     rule importance_pre_shared:
         input:
             **ckpt_input("init"),
-            sweep=run_path("theta0_sweep.safetensors"),
+            sweep=model_task_path("theta0_sweep.safetensors"),
         output:
             jsonl=seed_path("importance_pre.jsonl"),
             per_example=seed_path("importance_pre.npz"),

@@ -4,7 +4,7 @@
 DATA_DIR = "results/data/{task}"
 SEED_DIR = "results/{model}/{task}/{start}/seed{seed}"
 SUMMARY_DIR = "results/{model}/{task}/{start}/summary"
-RUN_DIR = "results/{model}/{task}"  # shared by every start and seed of a model and task
+MODEL_TASK_DIR = "results/{model}/{task}"  # shared by its starts and seeds
 COMPARISON_DIR = "results/comparison"
 SEED_WILDCARDS = "{model}/{task}/{start}/seed{seed}"
 # What follows theta1 exists once per method: `{method}` ("" for full, "lora/" for LoRA; see
@@ -30,9 +30,9 @@ def theta1_path(name, start="{start}"):
     return seed_path(f"{METHOD}{name}", start)
 
 
-def run_path(name):
+def model_task_path(name):
     """An artifact of one model and task shared by all its starts and seeds."""
-    return f"{RUN_DIR}/{name}"
+    return f"{MODEL_TASK_DIR}/{name}"
 
 
 def summary_path(name):

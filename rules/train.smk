@@ -36,7 +36,7 @@ rule probe_features:
         validation=data_path("validation.jsonl"),
         selection=data_path("selection.json"),
     output:
-        features=run_path("probe_features.safetensors"),
+        features=model_task_path("probe_features.safetensors"),
     log:
         log_path("probe_features", "{model}/{task}"),
     benchmark:
@@ -61,7 +61,7 @@ rule probe_features:
 rule probe_checkpoint:
     input:
         **ckpt_input("init", start="random"),
-        features=run_path("probe_features.safetensors"),
+        features=model_task_path("probe_features.safetensors"),
     output:
         **ckpt("init", start="probe"),
         record=seed_path("probe.json", start="probe"),

@@ -12,10 +12,10 @@ from headplast.data.batching import (
     Encoded,
     collate,
     encode_pairs,
+    inputs_and_labels_on,
     length_batches,
     make_batches,
     model_device,
-    split_batch,
 )
 from tests.make_tiny_model import minilm_dir
 
@@ -126,7 +126,7 @@ def test_encode_pairs_pad_id_and_segment_ids_follow_the_tokenizer():
     assert enc.input_ids[0] == [101, 1037, 4937, 102, 1037, 102]
 
 
-def test_split_batch_and_model_device():
+def test_inputs_and_labels_on_and_model_device():
     """Everything but the labels goes to the model; the labels come back separately; the model's
     device is its first parameter's."""
     batch = {
@@ -136,12 +136,12 @@ def test_split_batch_and_model_device():
     }
     device = model_device(nn.Linear(2, 2))
     assert device == torch.device("cpu")
-    inputs, labels = split_batch(batch, device)
+    inputs, labels = inputs_and_labels_on(batch, device)
     assert list(inputs) == ["input_ids", "attention_mask"]
     assert torch.equal(inputs["input_ids"], batch["input_ids"])
     assert torch.equal(inputs["attention_mask"], batch["attention_mask"])
     assert labels.tolist() == [2]
     # the tensors go to the device asked for (the meta device stands in for a GPU here)
     meta = torch.device("meta")
-    inputs, labels = split_batch(batch, meta)
+    inputs, labels = inputs_and_labels_on(batch, meta)
     assert {t.device for t in inputs.values()} == {meta} and labels.device == meta

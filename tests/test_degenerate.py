@@ -11,16 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from headplast.analysis.seeds import no_usable_seed, split_degenerate
 from headplast.analysis.statistics import PAIRS, counter_examples, pair_statistics
 from headplast.data.selection import selection_record
 from headplast.io import read_json, write_json
-from headplast.train.degenerate import (
-    degeneracy,
-    majority_class_rate,
-    no_usable_seed,
-    split_degenerate,
-    warning_text,
-)
+from headplast.train.degenerate import degeneracy, majority_class_rate, warning_text
 from headplast.train.theta0 import init_checkpoint
 from tests.make_tiny_model import make_tiny_model
 from tests.pruning_rows import synthetic_curves

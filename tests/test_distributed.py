@@ -16,7 +16,7 @@ import torch
 
 from headplast.model.loading import load_model
 from headplast.train.distributed import finetune_data_parallel, gpus_of_job
-from headplast.train.finetune import finetune, split_batch
+from headplast.train.finetune import batch_over_processes, finetune
 from headplast.train.theta0 import init_checkpoint
 from tests.make_tiny_model import make_tiny_model
 
@@ -44,15 +44,15 @@ HP = {
         (16, 4, 8, (8, 1)),
     ],
 )
-def test_split_batch_keeps_the_effective_batch(per_device, accumulation, world, expected):
-    batch, steps = split_batch(per_device, accumulation, world)
+def test_batch_over_processes_keeps_the_effective_batch(per_device, accumulation, world, expected):
+    batch, steps = batch_over_processes(per_device, accumulation, world)
     assert (batch, steps) == expected
     assert world * batch * steps == per_device * accumulation
 
 
-def test_split_batch_refuses_an_indivisible_batch():
+def test_batch_over_processes_refuses_an_indivisible_batch():
     with pytest.raises(ValueError, match="8 x 1 = 8 cannot be split over 3 processes"):
-        split_batch(8, 1, 3)
+        batch_over_processes(8, 1, 3)
 
 
 @pytest.mark.parametrize(

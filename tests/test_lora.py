@@ -424,7 +424,7 @@ def test_lora_finetune_saves_theta1_merged(lora_setup):
     maps included); the record names the method, settings and the merge check."""
     from peft import PeftModel
 
-    from headplast.model.adapters import resolve_head
+    from headplast.model.adapters import resolve_classifier
     from headplast.model.loading import load_model
 
     root = lora_setup
@@ -442,12 +442,12 @@ def test_lora_finetune_saves_theta1_merged(lora_setup):
     theta0 = load_file(root / "ckpt_init" / "model.safetensors")
     theta1 = load_file(out / "model.safetensors")
     assert theta0.keys() == theta1.keys()
-    head = set(resolve_head(load_model(root / "ckpt_init")).head_parameters)
+    classifier = set(resolve_classifier(load_model(root / "ckpt_init")).classifier_parameters)
     wrapped = {f"{m}.weight" for m in rc["lora"]["modules"]}
-    same = [n for n in theta0 if n not in head and n not in wrapped]
+    same = [n for n in theta0 if n not in classifier and n not in wrapped]
     assert len(same) > 20 and all(torch.equal(theta0[n], theta1[n]) for n in same)
     assert all(not torch.equal(theta0[n], theta1[n]) for n in wrapped)
-    assert any(not torch.equal(theta0[n], theta1[n]) for n in head)
+    assert any(not torch.equal(theta0[n], theta1[n]) for n in classifier)
     theta0_model = load_model(root / "ckpt_init")
     peft_model = PeftModel.from_pretrained(copy.deepcopy(theta0_model), rc["lora"]["adapter_dir"])
     before, merged = _logits(peft_model, root), _logits(load_model(out), root)

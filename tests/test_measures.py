@@ -12,8 +12,8 @@ import torch
 from scipy import stats as sps
 from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
-from headplast.data.batching import split_batch
-from headplast.io import json_float
+from headplast.data.batching import inputs_and_labels_on
+from headplast.io import finite_or_none
 from headplast.measure.checks import NonFiniteError, check_finite
 from headplast.measure.gradients import gate_gradients, per_example_gate_grads, per_example_loop
 from headplast.measure.importance import SweepResult, ablation_sweep, naive_sweep
@@ -34,7 +34,7 @@ def _record(name: str, diff: float) -> None:
 
 
 def _logits(model, batch):
-    inputs, _ = split_batch(batch, torch.device("cpu"))
+    inputs, _ = inputs_and_labels_on(batch, torch.device("cpu"))
     with torch.no_grad():
         return model(**inputs).logits
 
@@ -165,7 +165,7 @@ def test_one_backward_gradients_equal_per_example_autograd(tiny_model):
 def test_gate_gradient_matches_finite_difference():
     model = tiny_deberta().double()
     batch = random_batches(1, batch=3)[0]
-    inputs, labels = split_batch(batch, torch.device("cpu"))
+    inputs, labels = inputs_and_labels_on(batch, torch.device("cpu"))
     layout = resolve_layout(model)
     with head_gates(model, layout) as ctrl:
         grad, _ = per_example_gate_grads(model, inputs, labels, layout, ctrl)
@@ -389,13 +389,13 @@ def test_gate_applies_only_on_active_layers_and_checks_its_shape(tiny_model):
                 ctrl.set(torch.ones(shape))
 
 
-def test_standard_error_and_json_float():
+def test_standard_error_and_finite_or_none():
     v = np.array([[1.0, 4.0], [3.0, 4.0]])  # n = 2: |a - b| / 2
     assert standard_error(v).tolist() == [1.0, 0.0]
     one = standard_error(np.ones((1, 3, 4)))  # one example: undefined, per head
     assert one.shape == (3, 4) and np.isnan(one).all()
-    assert [json_float(x) for x in (math.nan, math.inf, -math.inf)] == [None, None, None]
-    assert json_float(np.float32(1.5)) == 1.5 and type(json_float(np.float32(1.5))) is float
+    assert [finite_or_none(x) for x in (math.nan, math.inf, -math.inf)] == [None, None, None]
+    assert finite_or_none(np.float32(1.5)) == 1.5 and type(finite_or_none(np.float32(1.5))) is float
 
 
 def test_autocast_context_refuses_an_unresolved_precision():

@@ -275,7 +275,7 @@ def test_real_sizes_build_on_the_meta_device(name):
     """The table's entry builds the model on the meta device with the published parameter count,
     its heads and key/value groups as the adapter table reads them, and the pooling its task head
     reads (decoders: the last token that is not the end-of-sequence id they are padded with)."""
-    from headplast.model.adapters import resolve_head, resolve_layout
+    from headplast.model.adapters import resolve_classifier, resolve_layout
     from headplast.plan.flops import meta_model
 
     layers, heads, kv_heads, pooling, published = REAL_SIZES[name]
@@ -288,11 +288,11 @@ def test_real_sizes_build_on_the_meta_device(name):
     assert (layout.n_layers, layout.n_heads, layout.n_kv_heads) == (layers, heads, kv_heads)
     base = sum(p.numel() for p in model.base_model.parameters())
     assert abs(base - published) / published < 0.005, base
-    head = resolve_head(model)
-    assert head.pooling == pooling
+    classifier = resolve_classifier(model)
+    assert classifier.pooling == pooling
     if pooling == "last":
         eos = arch.config["eos_token_id"]
-        assert head.pad_token_id == eos and model.config.use_cache is False
+        assert classifier.pad_token_id == eos and model.config.use_cache is False
     assert f"{heads} heads" in arch.describe()
     assert (f"({kv_heads} key/value)" in arch.describe()) == (kv_heads != heads)
 
@@ -344,7 +344,7 @@ def test_flops_are_positive_and_layer_proportional(name):
     assert forward[2] - forward[1] == forward[1] - forward[0]
     two = counts(2)
     heads = fields["num_attention_heads"]
-    f, h = two.forward(tokens, batch), tokens * two.head(batch)
+    f, h = two.forward(tokens, batch), tokens * two.classifier(batch)
     ratio = two.sweep(tokens, batch, 1 << 16) / f
     assert 0 < h < f / 10
     assert 1 + heads * (2 - 1) / 2 <= ratio <= 1 + heads * (2 + 1) / 2 + heads * h * 1 / (2 * f)

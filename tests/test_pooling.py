@@ -18,11 +18,11 @@ import torch
 
 from headplast.measure.importance import ablation_sweep
 from headplast.measure.shared_sweep import importance_from_theta0_sweep, theta0_hidden_sweep
-from headplast.model.adapters import resolve_head
-from headplast.model.head import EncoderMismatchError, head_logits, pooled_features
+from headplast.model.adapters import resolve_classifier
+from headplast.model.classifier import EncoderMismatchError, classifier_logits, pooled_features
 from headplast.model.loading import ModelLoadError, prepare_padding
 from headplast.model.tiny import tiny_model
-from headplast.train.probe import evaluate_head, fit_probe
+from headplast.train.probe import evaluate_classifier, fit_probe
 from tests.conftest import random_batches
 
 #: (family, config overrides, pooling): each pooling on the families that use it.
@@ -53,10 +53,10 @@ def _logits(model, batches) -> torch.Tensor:
 
 def _same_encoder_new_head(model, seed: int):
     """Another seed's theta0: the same encoder, a head initialised from ``seed``."""
-    head = resolve_head(model)
+    classifier = resolve_classifier(model)
     torch.manual_seed(seed)
     other = type(model)(model.config).eval()
-    encoder = {k: v for k, v in model.state_dict().items() if head.is_encoder(k)}
+    encoder = {k: v for k, v in model.state_dict().items() if classifier.is_encoder(k)}
     other.load_state_dict(encoder, strict=False)
     return other
 
@@ -67,12 +67,12 @@ def test_pooled_features_are_what_the_head_reads(case):
     features equal the last real token's state (right padding: attention-mask length - 1) or the
     masked mean of the base model's output, computed by hand."""
     model = _build(case)
-    assert resolve_head(model).pooling == CASES[case][2]
+    assert resolve_classifier(model).pooling == CASES[case][2]
     batches = _batches()
     features, labels = pooled_features(model, batches)
     ref = _logits(model, batches)
     with torch.no_grad():
-        got = head_logits(model, features, chunk=3)
+        got = classifier_logits(model, features, chunk=3)
     diff = float((got - ref).abs().max())
     print(f"[maxdiff] {case} head on pooled features vs full forward: {diff:.3e}")
     assert features.shape == (10, 32) and diff <= 1e-6
@@ -121,15 +121,15 @@ def test_probe_on_pooled_features_is_the_checkpoints_head(case):
     """A probe fitted on pooled features changes only the head and learns; the fitted head's
     loss and accuracy on the features equal those of the model's full forward on the batches."""
     model = _build(case)
-    head = resolve_head(model)
-    encoder = {k: v.clone() for k, v in model.state_dict().items() if head.is_encoder(k)}
+    classifier = resolve_classifier(model)
+    encoder = {k: v.clone() for k, v in model.state_dict().items() if classifier.is_encoder(k)}
     batches = _batches(3, 8, seed=5)
     x, y = pooled_features(model, batches)
-    before = evaluate_head(model, x, y)
+    before = evaluate_classifier(model, x, y)
     fit = fit_probe(
         model, x, y, epochs=30, learning_rate=3e-2, batch_size=None, weight_decay=0.0, seed=0
     )
-    after = evaluate_head(model, x, y)
+    after = evaluate_classifier(model, x, y)
     assert fit.train_loss[-1] < fit.train_loss[0] and after["loss"] < before["loss"]
     state = model.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in encoder.items())
@@ -188,7 +188,7 @@ def test_prepare_padding_for_a_decoder_without_a_pad_token():
     changed = prepare_padding(tok, model)
     assert (tok.pad_token, tok.padding_side) == ("</s>", "right")
     assert model.config.pad_token_id == 2 and model.config.use_cache is False
-    assert resolve_head(model).pad_token_id == 2 and len(changed) == 4
+    assert resolve_classifier(model).pad_token_id == 2 and len(changed) == 4
     assert prepare_padding(tok, model) == []  # nothing left to change
     tok = _Tokenizer(eos=None, unk="<unk>")
     prepare_padding(tok, tiny_model("gpt2"))

@@ -27,14 +27,14 @@ from headplast.measure.shared_sweep import (
     measure_theta0_sweep,
     theta0_hidden_sweep,
 )
-from headplast.model.adapters import UnsupportedModelError, resolve_head
-from headplast.model.head import EncoderMismatchError, head_logits, pooled_features
+from headplast.model.adapters import UnsupportedModelError, resolve_classifier
+from headplast.model.classifier import EncoderMismatchError, classifier_logits, pooled_features
 from headplast.model.tiny import tiny_model
 from headplast.train.defaults import PROBE_DEFAULTS
 from headplast.train.probe import (
     ProbeFeatures,
     compute_probe_features,
-    evaluate_head,
+    evaluate_classifier,
     fit_probe,
     merge_probe_hparams,
     probe_checkpoint,
@@ -54,9 +54,9 @@ def tiny_electra(seed: int = 0):
 BUILDERS = {"bert": tiny_bert, "deberta": tiny_deberta, "roberta": tiny_roberta}
 
 
-def _encoder_state(model, head=None) -> dict[str, torch.Tensor]:
-    head = head or resolve_head(model)
-    return {k: v.clone() for k, v in model.state_dict().items() if head.is_encoder(k)}
+def _encoder_state(model, classifier=None) -> dict[str, torch.Tensor]:
+    classifier = classifier or resolve_classifier(model)
+    return {k: v.clone() for k, v in model.state_dict().items() if classifier.is_encoder(k)}
 
 
 def _assert_encoders_equal(a, b) -> None:
@@ -70,8 +70,8 @@ def _same_encoder_new_head(model, seed: int):
     """Another seed's theta0: the same encoder, a head initialised from ``seed``."""
     torch.manual_seed(seed)
     other = type(model)(model.config).eval()
-    head = resolve_head(model)
-    other.load_state_dict(_encoder_state(model, head), strict=False)
+    classifier = resolve_classifier(model)
+    other.load_state_dict(_encoder_state(model, classifier), strict=False)
     return other
 
 
@@ -95,23 +95,23 @@ def test_head_split_per_family():
     }
     for name, build in BUILDERS.items():
         model = build()
-        head = resolve_head(model)
-        assert set(head.head_modules) == expect[name]
-        assert head.pooling == "first"
+        classifier = resolve_classifier(model)
+        assert set(classifier.classifier_modules) == expect[name]
+        assert classifier.pooling == "first"
         names = {n for n, _ in model.named_parameters()}
-        outside = {n for n in names if not head.is_encoder(n)}
-        assert outside == set(head.head_parameters)
-    roberta = set(resolve_head(tiny_roberta()).head_parameters)
+        outside = {n for n in names if not classifier.is_encoder(n)}
+        assert outside == set(classifier.classifier_parameters)
+    roberta = set(resolve_classifier(tiny_roberta()).classifier_parameters)
     assert roberta == {
         f"classifier.{m}.{p}" for m in ("dense", "out_proj") for p in ("weight", "bias")
     }
-    electra = resolve_head(tiny_electra())  # the embedding projection is part of the encoder
+    electra = resolve_classifier(tiny_electra())  # the embedding projection is part of the encoder
     assert electra.is_encoder("electra.embeddings_project.weight")
-    assert set(electra.head_modules) == {"classifier"}
+    assert set(electra.classifier_modules) == {"classifier"}
 
 
 @pytest.mark.parametrize("family", list(BUILDERS))
-def test_head_logits_equal_the_full_forward(family):
+def test_classifier_logits_equal_the_full_forward(family):
     model = BUILDERS[family]()
     batches = random_batches(2, 5, 12, token_types=family != "roberta")
     features, labels = pooled_features(model, batches)
@@ -119,7 +119,7 @@ def test_head_logits_equal_the_full_forward(family):
         ref = torch.cat(
             [model(**{k: v for k, v in b.items() if k != "labels"}).logits for b in batches]
         )
-        got = head_logits(model, features, chunk=3)
+        got = classifier_logits(model, features, chunk=3)
     assert features.shape == (10, 32) and torch.equal(
         labels, torch.cat([b["labels"] for b in batches])
     )
@@ -146,10 +146,10 @@ def test_head_reading_an_unknown_pooling_is_refused(monkeypatch):
 def test_probe_learns_and_changes_only_the_head(family):
     model = BUILDERS[family]()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    head = resolve_head(model)
+    classifier = resolve_classifier(model)
     x_train, y_train = pooled_features(model, _marked_batches(150, 0))
     x_val, y_val = pooled_features(model, _marked_batches(150, 1))
-    chance = evaluate_head(model, x_val, y_val)["accuracy"]
+    chance = evaluate_classifier(model, x_val, y_val)["accuracy"]
     losses = fit_probe(
         model,
         x_train,
@@ -160,14 +160,14 @@ def test_probe_learns_and_changes_only_the_head(family):
         weight_decay=0.0,
         seed=0,
     ).train_loss
-    after = evaluate_head(model, x_val, y_val)
+    after = evaluate_classifier(model, x_val, y_val)
     assert losses[-1] < losses[0] / 5
     assert after["accuracy"] >= 0.95 > chance + 0.2
     state = model.state_dict()
     for k, v in before.items():
-        if head.is_encoder(k):
+        if classifier.is_encoder(k):
             assert torch.equal(v, state[k]), f"encoder tensor {k} changed"
-    for k in head.head_parameters:
+    for k in classifier.classifier_parameters:
         assert not torch.equal(before[k], state[k]), f"head tensor {k} unchanged"
     assert all(p.requires_grad for p in model.parameters())  # flags restored
 
@@ -222,7 +222,7 @@ def test_early_stopping_keeps_the_head_of_the_lowest_held_out_loss():
     assert len(losses) == len(fit.train_loss) == 7
     assert losses[1] > losses[0] > losses[2] > losses[3] < losses[4] < losses[5] < losses[6]
     assert fit.best_epoch == 4 == int(np.argmin(losses)) + 1
-    kept = evaluate_head(model, *held)["loss"]
+    kept = evaluate_classifier(model, *held)["loss"]
     assert kept == pytest.approx(losses[3], abs=1e-6)
     assert kept < losses[-1]
 
@@ -261,10 +261,10 @@ def test_non_finite_probe_loss_stops_the_fit_and_restores_the_flags():
 def _plain_adamw_losses(model, x, y, *, epochs, lr, batch_size, weight_decay, seed):
     """The reference fit: AdamW on the head parameters over minibatches of a permutation drawn
     from a generator seeded ``seed`` each epoch; per epoch the example-weighted mean loss."""
-    head = resolve_head(model)
+    classifier = resolve_classifier(model)
     named = dict(model.named_parameters())
     opt = torch.optim.AdamW(
-        [named[n] for n in head.head_parameters], lr=lr, weight_decay=weight_decay
+        [named[n] for n in classifier.classifier_parameters], lr=lr, weight_decay=weight_decay
     )
     gen = torch.Generator().manual_seed(seed)
     losses = []
@@ -272,7 +272,7 @@ def _plain_adamw_losses(model, x, y, *, epochs, lr, batch_size, weight_decay, se
         order = torch.randperm(len(y), generator=gen)
         total = 0.0
         for idx in order.split(batch_size):
-            loss = torch.nn.functional.cross_entropy(head_logits(model, x[idx]), y[idx])
+            loss = torch.nn.functional.cross_entropy(classifier_logits(model, x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -299,7 +299,7 @@ def test_fit_probe_equals_a_plain_adamw_loop():
         )  # fmt: skip
         assert fit.train_loss == pytest.approx(want, rel=1e-6)
         assert fit.held_out_loss == [] and fit.best_epoch == 2
-        for name in resolve_head(model).head_parameters:
+        for name in resolve_classifier(model).classifier_parameters:
             got, exp = fitted.get_parameter(name), ref.get_parameter(name)
             torch.testing.assert_close(got, exp, rtol=0, atol=1e-6, msg=name)
 
@@ -491,11 +491,11 @@ def test_probe_checkpoint_on_disk(probe_inputs, tmp_path):
     assert record["train_loss_per_epoch"] == [round(v, 6) for v in fit.train_loss]
     assert record["held_out_loss_per_epoch"] == [round(v, 6) for v in fit.held_out_loss]
     assert (record["epochs_run"], record["best_epoch"]) == (len(fit.train_loss), fit.best_epoch)
-    assert record["train"] == evaluate_head(probe_model, x_fit, y_fit)
-    assert record["train"] == evaluate_head(ref, x_fit, y_fit)
+    assert record["train"] == evaluate_classifier(probe_model, x_fit, y_fit)
+    assert record["train"] == evaluate_classifier(ref, x_fit, y_fit)
     assert record["validation"] == {
-        "random_head": evaluate_head(random_model, x_val, y_val),
-        "probe": evaluate_head(probe_model, x_val, y_val),
+        "random_head": evaluate_classifier(random_model, x_val, y_val),
+        "probe": evaluate_classifier(probe_model, x_val, y_val),
     }
     assert record["validation_majority_rate"] == max(val.count(0), val.count(1)) / 20
     assert record["device"] == "cpu" and record["seconds"] >= 0

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from headplast.analysis.correlation import has_constant_side, spearman
 from headplast.analysis.statistics import (
     PAIRS,
     REQUIRED_COLUMNS,
@@ -25,7 +26,7 @@ from headplast.analysis.statistics import (
     topk_overlap,
     validate_heads,
 )
-from headplast.io import ArtifactError
+from headplast.io import ArtifactError, finite_or_none, json_value, read_csv_table
 from headplast.measure.uncertainty import t_quantile
 
 
@@ -657,3 +658,32 @@ def test_the_cluster_bootstrap_covers_rho_when_heads_of_a_layer_are_alike():
         miss_cluster += not lo <= 0 <= hi
     assert miss_heads / runs > 0.3
     assert miss_cluster / runs <= 0.1 + 3 * (0.09 / runs) ** 0.5
+
+
+def test_spearman_guard_and_json_helpers(tmp_path):
+    """The one Spearman (NaN for a constant side, scipy's rho and p otherwise), the one
+    NaN-to-None and the one CSV reader with its error."""
+    x, y = np.array([1.0, 2.0, 3.0, 5.0]), np.array([2.0, 1.0, 4.0, 3.0])
+    ref = sps.spearmanr(x, y)
+    assert spearman(x, y) == (float(ref.statistic), float(ref.pvalue))
+    assert has_constant_side(x, np.ones(4)) and not has_constant_side(x, y)
+    assert all(math.isnan(v) for v in spearman(x, np.ones(4)))
+    assert [finite_or_none(v) for v in (None, pd.NA, math.nan, -math.inf, np.float32(1.5))] == [
+        None,
+        None,
+        None,
+        None,
+        1.5,
+    ]
+    assert [json_value(v) for v in (np.int64(3), "a", True, np.float64(math.nan))] == [
+        3,
+        "a",
+        True,
+        None,
+    ]
+    assert type(json_value(np.int64(3))) is int
+    with pytest.raises(ArtifactError, match="file not found"):
+        read_csv_table(tmp_path / "none.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ArtifactError, match="not a readable CSV"):
+        read_csv_table(tmp_path / "empty.csv")

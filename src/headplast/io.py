@@ -81,6 +81,17 @@ def read_json(path: str | os.PathLike) -> Any:
         ) from err
 
 
+def read_csv_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV artifact, with an error that names the file when it is missing or cannot be
+    parsed (cut short, empty, not text)."""
+    if not os.path.exists(path):
+        raise ArtifactError(f"{path}: file not found")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: not a readable CSV ({err}); delete it and rerun") from err
+
+
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
     """Write one JSON object per line, atomically. Floats are written with full precision."""
     with atomic_path(path) as tmp, tmp.open("w") as fh:
@@ -207,10 +218,27 @@ def load_tensors(
     return tensors, meta
 
 
-def json_float(v) -> float | None:
-    """A JSON-safe float: None for NaN (e.g. a standard error from one example)."""
+def finite_or_none(v: Any) -> float | None:
+    """``v`` as a float, or None where it is missing (None, pandas' NA) or not finite (NaN, e.g. a
+    standard error from one example, or an infinity): JSON has no NaN. The one NaN-to-None
+    conversion of the package."""
+    if v is None or v is pd.NA:
+        return None
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+def json_value(v: Any) -> Any:
+    """A table cell as JSON takes it: a missing or non-finite number as None
+    (:func:`finite_or_none`), a finite float as a float, a numpy integer as an int; anything else
+    (strings, Python ints and booleans) unchanged."""
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating):
+        return finite_or_none(v)
+    return v
 
 
 def write_per_example(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:

@@ -11,8 +11,8 @@ log = start(snakemake)
 import pandas as pd
 
 from headplast.analysis.freeze_effects import COLUMNS, freeze_table, seed_effect
+from headplast.analysis.seeds import no_usable_seed, seeds_to_summarise
 from headplast.io import ArtifactError, atomic_path, read_head_jsonl, read_json
-from headplast.train.degenerate import no_usable_seed, seeds_to_summarise
 
 sm = snakemake
 seeds, orders = [int(s) for s in sm.params.seeds], list(sm.params.orders)

@@ -18,8 +18,8 @@ from headplast.analysis.pruning_auc import (
     random_order_areas,
     read_pruning,
 )
+from headplast.analysis.seeds import no_usable_seed, seeds_to_summarise
 from headplast.io import ArtifactError, atomic_path, read_json, write_json
-from headplast.train.degenerate import no_usable_seed, seeds_to_summarise
 
 sm = snakemake
 seeds = [int(s) for s in sm.params.seeds]

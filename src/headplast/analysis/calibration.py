@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from headplast.analysis.correlation import spearman
 from headplast.analysis.findings import (
     association_call,
     freeze_rows,
@@ -295,7 +296,7 @@ def shared_example_disattenuated(x: np.ndarray, y: np.ndarray, s: Settings, run:
     the full-subset rho over sqrt(r_xx r_yy); now, the cross-half estimate."""
     rx = split_half(x, mean_stat, s.split_half_repeats, run, n_null=0)["reliability"]
     ry = split_half(y, mean_stat, s.split_half_repeats, run, n_null=0)["reliability"]
-    rho = float(sps.spearmanr(x.mean(0), y.mean(0)).statistic)
+    rho = spearman(x.mean(0), y.mean(0)).rho
     before = None
     if rx and ry and rx > 0 and ry > 0:
         before = disattenuated(rho, math.sqrt(rx * ry))

@@ -10,12 +10,13 @@ swaps the arrays a selector picks and fills the head's table.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from headplast.io import finite_or_none
 
 #: Per-seed uncertainty columns of heads.csv: their seed means are not measures of their own.
 _UNCERTAINTY_SUFFIXES = ("_se", "_ci_low", "_ci_high")
@@ -38,7 +39,7 @@ def measures_of(heads_mean: pd.DataFrame) -> list[str]:
 def _grid(values: np.ndarray, layer: np.ndarray, head: np.ndarray, shape: tuple[int, int]):
     g = np.full(shape, np.nan)
     g[layer, head] = values
-    return [[None if not math.isfinite(v) else float(v) for v in row] for row in g]
+    return [[finite_or_none(v) for v in row] for row in g]
 
 
 def explorer_data(runs: Mapping[tuple[str, str, str], pd.DataFrame]) -> dict[str, Any]:

@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from scipy import stats as sps  # noqa: E402
 
+from headplast.analysis.correlation import has_constant_side, spearman  # noqa: E402
 from headplast.analysis.pruning_auc import curves_of_fit  # noqa: E402
 from headplast.analysis.starts import NOT_COMPARED  # noqa: E402
 from headplast.io import atomic_path  # noqa: E402
@@ -115,9 +115,9 @@ def _log_axes(log: bool | str, x: np.ndarray, y: np.ndarray) -> str:
 
 
 def _rho_text(x: np.ndarray, y: np.ndarray) -> str:
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
+    if has_constant_side(x, y):
         return "Spearman ρ undefined"
-    return f"Spearman ρ = {sps.spearmanr(x, y).statistic:.2f}"
+    return f"Spearman ρ = {spearman(x, y).rho:.2f}"
 
 
 def _annotate_rho(ax, xv: np.ndarray, yv: np.ndarray) -> None:

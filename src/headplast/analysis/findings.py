@@ -20,6 +20,7 @@ import pandas as pd
 from headplast.analysis.head_permutation import holm
 from headplast.analysis.random_baseline import MIN_DRAWS, MIN_SEEDS, against_random, position
 from headplast.analysis.summary import MIN_INFORMATIVE_SEEDS
+from headplast.io import json_value
 
 #: The pairs that answer "do the heads that matter move?", in the order the page shows them.
 FINDINGS_PAIRS: tuple[str, ...] = (
@@ -90,13 +91,6 @@ def association_call(
 def _mean(values: Sequence[float | None]) -> float | None:
     v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
     return float(np.mean(v)) if v else None
-
-
-def _finite(v: Any) -> Any:
-    """``v``, or None where it is a NaN or infinite number (JSON has no NaN)."""
-    if isinstance(v, float | np.floating) and not math.isfinite(float(v)):
-        return None
-    return v
 
 
 def _get(block: Mapping[str, Any] | None, *keys: str) -> Any:
@@ -185,7 +179,7 @@ def noise_fields(
     }
 
 
-def _verdict_clause(
+def verdict_clause(
     rho: float, low: Any, high: Any, p: Any, what: str, p_adj: Any = None
 ) -> tuple[bool, str]:
     """(called, words) for one rho: "a moderate positive association (rho +0.40, 95 % seed
@@ -222,7 +216,7 @@ def depth_words(row: Mapping[str, Any]) -> str:
     if row.get("rho_layer") is None:
         return ""
     raw, _ = association_call(row["ci_low"], row["ci_high"], _decisive_p(row, "p_head"))
-    lay, clause = _verdict_clause(
+    lay, clause = verdict_clause(
         row["rho_layer"], row["layer_ci_low"], row["layer_ci_high"], row.get("p_head_layer"),
         "layer-controlled rho", row.get("p_head_layer_adj"),
     )  # fmt: skip
@@ -298,7 +292,7 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
             f"{rho:+.2f}" + (f" ({seeds})." if seeds else ".")
         )
     else:
-        _, clause = _verdict_clause(
+        _, clause = verdict_clause(
             rho, row["ci_low"], row["ci_high"], row.get("p_head"), "rho", row.get("p_head_adj")
         )
         out.append(f"{x} and {y}{_label(row)}: {clause}{depth_words(row)}.")
@@ -475,7 +469,7 @@ def freeze_rows(table: pd.DataFrame | None) -> list[dict[str, Any]]:
     ``above``, ``within``, or None (fewer than 3 seeds or 2 random draws)."""
     if table is None or table.empty:
         return []
-    records = [{k: _finite(v) for k, v in r.items()} for r in table.to_dict("records")]
+    records = [{k: json_value(v) for k, v in r.items()} for r in table.to_dict("records")]
     draws = {
         r["order"]: _per_seed_cell(r.get("per_seed")) for r in records if r["kind"] == "random"
     }
@@ -599,7 +593,7 @@ def subset_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------- one run
+# ---------------------------------------------------------------- one run (model, task, start)
 
 
 def accuracy_summary(run_configs: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:

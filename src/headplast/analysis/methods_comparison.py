@@ -25,19 +25,18 @@ question, judged unadjusted in its own run section). Fewer than 3 seeds: no verd
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from headplast.analysis.findings import _verdict_clause
+from headplast.analysis.correlation import spearman
+from headplast.analysis.findings import verdict_clause
 from headplast.analysis.head_permutation import holm, pooled_permutation_test
 from headplast.analysis.statistics import topk_overlap
 from headplast.analysis.summary import MIN_INFORMATIVE_SEEDS, fisher_z_pool
-from headplast.io import ArtifactError
+from headplast.io import ArtifactError, finite_or_none, json_value
 
 KEY = ["layer", "head"]
 #: The measure whose rankings the methods are compared on.
@@ -108,12 +107,6 @@ def _urel_matrix(
     return np.stack(xs), np.stack(ys)
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    return float(sps.spearmanr(x, y).statistic)
-
-
 def _pair_row(method: str, pair_stats: Mapping[str, Any]) -> dict[str, Any]:
     """One method's I_pre~Urel as its summaries pooled it."""
     rho = ((pair_stats.get("pairs") or {}).get(PAIR) or {}).get("rho") or {}
@@ -168,7 +161,7 @@ def compare_run(
     x, y = _urel_matrix(heads_full, heads_lora, seeds)
     n = x.shape[1]
     k = min(int(top_k), n)
-    rhos = {s: _spearman(x[i], y[i]) for i, s in enumerate(seeds)}
+    rhos = {s: finite_or_none(spearman(x[i], y[i]).rho) for i, s in enumerate(seeds)}
     overlaps = {s: topk_overlap(x[i], y[i], k)["overlap"] for i, s in enumerate(seeds)}
     pooled = fisher_z_pool(list(rhos.values()), level, n_heads=n)
     test = pooled_permutation_test(x, y, n_permutations=n_permutations, seed=perm_seed)
@@ -229,7 +222,7 @@ def compare_methods(runs: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> p
                 r["called"] = None
                 continue
             p = r.get("p_holm") if _in_family(r) else r.get("p_head")
-            r["called"] = _verdict_clause(r["rho"], r["rho_low"], r["rho_high"], p, "rho")[0]
+            r["called"] = verdict_clause(r["rho"], r["rho_low"], r["rho_high"], p, "rho")[0]
         rows += run_rows
     table = pd.DataFrame(rows, columns=COLUMNS)
     num = ["rho", "rho_low", "rho_high", "p_head", "p_holm", "overlap", "overlap_chance"]
@@ -240,16 +233,6 @@ def compare_methods(runs: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> p
 
 
 # --------------------------------------------------------------------------- the findings page
-
-
-def _none(v: Any) -> Any:
-    if v is None or v is pd.NA or (isinstance(v, float | np.floating) and not math.isfinite(v)):
-        return None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    return v
 
 
 def _per_seed(text: Any) -> dict[str, float | None]:
@@ -264,7 +247,7 @@ def _per_seed(text: Any) -> dict[str, float | None]:
 
 def _flag(v: Any) -> bool | None:
     """A boolean cell as pandas reads it back (True/False, "True"/"False", NaN for None)."""
-    v = _none(v)
+    v = json_value(v)
     if v is None or v == "":
         return None
     if isinstance(v, str):
@@ -276,7 +259,7 @@ def table_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     """The CSV's rows as plain values (None for missing; per-seed cells as dicts)."""
     out = []
     for r in table.to_dict("records"):
-        row = {k: _none(v) for k, v in r.items()}
+        row = {k: json_value(v) for k, v in r.items()}
         for col in ("informative", "called", "primary"):
             row[col] = _flag(r.get(col))
         row["per_seed_rho"] = _per_seed(r.get("per_seed_rho"))
@@ -314,7 +297,7 @@ def run_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     elif not across["informative"]:
         out.append(_not_informative(what, across))
     else:
-        called, clause = _verdict_clause(
+        called, clause = verdict_clause(
             across["rho"], across["rho_low"], across["rho_high"], across["p_head"], "rho",
             across["p_holm"],
         )  # fmt: skip
@@ -346,7 +329,7 @@ def run_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             out.append(_not_informative(what, r))
         else:
             p_adj = r["p_holm"] if r["method"] == "lora" else None
-            _, clause = _verdict_clause(
+            _, clause = verdict_clause(
                 r["rho"], r["rho_low"], r["rho_high"], r["p_head"], "rho", p_adj
             )
             out.append(f"{what}: {clause}.")

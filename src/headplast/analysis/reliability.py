@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from headplast.analysis.correlation import spearman
 from headplast.io import read_per_example
 
 #: Target reliability for the subset-size advice.
@@ -124,12 +125,6 @@ def disattenuated(rho: float | None, ceiling: float | None) -> float | None:
     if rho is None or ceiling is None or ceiling <= 0 or not math.isfinite(rho):
         return None
     return rho / ceiling
-
-
-def _rank_corr(a: np.ndarray, b: np.ndarray) -> float:
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return math.nan
-    return float(sps.spearmanr(a, b).statistic)
 
 
 # --------------------------------------------------------------------------- split-half
@@ -248,7 +243,7 @@ def split_half(
     rhos = []
     splits = _splits(n, n_repeats, seed)
     for a, b in splits:
-        rho = _rank_corr(statistic(values[a]), statistic(values[b]))
+        rho = spearman(statistic(values[a]), statistic(values[b])).rho
         if math.isfinite(rho):
             rhos.append(rho)
     r_half = float(np.mean(rhos)) if rhos else None
@@ -302,8 +297,8 @@ def cross_half(
     same, cross, rx, ry = [], [], [], []
     for a, b in _splits(n, n_repeats, seed):
         xa, xb, ya, yb = x_stat(xv[a]), x_stat(xv[b]), y_stat(yv[a]), y_stat(yv[b])
-        vals = [_rank_corr(xa, ya), _rank_corr(xb, yb), _rank_corr(xa, yb), _rank_corr(xb, ya)]
-        vals += [_rank_corr(xa, xb), _rank_corr(ya, yb)]
+        pairs = ((xa, ya), (xb, yb), (xa, yb), (xb, ya), (xa, xb), (ya, yb))
+        vals = [spearman(u, v).rho for u, v in pairs]
         if all(math.isfinite(v) for v in vals):
             same.append((vals[0] + vals[1]) / 2)
             cross.append((vals[2] + vals[3]) / 2)
@@ -392,7 +387,7 @@ def seed_to_seed(values_by_seed: Mapping[Any, np.ndarray]) -> dict[str, Any]:
     rhos = []
     for i, a in enumerate(seeds):
         for b in seeds[i + 1 :]:
-            rho = _rank_corr(np.ravel(values_by_seed[a]), np.ravel(values_by_seed[b]))
+            rho = spearman(np.ravel(values_by_seed[a]), np.ravel(values_by_seed[b])).rho
             if math.isfinite(rho):
                 rhos.append(rho)
     r = float(np.mean(rhos)) if rhos else None

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from headplast.analysis.correlation import has_constant_side, spearman
 from headplast.analysis.reliability import pair_ceiling
-from headplast.io import ArtifactError
+from headplast.io import ArtifactError, finite_or_none, read_csv_table
 from headplast.measure.heads import HEADS_COLUMNS
 
 #: The (x, y) pairs that answer the question (docs/methods.md, "Statistics of one seed").
@@ -103,13 +104,7 @@ def validate_heads(
 
 def read_heads(path: str | os.PathLike, required: Sequence[str] = REQUIRED_COLUMNS) -> pd.DataFrame:
     """Read and validate ``heads.csv`` (see :func:`validate_heads`); errors name the file."""
-    if not os.path.exists(path):
-        raise ArtifactError(f"{path}: file not found")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ArtifactError(f"{path}: not a readable CSV ({err}); delete it and rerun") from err
-    return validate_heads(df, path, tuple(required))
+    return validate_heads(read_csv_table(path), path, tuple(required))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -145,11 +140,6 @@ def _spearman_vectorized(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.nda
     return _pearson_last_axis(sps.rankdata(x, axis=-1), sps.rankdata(y, axis=-1))
 
 
-def _finite_or_none(v) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
 # --------------------------------------------------------------------------- Spearman
 
 
@@ -164,9 +154,9 @@ def spearman_permutation(x, y, n_permutations: int = 10_000, seed: int = 0) -> t
     Returns ``(nan, nan)`` when a side is constant.
     """
     x, y = _as_pair(x, y)
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
+    rho = spearman(x, y).rho
+    if math.isnan(rho):  # a constant side
         return math.nan, math.nan
-    rho = float(sps.spearmanr(x, y).statistic)
     one = np.zeros(x.size, dtype=int)
     rx, ry = _within_layer_centred_ranks(x, one), _within_layer_centred_ranks(y, one)
     den = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
@@ -307,7 +297,7 @@ def bootstrap_ci(
     in which a side is constant are dropped. Returns ``(nan, nan)`` if rho is undefined.
     """
     x, y = _as_pair(x, y)
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
+    if has_constant_side(x, y):
         return math.nan, math.nan
     if layer is not None:
         layer = np.asarray(layer).ravel()
@@ -490,17 +480,17 @@ def pair_statistics(
         out_pairs[pair_name(x_name, y_name)] = {
             "x": x_name,
             "y": y_name,
-            "rho": _finite_or_none(rho),
-            "p_perm": _finite_or_none(p),
-            "rho_layer": _finite_or_none(rho_l),
-            "p_layer": _finite_or_none(p_l),
-            "ci": [_finite_or_none(lo), _finite_or_none(hi)],
+            "rho": finite_or_none(rho),
+            "p_perm": finite_or_none(p),
+            "rho_layer": finite_or_none(rho_l),
+            "p_layer": finite_or_none(p_l),
+            "ci": [finite_or_none(lo), finite_or_none(hi)],
             "topk": topk_overlap(x, y, k),
         }
         if reliabilities is not None:
             r_xx, r_yy = reliabilities.get(x_name), reliabilities.get(y_name)
             out_pairs[pair_name(x_name, y_name)].update(
-                {"r_xx": r_xx, "r_yy": r_yy, **pair_ceiling(_finite_or_none(rho), r_xx, r_yy)}
+                {"r_xx": r_xx, "r_yy": r_yy, **pair_ceiling(finite_or_none(rho), r_xx, r_yy)}
             )
     return {
         "n_heads": len(df),

@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from headplast.analysis.correlation import spearman
 from headplast.analysis.head_permutation import fisher_z, pooled_permutation_test
 from headplast.analysis.reliability import pair_ceiling, spearman_brown
+from headplast.analysis.seeds import no_usable_seed, seeds_to_summarise
 from headplast.analysis.statistics import read_heads, topk_overlap, validate_heads
-from headplast.io import ArtifactError, read_json
+from headplast.io import ArtifactError, finite_or_none, read_csv_table, read_json
 from headplast.measure.heads import KV_GROUP
-from headplast.train.degenerate import no_usable_seed, seeds_to_summarise
 
 KEY = ["layer", "head"]
 
@@ -47,13 +48,6 @@ LABEL_FREE_MEASURES: tuple[str, ...] = ("I_kl_pre", "I_kl_post")
 
 #: The counter-example sets of ``cases.json``.
 CASE_SETS: tuple[str, ...] = ("important_but_static", "plastic_but_unimportant")
-
-
-def _none_if_nan(v) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def _measure_columns(df: pd.DataFrame) -> list[str]:
@@ -128,10 +122,8 @@ def rank_stability(
         for a, b in itertools.combinations(indexed, 2):
             xa = indexed[a][m]
             xb = indexed[b][m].reindex(xa.index)
-            rho = math.nan
-            if np.ptp(xa.to_numpy()) > 0 and np.ptp(xb.to_numpy()) > 0:
-                rho = float(sps.spearmanr(xa.to_numpy(), xb.to_numpy()).statistic)
-            pairs.append({"seed_a": int(a), "seed_b": int(b), "rho": _none_if_nan(rho)})
+            rho = spearman(xa.to_numpy(), xb.to_numpy()).rho
+            pairs.append({"seed_a": int(a), "seed_b": int(b), "rho": finite_or_none(rho)})
             if math.isfinite(rho):
                 values.append(rho)
         mean = float(np.mean(values)) if values else None
@@ -266,7 +258,7 @@ def pair_stats_across_seeds(
         for stat in ("rho", "rho_layer", "noise_ceiling", "rho_disattenuated"):
             if stat not in ref:
                 continue
-            vals = {s: _none_if_nan(p.get(stat)) for s, p in per_seed.items()}
+            vals = {s: finite_or_none(p.get(stat)) for s, p in per_seed.items()}
             pool = fisher_z_pool if stat in FISHER_Z_STATS else mean_t_interval
             kw = {"n_heads": n_heads} if stat in FISHER_Z_STATS else {}
             block[stat] = {**pool(list(vals.values()), level, **kw), "values": _str_keys(vals)}
@@ -378,12 +370,7 @@ def read_heads_mean(
     """Read a ``heads_mean.csv`` (from :func:`seed_mean`); checks ``<m>_mean`` columns exist.
     ``allow_empty``: a table with its header and no rows (a run with no usable seed) is returned
     as it is instead of refused."""
-    if not os.path.exists(path):
-        raise ArtifactError(f"{path}: file not found")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ArtifactError(f"{path}: not a readable CSV ({err}); delete it and rerun") from err
+    df = read_csv_table(path)
     if allow_empty and df.empty and set(KEY) <= set(df.columns):
         return df
     return validate_heads(df, path, required=(*KEY, *(f"{m}_mean" for m in measures)))
@@ -417,10 +404,7 @@ def compare_tasks(
                     raise ArtifactError(f"task {t}: no column {col}")
             x = da.loc[common, col].to_numpy(float)
             y = db.loc[common, col].to_numpy(float)
-            rho = p = math.nan
-            if np.ptp(x) > 0 and np.ptp(y) > 0:
-                res = sps.spearmanr(x, y)
-                rho, p = float(res.statistic), float(res.pvalue)
+            rho, p = spearman(x, y)
             ov = topk_overlap(x, y, min(int(top_k), len(common)))
             rows.append(
                 {
@@ -497,12 +481,12 @@ def summarise_seeds(
     ``pair_stats`` (dicts) and ``case_counts`` (frame), over the healthy seeds.
 
     Seeds whose ``run_config.json`` flags them degenerate (:mod:`headplast.train.degenerate`) are
-    left out unless ``keep_degenerate``; ``pair_stats`` names them (``degenerate_seeds``) and the
-    seeds summarised (``seeds``). When every seed is degenerate the tables are empty and
-    ``pair_stats["no_usable_seed"]`` says so. Without run configs every seed counts. The label-free
-    importances are summarised where every seed has them. ``n_permutations`` and
-    ``perm_seed`` (config ``analysis.n_permutations``, ``analysis.seed``) drive the head-level
-    tests of the pooled rho (:func:`head_level_tests`).
+    left out unless ``keep_degenerate`` (:mod:`headplast.analysis.seeds`); ``pair_stats`` names
+    them (``degenerate_seeds``) and the seeds summarised (``seeds``). When every seed is
+    degenerate the tables are empty and ``pair_stats["no_usable_seed"]`` says so. Without run
+    configs every seed counts. The label-free importances are summarised where every seed has
+    them. ``n_permutations`` and ``perm_seed`` (config ``analysis.n_permutations``,
+    ``analysis.seed``) drive the head-level tests of the pooled rho (:func:`head_level_tests`).
     """
     seeds = [int(s) for s in seeds]
     for name, files in (("heads", heads_files), ("stats", stats_files), ("cases", cases_files)):

@@ -648,17 +648,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         torch.set_num_threads(previous)
 
 
-def _run(args: argparse.Namespace, threads: int) -> dict:
-    """Every benchmark in turn, printed and written to ``args.out``; returns the summary. Long
-    because it runs and records the benchmarks in the order they print; each benchmark is a
-    function of its own."""
-    device = pick(args.device)
-    precision = resolve_precision(args.precision) if device.type == "cuda" else "fp32"
-    if device.type == "cuda" and precision != "fp32":
-        enable_tf32()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+def bench_environment(device: torch.device, threads: int) -> dict:
+    """What the timings ran on: torch, Python and transformers versions, the device, the torch
+    threads, the CPU count and the 1/5/15-minute load averages at the start (None where the
+    platform has none)."""
     env = {
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -673,42 +666,49 @@ def _run(args: argparse.Namespace, threads: int) -> dict:
         env["transformers"] = transformers.__version__
     except ImportError:  # pragma: no cover
         pass
-    per_model = {}
-    for spec in model_specs(args.tiny):
-        r = bench_model(spec, args, device, precision)
-        r["env"] = env
-        write_json(out / f"bench_{spec.name}.json", r)
-        _print_model(r)
-        per_model[spec.name] = r
-    # What length bucketing saves at the real stage size (1024 examples, lengths only).
-    padding_1024 = padding_stats(
-        mnli_like_lengths(1024, args.seed, args.max_length),
-        args.tokens_per_batch,
-        GRAD_BATCH,
-        args.max_length,
+    return env
+
+
+def _run_full(args: argparse.Namespace, device: torch.device, out: Path) -> dict | None:
+    """``--full``: the whole measuring stage (:func:`bench_full`) on a CUDA GPU (or the CPU with
+    ``--tiny``), written to ``bench_full.json`` and printed; None when skipped."""
+    fdev = device if (device.type == "cuda" or args.tiny) else None
+    if fdev is None:
+        print("== full: skipped (needs a CUDA GPU; use --tiny to exercise it on the CPU)")
+        return None
+    fprec = resolve_precision(args.full_precision) if fdev.type == "cuda" else "fp32"
+    if fdev.type == "cuda" and fprec != "fp32":
+        enable_tf32()
+    full = bench_full(args, fdev, fprec)
+    write_json(out / "bench_full.json", full)
+    print(
+        f"== full stage ({full['model']}, {full['n_examples']} examples, "
+        f"{full['precision']}, {full['device']}): importance {full['importance_s']:.2f}s + "
+        f"gradfisher "
+        f"{full['gradfisher_s']:.2f}s = {full['stage_s']:.2f}s"
+        + (
+            f", peak GPU memory {full['peak_gpu_mem_mb']:.0f} MB"
+            if "peak_gpu_mem_mb" in full
+            else ""
+        )
     )
-    full = None
-    if args.full:
-        fdev = device if (device.type == "cuda" or args.tiny) else None
-        if fdev is None:
-            print("== full: skipped (needs a CUDA GPU; use --tiny to exercise it on the CPU)")
-        else:
-            fprec = resolve_precision(args.full_precision) if fdev.type == "cuda" else "fp32"
-            if fdev.type == "cuda" and fprec != "fp32":
-                enable_tf32()
-            full = bench_full(args, fdev, fprec)
-            write_json(out / "bench_full.json", full)
-            print(
-                f"== full stage ({full['model']}, {full['n_examples']} examples, "
-                f"{full['precision']}, {full['device']}): importance {full['importance_s']:.2f}s + "
-                f"gradfisher "
-                f"{full['gradfisher_s']:.2f}s = {full['stage_s']:.2f}s"
-                + (
-                    f", peak GPU memory {full['peak_gpu_mem_mb']:.0f} MB"
-                    if "peak_gpu_mem_mb" in full
-                    else ""
-                )
-            )
+    return full
+
+
+def bench_summary(
+    per_model: dict[str, dict],
+    padding_1024: dict,
+    full: dict | None,
+    args: argparse.Namespace,
+    env: dict,
+    started: float,
+) -> dict:
+    """``summary.json``: the cached sweep's time over the naive one's (ratios < 1 are faster) for
+    the 12- and 6-layer models with their FLOP floors, the one-backward gate-gradient speedup over
+    the per-example loop (the headline the smaller of the two), the targets, the shared theta0
+    sweep's time over the full sweeps', whether every cached sweep matched the naive one, the
+    padding at 1024 examples, the ``--full`` stage, the environment (with the load at the end)
+    and the total seconds since ``started`` (``time.perf_counter``); ``line`` sums it up."""
     l12, l6 = per_model["deberta_v2_L12"], per_model["minilm_L6"]
     summary = {
         "sweep_vs_naive_L12": l12["sweep"]["sweep_vs_naive"],
@@ -747,17 +747,53 @@ def _run(args: argparse.Namespace, threads: int) -> dict:
         "total_s": round(time.perf_counter() - started, 1),
     }
     summary["line"] = summary_line(summary)
-    write_json(out / "summary.json", summary)
-    p = padding_1024
+    return summary
+
+
+def _print_padding(p: dict, max_length: int) -> None:
+    """The padded tokens of 1024 MNLI-like examples under each batching (:func:`padding_stats`)."""
     print(
         f"== padding, 1024 MNLI-like examples: real {p['real_tokens']} tokens; length-bucketed "
         f"{p['length_bucketed']['padded_tokens']} "
         f"({p['length_bucketed']['padding_fraction']:.1%} pad), "
         f"fixed-order batch {GRAD_BATCH} {p['fixed_order']['padded_tokens']} "
-        f"({p['fixed_order']['padding_fraction']:.1%} pad), static {args.max_length} "
+        f"({p['fixed_order']['padding_fraction']:.1%} pad), static {max_length} "
         f"{p['static_max_length']['padded_tokens']} "
         f"({p['static_max_length']['padding_fraction']:.1%} pad)"
     )
+
+
+def _run(args: argparse.Namespace, threads: int) -> dict:
+    """Every benchmark in turn, printed and written to ``args.out``; returns the summary. In named
+    parts: the environment (:func:`bench_environment`), each model (:func:`bench_model`), the
+    padding at 1024 examples (:func:`padding_stats`), the ``--full`` stage (:func:`_run_full`)
+    and the summary (:func:`bench_summary`)."""
+    device = pick(args.device)
+    precision = resolve_precision(args.precision) if device.type == "cuda" else "fp32"
+    if device.type == "cuda" and precision != "fp32":
+        enable_tf32()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    env = bench_environment(device, threads)
+    per_model = {}
+    for spec in model_specs(args.tiny):
+        r = bench_model(spec, args, device, precision)
+        r["env"] = env
+        write_json(out / f"bench_{spec.name}.json", r)
+        _print_model(r)
+        per_model[spec.name] = r
+    # What length bucketing saves at the real stage size (1024 examples, lengths only).
+    padding_1024 = padding_stats(
+        mnli_like_lengths(1024, args.seed, args.max_length),
+        args.tokens_per_batch,
+        GRAD_BATCH,
+        args.max_length,
+    )
+    full = _run_full(args, device, out) if args.full else None
+    summary = bench_summary(per_model, padding_1024, full, args, env, started)
+    write_json(out / "summary.json", summary)
+    _print_padding(padding_1024, args.max_length)
     print(f"== total {summary['total_s']:.0f}s; written to {out}/")
     sys.stdout.flush()
     print(summary["line"], flush=True)

@@ -95,7 +95,10 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def split_batch(batch: dict[str, torch.Tensor], device: torch.device):
-    """(model inputs on device, labels on device)."""
+def inputs_and_labels_on(
+    batch: dict[str, torch.Tensor], device: torch.device
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A collated batch moved to ``device`` and split: (model inputs: every tensor but
+    ``labels``, labels [B])."""
     inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
     return inputs, batch["labels"].to(device, non_blocking=True)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from headplast.data.batching import model_device, split_batch
+from headplast.data.batching import inputs_and_labels_on, model_device
 from headplast.measure.checks import NonFiniteError
 from headplast.model.adapters import ModelLayout, resolve_layout
 from headplast.model.precision import autocast_context
@@ -163,7 +163,7 @@ def function_change(
         autocast_context(device, precision),
     ):
         for batch in tqdm(batches, desc="function change (batches)", disable=not progress):
-            inputs, _ = split_batch(batch, device)
+            inputs, _ = inputs_and_labels_on(batch, device)
             mask = inputs["attention_mask"]
             tokens = mask.to(torch.float64)[:, :, None, None]  # [B, T, 1, 1]
             att0, ctx0 = _attentions_and_contexts(model0, layout0, store0, inputs)

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from headplast.data.batching import model_device, split_batch
-from headplast.io import json_float
+from headplast.data.batching import inputs_and_labels_on, model_device
+from headplast.io import finite_or_none
 from headplast.measure.checks import check_finite
 from headplast.measure.uncertainty import standard_error
 from headplast.model.adapters import ModelLayout, resolve_layout
@@ -86,8 +86,8 @@ class GradFisher:
                 "F": float(F_[layer, head]),
                 "Ppred": float(P[layer, head]),
                 "G_signed": float(S[layer, head]),
-                "G_se": json_float(G_se[layer, head]),
-                "F_se": json_float(F_se[layer, head]),
+                "G_se": finite_or_none(G_se[layer, head]),
+                "F_se": finite_or_none(F_se[layer, head]),
             }
             for layer in range(L)
             for head in range(H)
@@ -144,7 +144,7 @@ def gate_gradients(
     loss_bad = torch.zeros(len(batches), dtype=torch.bool, device=device)
     with _frozen(model), head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, batch in enumerate(tqdm(batches, desc="gate gradients", disable=not progress)):
-            inputs, labels = split_batch(batch, device)
+            inputs, labels = inputs_and_labels_on(batch, device)
             grad, ce = per_example_gate_grads(model, inputs, labels, layout, ctrl)
             grads.append(grad.float())
             bad[bi] = ~torch.isfinite(grad).all(0)
@@ -165,7 +165,7 @@ def per_example_loop(
     out = []
     with _frozen(model), head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for batch in batches:
-            inputs, labels = split_batch(batch, device)
+            inputs, labels = inputs_and_labels_on(batch, device)
             for i in range(labels.shape[0]):
                 mask = inputs["attention_mask"][i].bool()
                 one = {k: v[i : i + 1, mask] for k, v in inputs.items()}

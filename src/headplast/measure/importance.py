@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from headplast.data.batching import model_device, split_batch
-from headplast.io import json_float
+from headplast.data.batching import inputs_and_labels_on, model_device
+from headplast.io import finite_or_none
 from headplast.measure.checks import check_finite
 from headplast.measure.prefix_cache import prefix_cached_passes
 from headplast.measure.uncertainty import standard_error, t_quantile
@@ -180,13 +180,13 @@ class SweepResult:
                 "loss_ablate": float(la[layer, head]),
                 "acc_base": ab,
                 "acc_ablate": float(aa[layer, head]),
-                "I_se": json_float(se[layer, head]),
-                "I_ci_low": json_float(lo[layer, head]),
-                "I_ci_high": json_float(hi[layer, head]),
+                "I_se": finite_or_none(se[layer, head]),
+                "I_ci_low": finite_or_none(lo[layer, head]),
+                "I_ci_high": finite_or_none(hi[layer, head]),
                 "acc_delta": float(ad[layer, head]),
-                "acc_delta_se": json_float(ad_se[layer, head]),
+                "acc_delta_se": finite_or_none(ad_se[layer, head]),
                 "I_kl": float(kl[layer, head]),
-                "I_kl_se": json_float(kl_se[layer, head]),
+                "I_kl_se": finite_or_none(kl_se[layer, head]),
             }
             for layer in range(L)
             for head in range(H)
@@ -205,7 +205,7 @@ def naive_sweep(
     L, H = layout.n_layers, layout.n_heads
     device = model_device(model)
     model.eval()
-    data = [split_batch(b, device) for b in batches]
+    data = [inputs_and_labels_on(b, device) for b in batches]
     logits_store = _Logits(data, L, H, device)
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, (inputs, labels) in enumerate(data):
@@ -281,7 +281,7 @@ def ablation_sweep(
     L, H = layout.n_layers, layout.n_heads
     device = model_device(model)
     model.eval()
-    data = [split_batch(b, device) for b in batches]
+    data = [inputs_and_labels_on(b, device) for b in batches]
     logits_store = _Logits(data, L, H, device)
     bar = tqdm(total=len(data) * L * H, desc="ablation sweep (head x batch)", disable=not progress)
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):

@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from headplast.analysis.pruning_auc import CROSSFIT, IN_SAMPLE
-from headplast.data.batching import model_device, split_batch
+from headplast.data.batching import inputs_and_labels_on, model_device
 from headplast.measure.checks import check_finite
 from headplast.measure.crossfit import PerExampleScores, crossfit_halves, with_scores
 from headplast.model.adapters import resolve_layout
@@ -135,7 +135,7 @@ def removal_sums(
     bar = tqdm(total=len(batches) * S, desc="pruning (set x batch)", disable=not progress)
     with head_gates(model, layout) as ctrl, autocast_context(device, precision):
         for bi, batch in enumerate(batches):
-            inputs, labels = split_batch(batch, device)
+            inputs, labels = inputs_and_labels_on(batch, device)
             B, T = inputs["input_ids"].shape
             k_max = 1 if not sweep_tokens else max(1, min(S, sweep_tokens // (B * T)))
             for start in range(0, S, k_max):

@@ -1,14 +1,14 @@
 """The theta0 ablation sweep, done once per (model, task) and shared by every seed and start.
 
 Every theta0 of a model (each seed's random start, each probe start) holds the same pre-trained
-encoder and differs only in the task head, which reads nothing but one pooled vector of the last
-hidden state (first token, last non-padding token or masked mean: ``pooling`` in
-:mod:`headplast.model.adapters`, :func:`headplast.model.head.pool`). So the expensive part of the
-sweep, the encoder passes with each head ablated, is the same for all of them:
+encoder and differs only in the classifier (task head), which reads nothing but one pooled vector
+of the last hidden state (first token, last non-padding token or masked mean: ``pooling`` in
+:mod:`headplast.model.adapters`, :func:`headplast.model.classifier.pool`). So the expensive part
+of the sweep, the encoder passes with each head ablated, is the same for all of them:
 :func:`theta0_hidden_sweep` records, for the eval subset, that pooled vector with all gates 1
 (``base`` [n, D]) and with each head's gate 0 (``ablate`` [L, H, n, D]), prefix-cached as
 :func:`headplast.measure.importance.ablation_sweep` (its helpers, the same passes). Each seed's and
-start's importance at theta0 is then its own head applied to those states
+start's importance at theta0 is then its own classifier applied to those states
 (:func:`importance_from_theta0_sweep`): the same numbers as its full sweep, in seconds.
 
 The artifact carries a fingerprint of the encoder it was computed with and the pooling; applying it
@@ -28,21 +28,21 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from headplast.data.batching import model_device, split_batch
+from headplast.data.batching import inputs_and_labels_on, model_device
 from headplast.io import ArtifactError, load_tensors, save_tensors
 from headplast.measure.checks import check_finite
 from headplast.measure.importance import SweepResult
 from headplast.measure.prefix_cache import prefix_cached_passes
-from headplast.model.adapters import resolve_head, resolve_layout
-from headplast.model.gating import head_gates
-from headplast.model.head import (
+from headplast.model.adapters import resolve_classifier, resolve_layout
+from headplast.model.classifier import (
     EncoderMismatchError,
+    classifier_logits,
     encoder_fingerprint,
     first_output,
-    head_logits,
     pool,
     require_pooling,
 )
+from headplast.model.gating import head_gates
 from headplast.model.precision import autocast_context
 
 
@@ -105,16 +105,16 @@ def theta0_hidden_sweep(
     passes, same stacking by ``sweep_tokens``), keeping the pooled last hidden state of every pass
     (what the task head reads) instead of the loss."""
     layout = resolve_layout(model)
-    head = resolve_head(model)
-    pooling = require_pooling(head)
+    classifier = resolve_classifier(model)
+    pooling = require_pooling(classifier)
     L, H = layout.n_layers, layout.n_heads
     device = model_device(model)
     model.eval()
-    data = [split_batch(b, device) for b in batches]
+    data = [inputs_and_labels_on(b, device) for b in batches]
     seen: list[torch.Tensor] = []
     current: dict[str, torch.Tensor] = {}  # the batch's inputs; a pass stacks k copies of them
-    hook = head.last_hidden.register_forward_hook(
-        lambda module, args, out: seen.append(pool(first_output(out), current, head).float())
+    hook = classifier.last_hidden.register_forward_hook(
+        lambda module, args, out: seen.append(pool(first_output(out), current, classifier).float())
     )
     bases, ablates, base_bad, bad = [], [], [], []
     bar = tqdm(total=len(data) * L * H, desc="theta0 sweep (head x batch)", disable=not progress)
@@ -146,7 +146,7 @@ def theta0_hidden_sweep(
     base, ablate = torch.cat(bases), torch.cat(ablates, dim=2)
     labels = torch.cat([lab for _, lab in data])
     order = torch.arange(len(labels))  # batch order; measure_theta0_sweep maps it to the subset
-    fingerprint = encoder_fingerprint(model, head)
+    fingerprint = encoder_fingerprint(model, classifier)
     return Theta0Sweep(base, ablate, labels, order, fingerprint, precision, pooling)
 
 
@@ -156,19 +156,19 @@ def importance_from_theta0_sweep(model: nn.Module, sweep: Theta0Sweep) -> SweepR
     hidden states (under the sweep's precision). Refuses a theta0 with another encoder or
     another pooling."""
     layout = resolve_layout(model)
-    head = resolve_head(model)
+    classifier = resolve_classifier(model)
     L, H, n, d = sweep.ablate.shape
     if (L, H) != (layout.n_layers, layout.n_heads):
         raise EncoderMismatchError(
             f"theta0 sweep has {L} x {H} heads, the checkpoint {layout.n_layers} x {layout.n_heads}"
         )
-    pooling = require_pooling(head)
+    pooling = require_pooling(classifier)
     if pooling != sweep.pooling:
         raise EncoderMismatchError(
             f"the theta0 sweep holds '{sweep.pooling}'-pooled hidden states, but this checkpoint's "
             f"head reads the '{pooling}' pooling; rerun the theta0 sweep"
         )
-    fp = encoder_fingerprint(model, head)
+    fp = encoder_fingerprint(model, classifier)
     if fp != sweep.encoder_sha256:
         raise EncoderMismatchError(
             "the checkpoint's encoder differs from the one the theta0 sweep was computed with "
@@ -179,8 +179,10 @@ def importance_from_theta0_sweep(model: nn.Module, sweep: Theta0Sweep) -> SweepR
     device = model_device(model)
     model.eval()
     with autocast_context(device, sweep.precision or "fp32"):
-        base = head_logits(model, sweep.base.to(device), head).float()
-        ablate = head_logits(model, sweep.ablate.reshape(-1, d).to(device), head).float()
+        base = classifier_logits(model, sweep.base.to(device), classifier).float()
+        ablate = classifier_logits(
+            model, sweep.ablate.reshape(-1, d).to(device), classifier
+        ).float()
     return SweepResult.from_logits(base, ablate.view(L, H, n, -1), sweep.labels.to(device))
 
 

@@ -224,24 +224,26 @@ class ModelLayout:
 
 
 @dataclass(frozen=True)
-class HeadLayout:
-    """The split of a sequence-classification model into encoder and task head.
+class ClassifierLayout:
+    """The split of a sequence-classification model into encoder and classifier (the task head
+    on the pooled last hidden state; "head" alone means an attention head in this package).
 
-    ``head_parameters`` are the qualified names of every parameter outside the encoder modules
-    (what probing trains); ``head_modules`` the modules holding them (e.g. ``bert.pooler`` and
-    ``classifier`` for BERT, ``pooler`` and ``classifier`` for DeBERTa, ``classifier`` with its own
-    dense layer for RoBERTa, ``head`` and ``classifier`` for ModernBERT, ``score`` for decoders).
-    ``pooling`` is what the head reads of the last hidden state (:data:`POOLINGS`), or None with
-    ``pooling_problem`` saying why no supported pooling applies; ``pad_token_id`` is the id the
-    ``last`` pooling skips (the model config's, as the model's own head reads it).
+    ``classifier_parameters`` are the qualified names of every parameter outside the encoder
+    modules (what probing trains); ``classifier_modules`` the modules holding them (e.g.
+    ``bert.pooler`` and ``classifier`` for BERT, ``pooler`` and ``classifier`` for DeBERTa,
+    ``classifier`` with its own dense layer for RoBERTa, ``head`` and ``classifier`` for
+    ModernBERT, ``score`` for decoders). ``pooling`` is what the classifier reads of the last hidden
+    state (:data:`POOLINGS`), or None with ``pooling_problem`` saying why no supported pooling
+    applies; ``pad_token_id`` is the id the ``last`` pooling skips (the model config's, as the
+    model's own classifier reads it).
     """
 
     model_type: str
     encoder_prefixes: tuple[str, ...]  # qualified names of the encoder modules
-    last_hidden: nn.Module  # output[0] is the last hidden state [B, T, D] that the head reads
+    last_hidden: nn.Module  # output[0] is the last hidden state [B, T, D] that the classifier reads
     pooling: str | None
-    head_parameters: tuple[str, ...]
-    head_modules: tuple[str, ...]
+    classifier_parameters: tuple[str, ...]
+    classifier_modules: tuple[str, ...]
     pad_token_id: int | None = None
     pooling_problem: str = ""
 
@@ -402,8 +404,9 @@ def _pooling(adapter: AttentionAdapter, config: object) -> tuple[str | None, str
     )
 
 
-def resolve_head(model: nn.Module) -> HeadLayout:
-    """Encoder, task head and pooling of ``model`` as the adapter table describes them.
+def resolve_classifier(model: nn.Module) -> ClassifierLayout:
+    """Encoder, classifier (task head) and pooling of ``model`` as the adapter table describes
+    them.
 
     Raises :class:`UnsupportedModelError` when an encoder module is missing or the model has no
     parameter outside the encoder (nothing to probe).
@@ -430,19 +433,19 @@ def resolve_head(model: nn.Module) -> HeadLayout:
             f"model type '{model_type}': no module '{adapter.last_hidden}' (last_hidden) in the "
             "base model"
         )
-    head = [
+    outside = [
         n
         for n, _ in model.named_parameters()
         if not any(n == p or n.startswith(p + ".") for p in prefixes)
     ]
-    if not head:
+    if not outside:
         raise UnsupportedModelError(
             f"model type '{model_type}': every parameter is in the encoder {prefixes}; "
             "there is no classifier head to probe"
         )
     base_name = qualified[id(base)]
     modules: list[str] = []
-    for n in head:  # the top-level module: `classifier`, or `bert.pooler` inside the base model
+    for n in outside:  # the top-level module: `classifier`, or `bert.pooler` inside the base model
         parts = n.split(".")
         parent = ".".join(parts[:2] if base_name and parts[0] == base_name else parts[:1])
         if parent not in modules:
@@ -457,13 +460,13 @@ def resolve_head(model: nn.Module) -> HeadLayout:
             ),
         )
     pad = getattr(config, "pad_token_id", None)
-    return HeadLayout(
+    return ClassifierLayout(
         model_type=model_type,
         encoder_prefixes=tuple(prefixes),
         last_hidden=last,
         pooling=pooling,
-        head_parameters=tuple(head),
-        head_modules=tuple(modules),
+        classifier_parameters=tuple(outside),
+        classifier_modules=tuple(modules),
         pad_token_id=None if pad is None else int(pad),
         pooling_problem=problem,
     )

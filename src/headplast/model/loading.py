@@ -146,9 +146,9 @@ def prepare_padding(tokenizer: Any, model: Any) -> list[str]:
     classification never reads, is switched off. Called where theta0 is made and where an
     existing fine-tune is imported, so every checkpoint the workflow saves carries these settings.
     """
-    from headplast.model.adapters import resolve_head
+    from headplast.model.adapters import resolve_classifier
 
-    if resolve_head(model).pooling != "last":
+    if resolve_classifier(model).pooling != "last":
         return []
     changed = []
     if tokenizer.pad_token is None:

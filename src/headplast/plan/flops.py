@@ -36,9 +36,9 @@ from headplast.measure.function_change import function_change
 from headplast.measure.gradients import gate_gradients
 from headplast.measure.importance import ablation_sweep
 from headplast.measure.pruning import SCORES, evaluation_count, removal_orders, removal_sums
-from headplast.model.adapters import resolve_head
+from headplast.model.adapters import resolve_classifier
 from headplast.model.architectures import build_model
-from headplast.model.head import head_logits
+from headplast.model.classifier import classifier_logits
 from headplast.plan.sizes import Architecture
 
 _aten = torch.ops.aten
@@ -222,20 +222,23 @@ class ShapeCounts:
             lambda: removal_sums(self.model, batches, sets, "fp32", sweep_tokens),
         )
 
-    def head(self, rows: int, train: bool = False) -> float:
-        """The task head on first-token features (:func:`headplast.model.head.head_logits`), per
-        row: forward, or with ``train`` forward and backward (a probe's fitting step)."""
+    def classifier(self, rows: int, train: bool = False) -> float:
+        """The classifier (task head) on first-token features
+        (:func:`headplast.model.classifier.classifier_logits`), per row: forward, or with ``train``
+        forward and backward (a probe's fitting step)."""
         features = torch.empty(rows, self.arch.hidden, device="meta")
         labels = torch.zeros(rows, dtype=torch.long, device="meta")
 
         def run() -> Any:
             if not train:
                 with torch.no_grad():
-                    return head_logits(self.model, features)
-            model = copy.deepcopy(self.model)  # gradients for the head alone, as the probe fits
-            head = resolve_head(model)
+                    return classifier_logits(self.model, features)
+            model = copy.deepcopy(
+                self.model
+            )  # gradients for the classifier alone, as the probe fits
+            classifier = resolve_classifier(model)
             for name, p in model.named_parameters():
-                p.requires_grad_(name in head.head_parameters)
-            F.cross_entropy(head_logits(model, features, head), labels).backward()
+                p.requires_grad_(name in classifier.classifier_parameters)
+            F.cross_entropy(classifier_logits(model, features, classifier), labels).backward()
 
-        return self._per(("head", rows, train), rows, run)
+        return self._per(("classifier", rows, train), rows, run)

@@ -139,8 +139,8 @@ def probe_checkpoint(wildcards: dict[str, str], ctx: Context) -> JobWork:
     fitted = epochs * s.n_probe_train
     evaluated = epochs * s.n_selection + 2 * s.n_validation + s.n_probe_train
     bs = int(hp["batch_size"] or s.n_probe_train)
-    flops = fitted * ctx.counts.head(min(bs, 4096), train=True)
-    flops += evaluated * ctx.counts.head(4096)
+    flops = fitted * ctx.counts.classifier(min(bs, 4096), train=True)
+    flops += evaluated * ctx.counts.classifier(4096)
     note = f"at most {epochs} epochs (early stopping)"
     return JobWork(fitted + evaluated, 0, flops, "fp32", note)
 
@@ -162,7 +162,7 @@ def sweep(wildcards: dict[str, str], ctx: Context) -> JobWork:
 def importance_pre_shared(wildcards: dict[str, str], ctx: Context) -> JobWork:
     arch = ctx.counts.arch
     n = ctx.sizes.n_eval * (arch.n_layers * arch.n_heads + 1)
-    return JobWork(n, 0, n * ctx.counts.head(4096), _measure_precision(ctx), "task head only")
+    return JobWork(n, 0, n * ctx.counts.classifier(4096), _measure_precision(ctx), "task head only")
 
 
 def gradfisher(wildcards: dict[str, str], ctx: Context) -> JobWork:

@@ -3,8 +3,9 @@ does not exceed the validation split's majority-class rate by ``analysis.min_acc
 
 Small-data tasks often produce such runs (Dodge et al. 2020; Mosbach et al. 2021): training never
 leaves the majority class, and the run's "plasticity" and post-training importance describe a
-classifier that learnt nothing. They are flagged in ``run_config.json``, warned about in the
-finetune log, named in the report and left out of the across-seed summaries by default.
+classifier that learnt nothing. They are flagged in ``run_config.json`` (here, at training) and
+warned about in the finetune log; the summaries read the flag and leave such seeds out by default
+(:mod:`headplast.analysis.seeds`).
 """
 
 from __future__ import annotations
@@ -54,36 +55,4 @@ def warning_text(run_config: Mapping[str, Any]) -> str | None:
         f"{run_config['accuracy_margin']:+.4f}). The model did not learn the task; this seed is "
         "left out of the across-seed summaries unless analysis.keep_degenerate is true. Try "
         "another seed, a smaller learning rate or more epochs."
-    )
-
-
-def split_degenerate(
-    run_configs: Mapping[int, Mapping[str, Any]], keep_degenerate: bool = False
-) -> tuple[list[int], list[int]]:
-    """(seeds to summarise, degenerate seeds) in the given order. With ``keep_degenerate`` every
-    seed is summarised; the degenerate ones are still listed. Records without the flag (written
-    before it existed) count as healthy."""
-    flagged = [s for s, rc in run_configs.items() if rc.get("degenerate")]
-    kept = [s for s in run_configs if keep_degenerate or s not in flagged]
-    return kept, flagged
-
-
-def seeds_to_summarise(
-    seeds: Sequence[int], run_configs: Mapping[int, Mapping[str, Any]], keep_degenerate: bool
-) -> tuple[list[int], list[int]]:
-    """:func:`split_degenerate` for an across-seed summary of ``seeds``: (kept, degenerate); every
-    seed when there are no run configs. ``kept`` is empty when every seed is degenerate: the
-    summaries then say so (:func:`no_usable_seed`) instead of stopping the run."""
-    seeds = [int(s) for s in seeds]
-    if not run_configs:
-        return seeds, []
-    return split_degenerate(run_configs, keep_degenerate)
-
-
-def no_usable_seed(degenerate: Sequence[int]) -> str:
-    """What a summary says when every one of its seeds is degenerate: a finding, in words."""
-    return (
-        f"no usable seed: every seed {list(degenerate)} is degenerate (theta1 does not beat the "
-        "majority class; see their run_config.json). Nothing is summarised; set config key "
-        "analysis.keep_degenerate: true to summarise them anyway"
     )

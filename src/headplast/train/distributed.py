@@ -1,7 +1,7 @@
 """Data-parallel fine-tuning of one job on several GPUs (or CPU processes): torchrun launches
 this module's entry point once per process; each runs :func:`headplast.train.finetune.finetune`,
 whose Trainer trains with DDP and keeps the configured effective batch (see
-``headplast.train.finetune.split_batch``).
+``headplast.train.finetune.batch_over_processes``).
 
     python -m torch.distributed.run --standalone --nproc_per_node N \\
         -m headplast.train.distributed ARGS.json RESULT.json

@@ -181,7 +181,7 @@ def _merge_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     return hp
 
 
-def split_batch(per_device: int, accumulation: int, world_size: int) -> tuple[int, int]:
+def batch_over_processes(per_device: int, accumulation: int, world_size: int) -> tuple[int, int]:
     """(per-device batch, accumulation steps) for ``world_size`` data-parallel processes that
     keep the configured effective batch E = ``per_device`` x ``accumulation`` (the batch of one
     optimizer step on one process): world_size x batch x steps = E, with the largest per-device
@@ -409,10 +409,10 @@ def training_arguments(
     """The Trainer's arguments: the hyper-parameters, evaluation and saving once per epoch (or
     every ``eval_steps``), the best checkpoint by accuracy on the evaluation set (the selection
     rows) kept, the effective batch
-    split over ``world_size`` processes (:func:`split_batch`), ``precision`` (resolved)."""
+    split over ``world_size`` processes (:func:`batch_over_processes`), ``precision`` (resolved)."""
     from transformers import TrainingArguments
 
-    per_device, accumulation = split_batch(
+    per_device, accumulation = batch_over_processes(
         hp["per_device_train_batch_size"], hp["gradient_accumulation_steps"], world_size
     )
     strategy = "steps" if hp["eval_steps"] is not None else "epoch"
@@ -571,6 +571,142 @@ def _same_tensor_names(init_dir: Path, out_dir: Path) -> None:
         )
 
 
+def _load_for_training(init_dir: Path, hp: dict[str, Any]) -> tuple[Any, Any, list[str] | None]:
+    """(tokenizer, model, wrapped module names) of theta0 in ``init_dir`` as the Trainer trains it:
+    wrapped with LoRA factors for ``hp['method']`` ``lora`` (the names of the wrapped modules;
+    None for full fine-tuning). Call after seeding: LoRA's factors are drawn here."""
+    from headplast.train.lora import wrap_lora
+
+    tokenizer = load_tokenizer(init_dir)
+    model = load_model(init_dir)
+    lora_modules = None
+    if hp["method"] == "lora":
+        model = wrap_lora(model, hp["lora"])
+        lora_modules = list(model.lora_modules)
+    return tokenizer, model, lora_modules
+
+
+def _resume_fingerprint(
+    hp: dict[str, Any],
+    seed: int,
+    max_length: int,
+    precision: str,
+    init_sha: str,
+    world_size: int,
+    data: FinetuneData,
+    resume_key: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What a Trainer checkpoint must match to be resumed from (:func:`_resume_point`): the
+    hyper-parameters, seed, max length, resolved precision, theta0's sha256, the number of
+    processes, the train, validation and selection data's sha256, and ``resume_key`` if given."""
+    fingerprint = {
+        "hparams": hp,
+        "seed": int(seed),
+        "max_length": int(max_length),
+        "precision": precision,
+        "init_model_sha256": init_sha,
+        "world_size": world_size,
+        "train_sha256": data.fingerprint["train"]["sha256"],
+        "validation_sha256": data.fingerprint["validation"]["sha256"],
+        "selection": data.selection["split"],
+        "selection_sha256": data.selection["indices_sha256"],
+    }
+    if resume_key is not None:
+        fingerprint["resume_key"] = resume_key
+    return fingerprint
+
+
+def _make_trainer(
+    model: Any,
+    args: Any,
+    tokenizer: Any,
+    data: FinetuneData,
+    precision: str,
+    callbacks: Sequence[Any],
+) -> Any:
+    """The Hugging Face Trainer: train on ``data.train_ds``, evaluate (accuracy) on the selection
+    rows, pad to a multiple of 8 in half precision, stop on a non-finite loss, then
+    ``callbacks``."""
+    from transformers import DataCollatorWithPadding, Trainer
+
+    half = precision in ("bf16", "fp16")
+    return Trainer(
+        model=model,
+        args=args,
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if half else None),
+        train_dataset=data.train_ds,
+        eval_dataset=data.sel_ds,
+        processing_class=tokenizer,
+        compute_metrics=_accuracy,
+        callbacks=[_make_finite_loss_callback(), *callbacks],
+    )
+
+
+def _lora_record(
+    lora: dict[str, Any] | None,
+    lora_modules: list[str] | None,
+    trainer_dir: Path,
+    merge_check: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The record's ``lora``: the settings with their scaling (alpha / r), peft's version, the
+    wrapped modules, the adapter's folder and the merge check; None for full fine-tuning."""
+    if lora is None:
+        return None
+    from headplast.train.lora import scaling
+
+    return {
+        **lora,
+        "scaling": scaling(lora),
+        "peft": metadata.version("peft"),
+        "modules": lora_modules,
+        "adapter_dir": os.fspath(trainer_dir / LORA_ADAPTER_DIR),
+        "merge_check": merge_check,
+    }
+
+
+def _data_record(data: FinetuneData) -> dict[str, Any]:
+    """The record's data fields: the files' fingerprints, the number of training examples, the
+    sha256 of their indices, their label counts and the seed of ``max_train_samples``."""
+    return {
+        "data": data.fingerprint,
+        "n_train_examples": len(data.train_rows),
+        "train_indices_sha256": indices_sha256(data.train_indices),
+        "train_label_counts": data.label_counts,
+        "max_train_samples_seed": SUBSAMPLE_SEED,
+    }
+
+
+def _training_record(
+    trainer: Any,
+    args: Any,
+    world_size: int,
+    result: Any,
+    theta0_selection: dict[str, Any],
+    resume_from: Path | None,
+) -> dict[str, Any]:
+    """The record's training fields: the best checkpoint's step and accuracy on the selection
+    rows, the optimizer steps, the batch actually used (per device, accumulation steps and the
+    effective batch over ``world_size`` processes), the mean training loss, the training curve
+    (from theta0's selection metrics on) and whether (and from which step) training resumed."""
+    best_ckpt = trainer.state.best_model_checkpoint
+    return {
+        "best_checkpoint_step": (_checkpoint_step(Path(best_ckpt)) if best_ckpt else None),
+        "best_metric": trainer.state.best_metric,
+        "metric_for_best_model": "accuracy",
+        "global_steps": int(trainer.state.global_step),
+        "world_size": world_size,
+        "per_device_train_batch_size_used": args.per_device_train_batch_size,
+        "gradient_accumulation_steps_used": args.gradient_accumulation_steps,
+        "effective_train_batch_size": (
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
+        ),
+        "train_loss": float(result.training_loss),
+        "training_curve": training_curve(trainer.state.log_history, theta0_selection),
+        "resumed": resume_from is not None,
+        "resumed_from_step": (_checkpoint_step(resume_from) if resume_from is not None else None),
+    }
+
+
 def finetune(
     init_dir: str | os.PathLike,
     train_path: str | os.PathLike,
@@ -595,9 +731,12 @@ def finetune(
     leave the training data and are the Trainer's evaluation set. None selects on the validation
     split (the record's ``selection.split`` says which).
 
-    In named parts: load the data (:func:`load_finetune_data`), build the Trainer's arguments
-    (:func:`training_arguments`), find a resume point, train and evaluate, save theta1, and
-    write the record (one dict literal of ~40 fields, the longest part of this function).
+    In named parts: load theta0 (:func:`_load_for_training`), load the data
+    (:func:`load_finetune_data`), build the Trainer's arguments (:func:`training_arguments`), find
+    a resume point (:func:`_resume_fingerprint`, :func:`_resume_point`), build the Trainer
+    (:func:`_make_trainer`), train and evaluate (:func:`_train_and_evaluate`), save theta1
+    (:func:`_save_theta1`), and write the record (its LoRA, data and training parts:
+    :func:`_lora_record`, :func:`_data_record`, :func:`_training_record`).
 
     Trainer checkpoints go to ``trainer_dir``; when it holds complete checkpoints from an
     interrupted run of the same configuration (same hyper-parameters, seed, data and theta0),
@@ -619,12 +758,13 @@ def finetune(
     Run under torchrun (WORLD_SIZE = N > 1 processes, see :mod:`headplast.train.distributed`), the
     Trainer trains data-parallel (DDP; gloo on CPU) with the effective batch kept: each optimizer
     step averages per_device_train_batch_size x gradient_accumulation_steps examples, as on one
-    process (:func:`split_batch`), so the number of steps and the schedule do not depend on N.
+    process (:func:`batch_over_processes`), so the number of steps and the schedule do not depend
+    on N.
     Only rank 0 writes ``out_dir`` and returns the run configuration; other ranks return None.
     """
-    from transformers import DataCollatorWithPadding, Trainer, set_seed
+    from transformers import set_seed
 
-    from headplast.train.lora import count_parameters, scaling, wrap_lora
+    from headplast.train.lora import count_parameters
 
     t_start = time.time()
     hp = _merge_hparams(hparams)
@@ -636,12 +776,7 @@ def finetune(
     init_dir, trainer_dir, out_dir = Path(init_dir), Path(trainer_dir), Path(out_dir)
 
     set_seed(int(seed))
-    tokenizer = load_tokenizer(init_dir)
-    model = load_model(init_dir)
-    lora_modules = None
-    if hp["method"] == "lora":
-        model = wrap_lora(model, hp["lora"])
-        lora_modules = list(model.lora_modules)
+    tokenizer, model, lora_modules = _load_for_training(init_dir, hp)
     trainable = count_parameters(model, trainable_only=True)  # before the best adapter's reload
     data = load_finetune_data(
         tokenizer, model.config, train_path, validation_path, hp, max_length, selection_path
@@ -649,56 +784,24 @@ def finetune(
     init_sha = file_fingerprint(init_dir / "model.safetensors")
     args = training_arguments(hp, trainer_dir, seed, used, device, world_size)
     trainer_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = {
-        "hparams": hp,
-        "seed": int(seed),
-        "max_length": int(max_length),
-        "precision": used,
-        "init_model_sha256": init_sha,
-        "world_size": world_size,
-        "train_sha256": data.fingerprint["train"]["sha256"],
-        "validation_sha256": data.fingerprint["validation"]["sha256"],
-        "selection": data.selection["split"],
-        "selection_sha256": data.selection["indices_sha256"],
-    }
-    if resume_key is not None:
-        fingerprint["resume_key"] = resume_key
+    fingerprint = _resume_fingerprint(
+        hp, seed, max_length, used, init_sha, world_size, data, resume_key
+    )
     # Rank 0 first (removes incomplete and stale checkpoints), then the other ranks see the same.
     with args.main_process_first(local=False, desc="checking trainer_out for a resume point"):
         resume_from = _resume_point(trainer_dir, fingerprint)
 
-    half = used in ("bf16", "fp16")
-    trainer = Trainer(
-        model=model,
-        args=args,
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if half else None),
-        train_dataset=data.train_ds,
-        eval_dataset=data.sel_ds,
-        processing_class=tokenizer,
-        compute_metrics=_accuracy,
-        callbacks=[_make_finite_loss_callback(), *callbacks],
-    )
+    trainer = _make_trainer(model, args, tokenizer, data, used, callbacks)
     validation, selection, result = _train_and_evaluate(trainer, resume_from, out_dir, data)
     if not trainer.is_world_process_zero():
         return None
-    best_ckpt = trainer.state.best_model_checkpoint
-    lora = hp["lora"]
-    merge_batch = _merge_check_batch(trainer, data) if lora is not None else None
+    merge_batch = _merge_check_batch(trainer, data) if hp["lora"] is not None else None
     saved, merge_check = _save_theta1(
         trainer, tokenizer, out_dir, trainer_dir, keep_checkpoints, merge_batch, init_dir
     )
-    if lora is not None:
-        lora = {
-            **lora,
-            "scaling": scaling(lora),
-            "peft": metadata.version("peft"),
-            "modules": lora_modules,
-            "adapter_dir": os.fspath(trainer_dir / LORA_ADAPTER_DIR),
-            "merge_check": merge_check,
-        }
     return {
         "method": hp["method"],
-        "lora": lora,
+        "lora": _lora_record(hp["lora"], lora_modules, trainer_dir, merge_check),
         "hparams": hp,
         "seed": int(seed),
         "data_seed": int(seed),
@@ -715,27 +818,10 @@ def finetune(
         "num_labels": int(model.config.num_labels),
         "num_parameters": count_parameters(saved),
         "trainable_parameters": trainable,
-        "data": data.fingerprint,
-        "n_train_examples": len(data.train_rows),
-        "train_indices_sha256": indices_sha256(data.train_indices),
-        "train_label_counts": data.label_counts,
-        "max_train_samples_seed": SUBSAMPLE_SEED,
+        **_data_record(data),
         "validation": validation,
         "selection": {**data.selection, **selection},
-        "best_checkpoint_step": (_checkpoint_step(Path(best_ckpt)) if best_ckpt else None),
-        "best_metric": trainer.state.best_metric,
-        "metric_for_best_model": "accuracy",
-        "global_steps": int(trainer.state.global_step),
-        "world_size": world_size,
-        "per_device_train_batch_size_used": args.per_device_train_batch_size,
-        "gradient_accumulation_steps_used": args.gradient_accumulation_steps,
-        "effective_train_batch_size": (
-            args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
-        ),
-        "train_loss": float(result.training_loss),
-        "training_curve": training_curve(trainer.state.log_history, selection["theta0"]),
-        "resumed": resume_from is not None,
-        "resumed_from_step": (_checkpoint_step(resume_from) if resume_from is not None else None),
+        **_training_record(trainer, args, world_size, result, selection["theta0"], resume_from),
         **degeneracy(
             validation["theta1"]["accuracy"],
             [int(r["label"]) for r in data.val_rows],

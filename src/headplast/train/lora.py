@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from headplast.model.adapters import Projection, adapter_for, resolve_head, resolve_layout
+from headplast.model.adapters import Projection, adapter_for, resolve_classifier, resolve_layout
 from headplast.train.defaults import LORA_DEFAULTS, LORA_TARGETS
 
 #: The name peft gives the one adapter.
@@ -176,7 +176,7 @@ def wrap_lora(model: nn.Module, lora: Mapping[str, Any] | None = None) -> nn.Mod
 
     settings = lora_settings(lora)
     modules, held = lora_plan(model, settings["target"])
-    head = resolve_head(model)
+    classifier = resolve_classifier(model)
     transposed = adapter_for(model.config.model_type).transposed
     config = LoraConfig(
         r=settings["r"],
@@ -185,7 +185,7 @@ def wrap_lora(model: nn.Module, lora: Mapping[str, Any] | None = None) -> nn.Mod
         target_modules=modules,
         fan_in_fan_out=transposed,  # Conv1D: weight [in, out]
         bias="none",
-        modules_to_save=list(head.head_modules),
+        modules_to_save=list(classifier.classifier_modules),
         init_lora_weights=True,  # A Kaiming-uniform, B = 0: theta0 unchanged at step 0
     )
     peft_model = get_peft_model(model, config)
@@ -195,14 +195,14 @@ def wrap_lora(model: nn.Module, lora: Mapping[str, Any] | None = None) -> nn.Mod
     expected = {f"{m}.{w}.{ADAPTER}.weight" for m in modules for w in ("lora_A", "lora_B")}
     expected |= {
         n.replace(f"{m}.", f"{m}.modules_to_save.{ADAPTER}.", 1)
-        for n in head.head_parameters
-        for m in head.head_modules
+        for n in classifier.classifier_parameters
+        for m in classifier.classifier_modules
         if n.startswith(m + ".")
     }
     if trainable != expected:
         raise RuntimeError(
             f"LoRA on {model.config.model_type}: the trainable parameters are not the LoRA "
-            f"factors and the task head {list(head.head_modules)}: unexpected "
+            f"factors and the task head {list(classifier.classifier_modules)}: unexpected "
             f"{sorted(trainable - expected)[:5]}, missing {sorted(expected - trainable)[:5]}"
         )
     masks = {}

@@ -2,10 +2,10 @@
 
 Linear probing then fine-tuning (LP-FT, Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
 Features and Underperform Out-of-Distribution"): every parameter outside the encoder (the pooler
-and classifier; see :func:`headplast.model.adapters.resolve_head`) is trained with the encoder
+and classifier; see :func:`headplast.model.adapters.resolve_classifier`) is trained with the encoder
 frozen, and fine-tuning starts from the result. The encoder's output does not change while
 probing, so the features the head reads (the last hidden state pooled as the head pools it: first
-token, last non-padding token or masked mean, [N, D]; :func:`headplast.model.head.pool`) are
+token, last non-padding token or masked mean, [N, D]; :func:`headplast.model.classifier.pool`) are
 computed once, in one encoder pass over the train split, and the head is fitted on them with
 AdamW. The head runs through the model's own code (pooler, activation, classifier) with
 the encoder replaced by a stub that returns the features, so a probe fitted here is exactly the
@@ -45,11 +45,11 @@ from headplast.data.batching import encode_pairs, make_batches
 from headplast.data.selection import read_selection, split_rows
 from headplast.data.tasks import file_fingerprint, read_split
 from headplast.io import ArtifactError, atomic_dir, load_tensors, save_tensors
-from headplast.model.adapters import HeadLayout, resolve_head
-from headplast.model.head import (
+from headplast.model.adapters import ClassifierLayout, resolve_classifier
+from headplast.model.classifier import (
     EncoderMismatchError,
+    classifier_logits,
     encoder_fingerprint,
-    head_logits,
     pooled_features,
     require_pooling,
 )
@@ -79,7 +79,7 @@ def fit_probe(
     batch_size: int | None,
     weight_decay: float,
     seed: int,
-    head: HeadLayout | None = None,
+    classifier: ClassifierLayout | None = None,
     held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
     patience: int | None = None,
 ) -> ProbeFit:
@@ -87,12 +87,12 @@ def fit_probe(
     encoder parameters get no gradient and are not touched. Minibatches are drawn in a seeded
     order. With ``held_out`` (features [M, D], labels [M]) the head of the epoch with the lowest
     held-out loss is kept, and fitting stops after ``patience`` epochs without a new lowest."""
-    head = head or resolve_head(model)
+    classifier = classifier or resolve_classifier(model)
     named = dict(model.named_parameters())
-    params = [named[n] for n in head.head_parameters]
+    params = [named[n] for n in classifier.classifier_parameters]
     flags = {n: p.requires_grad for n, p in named.items()}
     for n, p in named.items():
-        p.requires_grad_(n in head.head_parameters)
+        p.requires_grad_(n in classifier.classifier_parameters)
     model.eval()
     opt = torch.optim.AdamW(params, lr=float(learning_rate), weight_decay=float(weight_decay))
     gen = torch.Generator().manual_seed(int(seed))
@@ -103,10 +103,10 @@ def fit_probe(
     best: tuple[float, int, list[torch.Tensor]] | None = None
     try:
         for epoch in range(1, int(epochs) + 1):
-            history.append(_probe_epoch(model, features, labels, head, opt, gen, bs, epoch))
+            history.append(_probe_epoch(model, features, labels, classifier, opt, gen, bs, epoch))
             if held_out is None:
                 continue
-            held.append(evaluate_head(model, *held_out, head)["loss"])
+            held.append(evaluate_classifier(model, *held_out, classifier)["loss"])
             if best is None or held[-1] < best[0]:
                 best = (held[-1], epoch, [p.detach().clone() for p in params])
             elif patience is not None and epoch - best[1] >= int(patience):
@@ -122,14 +122,14 @@ def fit_probe(
     return ProbeFit(history, held, best[1])
 
 
-def _probe_epoch(model, features, labels, head, opt, gen, batch_size, epoch) -> float:
+def _probe_epoch(model, features, labels, classifier, opt, gen, batch_size, epoch) -> float:
     """One pass over the features in a seeded order; the mean training loss."""
     n = features.shape[0]
     order = torch.randperm(n, generator=gen).to(features.device)
     total = 0.0
     for i in range(0, n, batch_size):
         idx = order[i : i + batch_size]
-        loss = F.cross_entropy(head_logits(model, features[idx], head), labels[idx])
+        loss = F.cross_entropy(classifier_logits(model, features[idx], classifier), labels[idx])
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"probe loss is {loss.item()} in epoch {epoch}; lower `probe.learning_rate`"
@@ -142,20 +142,23 @@ def _probe_epoch(model, features, labels, head, opt, gen, batch_size, epoch) -> 
 
 
 @torch.no_grad()
-def evaluate_head(
-    model: nn.Module, features: torch.Tensor, labels: torch.Tensor, head: HeadLayout | None = None
+def evaluate_classifier(
+    model: nn.Module,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    classifier: ClassifierLayout | None = None,
 ) -> dict[str, float]:
     """Mean cross-entropy and accuracy of the model's head on pooled features."""
-    logits = head_logits(model, features, head).float()
+    logits = classifier_logits(model, features, classifier).float()
     return {
         "loss": float(F.cross_entropy(logits, labels)),
         "accuracy": float((logits.argmax(-1) == labels).float().mean()),
     }
 
 
-def _features_of(model, tokenizer, rows, max_length, tokens_per_batch, head):
+def _features_of(model, tokenizer, rows, max_length, tokens_per_batch, classifier):
     batches = make_batches(encode_pairs(tokenizer, rows, max_length), tokens_per_batch)
-    return pooled_features(model, batches, head)
+    return pooled_features(model, batches, classifier)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,8 +254,8 @@ def compute_probe_features(
     ckpt_dir = Path(ckpt_dir)
     tokenizer = load_tokenizer(ckpt_dir)
     model = load_model(ckpt_dir).to(device).eval()
-    head = resolve_head(model)
-    pooling = require_pooling(head)
+    classifier = resolve_classifier(model)
+    pooling = require_pooling(classifier)
     all_train, val_rows = read_split(train_path), read_split(validation_path)
     n_all = len(all_train)
     record = None
@@ -265,14 +268,18 @@ def compute_probe_features(
         train_rows = [train_rows[i] for i in idx]
     split = "validation" if record is None else record["split"]
     x_train, y_train = _features_of(
-        model, tokenizer, train_rows, max_length, tokens_per_batch, head
+        model, tokenizer, train_rows, max_length, tokens_per_batch, classifier
     )
-    x_val, y_val = _features_of(model, tokenizer, val_rows, max_length, tokens_per_batch, head)
+    x_val, y_val = _features_of(
+        model, tokenizer, val_rows, max_length, tokens_per_batch, classifier
+    )
     if split == "validation":
         x_sel, y_sel = x_val.clone(), y_val.clone()  # safetensors stores no shared memory
     else:
-        x_sel, y_sel = _features_of(model, tokenizer, sel_rows, max_length, tokens_per_batch, head)
-    fingerprint = encoder_fingerprint(model, head)
+        x_sel, y_sel = _features_of(
+            model, tokenizer, sel_rows, max_length, tokens_per_batch, classifier
+        )
+    fingerprint = encoder_fingerprint(model, classifier)
     features = ProbeFeatures(
         x_train, y_train, x_sel, y_sel, x_val, y_val, fingerprint, n_all, split, pooling
     )
@@ -325,10 +332,10 @@ def probe_checkpoint(
     init_dir = Path(init_dir)
     tokenizer = load_tokenizer(init_dir)
     model = load_model(init_dir).to(device).eval()
-    head = resolve_head(model)
-    pooling = require_pooling(head)
+    classifier = resolve_classifier(model)
+    pooling = require_pooling(classifier)
     feats = ProbeFeatures.load(features_path)
-    if feats.encoder_sha256 != encoder_fingerprint(model, head):
+    if feats.encoder_sha256 != encoder_fingerprint(model, classifier):
         raise EncoderMismatchError(
             f"{features_path}: computed with another encoder than {init_dir}'s; delete it and "
             "rerun the probe_features rule"
@@ -338,11 +345,13 @@ def probe_checkpoint(
             f"{features_path}: '{feats.pooling}'-pooled features, but {init_dir}'s head reads the "
             f"'{pooling}' pooling; delete it and rerun the probe_features rule"
         )
-    encoder_before = {k: v.clone() for k, v in model.state_dict().items() if head.is_encoder(k)}
+    encoder_before = {
+        k: v.clone() for k, v in model.state_dict().items() if classifier.is_encoder(k)
+    }
     x_fit, y_fit = feats.train.to(device), feats.train_labels.to(device)
     held_out = (feats.selection.to(device), feats.selection_labels.to(device))
     x_val, y_val = feats.validation.to(device), feats.validation_labels.to(device)
-    before = evaluate_head(model, x_val, y_val, head)
+    before = evaluate_classifier(model, x_val, y_val, classifier)
     fit = fit_probe(
         model,
         x_fit,
@@ -352,12 +361,12 @@ def probe_checkpoint(
         batch_size=hp["batch_size"],
         weight_decay=hp["weight_decay"],
         seed=seed,
-        head=head,
+        classifier=classifier,
         held_out=held_out,
         patience=hp["patience"],
     )
-    after = evaluate_head(model, x_val, y_val, head)
-    train_after = evaluate_head(model, x_fit, y_fit, head)
+    after = evaluate_classifier(model, x_val, y_val, classifier)
+    train_after = evaluate_classifier(model, x_fit, y_fit, classifier)
     state = model.state_dict()
     changed = [k for k, v in encoder_before.items() if not torch.equal(v, state[k])]
     if changed:  # cannot happen unless the adapter table is wrong: then refuse to save
@@ -373,8 +382,8 @@ def probe_checkpoint(
         "init_model_sha256": file_fingerprint(init_dir / "model.safetensors"),
         "features": os.fspath(features_path),
         "encoder_sha256": feats.encoder_sha256,
-        "head_modules": list(head.head_modules),
-        "head_parameters": list(head.head_parameters),
+        "head_modules": list(classifier.classifier_modules),
+        "head_parameters": list(classifier.classifier_parameters),
         "n_train_split": feats.n_train_all,
         "n_train_examples": int(y_fit.numel()),
         "n_held_out_examples": int(held_out[1].numel()),
