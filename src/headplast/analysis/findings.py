@@ -185,7 +185,7 @@ def noise_fields(
     }
 
 
-def _verdict_clause(
+def verdict_clause(
     rho: float, low: Any, high: Any, p: Any, what: str, p_adj: Any = None
 ) -> tuple[bool, str]:
     """(called, words) for one rho: "a moderate positive association (rho +0.40, 95 % seed
@@ -222,7 +222,7 @@ def depth_words(row: Mapping[str, Any]) -> str:
     if row.get("rho_layer") is None:
         return ""
     raw, _ = association_call(row["ci_low"], row["ci_high"], _decisive_p(row, "p_head"))
-    lay, clause = _verdict_clause(
+    lay, clause = verdict_clause(
         row["rho_layer"], row["layer_ci_low"], row["layer_ci_high"], row.get("p_head_layer"),
         "layer-controlled rho", row.get("p_head_layer_adj"),
     )  # fmt: skip
@@ -298,7 +298,7 @@ def pair_sentences(row: Mapping[str, Any]) -> list[str]:
             f"{rho:+.2f}" + (f" ({seeds})." if seeds else ".")
         )
     else:
-        _, clause = _verdict_clause(
+        _, clause = verdict_clause(
             rho, row["ci_low"], row["ci_high"], row.get("p_head"), "rho", row.get("p_head_adj")
         )
         out.append(f"{x} and {y}{_label(row)}: {clause}{depth_words(row)}.")

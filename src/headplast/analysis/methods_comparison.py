@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from headplast.analysis.findings import _verdict_clause
+from headplast.analysis.findings import verdict_clause
 from headplast.analysis.head_permutation import holm, pooled_permutation_test
 from headplast.analysis.statistics import topk_overlap
 from headplast.analysis.summary import MIN_INFORMATIVE_SEEDS, fisher_z_pool
@@ -229,7 +229,7 @@ def compare_methods(runs: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> p
                 r["called"] = None
                 continue
             p = r.get("p_holm") if _in_family(r) else r.get("p_head")
-            r["called"] = _verdict_clause(r["rho"], r["rho_low"], r["rho_high"], p, "rho")[0]
+            r["called"] = verdict_clause(r["rho"], r["rho_low"], r["rho_high"], p, "rho")[0]
         rows += run_rows
     table = pd.DataFrame(rows, columns=COLUMNS)
     num = ["rho", "rho_low", "rho_high", "p_head", "p_holm", "overlap", "overlap_chance"]
@@ -314,7 +314,7 @@ def run_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     elif not across["informative"]:
         out.append(_not_informative(what, across))
     else:
-        called, clause = _verdict_clause(
+        called, clause = verdict_clause(
             across["rho"], across["rho_low"], across["rho_high"], across["p_head"], "rho",
             across["p_holm"],
         )  # fmt: skip
@@ -346,7 +346,7 @@ def run_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             out.append(_not_informative(what, r))
         else:
             p_adj = r["p_holm"] if r["method"] == "lora" else None
-            _, clause = _verdict_clause(
+            _, clause = verdict_clause(
                 r["rho"], r["rho_low"], r["rho_high"], r["p_head"], "rho", p_adj
             )
             out.append(f"{what}: {clause}.")
