@@ -100,8 +100,9 @@ rule update:
 
 # The shared theta0 sweep (measure.shared_theta0_sweep): every theta0 of a model holds the same
 # pre-trained encoder, so the ablation passes run once per model and task (on the first seed's
-# random theta0) and keep the first-token last hidden state of each; each seed's and start's
-# importance_pre applies its own head to them, equal to its full sweep.
+# random theta0) and keep the last hidden state of each, pooled as the head pools it (first token,
+# last non-padding token or mean); each seed's and start's importance_pre applies its own head to
+# them, equal to its full sweep.
 if SHARED_THETA0_SWEEP:
 
     ruleorder: importance_pre_shared > importance_pre

@@ -26,7 +26,7 @@ rule init_checkpoint:
         "../workflow/scripts/init_checkpoint.py"
 
 
-# The frozen encoder's first-token features of the train and validation splits, once per model
+# The frozen encoder's pooled features of the train and validation splits, once per model
 # and task: every seed's theta0 holds the same pre-trained encoder (the file carries its
 # fingerprint; a probe of another encoder is refused), so every seed's probe fits on them.
 rule probe_features:

@@ -1,8 +1,9 @@
 """`methods:` and `lora:` in the workflow (dry runs of the tiny DAG, no job run): full
 fine-tuning's jobs, paths and params are those of a workflow without methods; LoRA adds its own
 twin of every theta1 job under `lora/`, sharing theta0 and what is measured on it; a bad key is
-named. The real-run checks (adding LoRA to a finished tree reruns no full job) are in
-tests/test_workflow.py."""
+named. The real run (adding LoRA to a finished full-only tree plans no full job; LoRA's theta1
+saved merged; a freeze intervention under LoRA holds its heads' slices at theta0 bit for bit) is
+in tests/test_families_dag.py."""
 
 from __future__ import annotations
 

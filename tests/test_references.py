@@ -84,12 +84,26 @@ FAMILIES = {
 }
 
 
+def _small(family: str, seed: int = 0, n_layers: int = 2, **overrides):
+    """A tiny model of ``family`` (:data:`FAMILIES`), built from its literal classes."""
+    cls, config_cls, _, _ = FAMILIES[family]
+    extra = {"embedding_size": 16} if family == "electra" else {}
+    torch.manual_seed(seed)
+    config = config_cls(**{**SMALL, "num_hidden_layers": n_layers, **extra, **overrides})
+    return cls(config).eval()
+
+
+def _three_layers(family: str):
+    return lambda seed=0: _small(family, seed, n_layers=3)
+
+
+BERT_QKV = ("query", "key", "value")
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_layout_names_are_the_literal_modules_of_each_family(family):
-    cls, config_cls, prefix, (q, k, v) = FAMILIES[family]
-    extra = {"embedding_size": 32} if family == "electra" else {}
-    torch.manual_seed(0)
-    model = cls(config_cls(**SMALL, **extra)).eval()
+    _, _, prefix, (q, k, v) = FAMILIES[family]
+    model = _small(family)
     layout = resolve_layout(model)
     assert (layout.n_layers, layout.n_heads, layout.head_dim) == (2, 4, 8)
     for i in range(2):
@@ -104,6 +118,39 @@ def test_layout_names_are_the_literal_modules_of_each_family(family):
         for part, name in expected.items():
             assert getattr(mods, part) is model.get_submodule(name), (family, i, part)
         assert mods.layer is model.get_submodule(f"{prefix}.encoder.layer.{i}")
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_gates_against_output_columns_zeroed_by_name(family):
+    """All-ones gates give the model's logits bit for bit; gate xi[1, 2] = 0 of the first three
+    examples gives the logits of the model whose `<prefix>.encoder.layer.1.attention.output.dense`
+    has head 2's input columns zeroed (the name spelled out per family), the other examples'
+    logits unchanged."""
+    from headplast.model.gating import head_gates
+
+    _, _, prefix, _ = FAMILIES[family]
+    model = _small(family, initializer_range=0.2)  # a head that changes the logits visibly
+    (batch,) = random_batches(1, 5, 12, token_types=False)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    removed = _small(family, initializer_range=0.2)
+    with torch.no_grad():
+        dense = removed.get_submodule(f"{prefix}.encoder.layer.1.attention.output.dense")
+        dense.weight[:, 2 * 8 : 3 * 8] = 0
+        by_hand = removed(**inputs).logits
+        ref = model(**inputs).logits
+        with head_gates(model) as ctrl:
+            ctrl.set(torch.ones(5, 2, 4))
+            ones = model(**inputs).logits
+            gate = torch.ones(5, 2, 4)
+            gate[:3, 1, 2] = 0
+            ctrl.set(gate)
+            gated = model(**inputs).logits
+    assert torch.equal(ones, ref)
+    diff = float((gated[:3] - by_hand[:3]).abs().max())
+    print(f"[maxdiff] {family} zero gate vs output columns zeroed by name: {diff:.3e}")
+    assert diff <= 1e-6
+    assert torch.equal(gated[3:], ref[3:])
+    assert float((gated[:3] - ref[:3]).abs().max()) > 1e-4
 
 
 # --------------------------------------------------------------------------- update, by key
@@ -125,9 +172,13 @@ def _perturbed_pair(make, tmp_path):
 @pytest.mark.parametrize(
     "make,prefix,proj",
     [
-        (tiny_bert, "bert", ("query", "key", "value")),
+        (tiny_bert, "bert", BERT_QKV),
         (tiny_deberta, "deberta", ("query_proj", "key_proj", "value_proj")),
+        (_three_layers("roberta"), "roberta", BERT_QKV),
+        (_three_layers("electra"), "electra", BERT_QKV),
+        (_three_layers("xlm-roberta"), "roberta", BERT_QKV),
     ],
+    ids=["bert", "deberta-v2", "roberta", "electra", "xlm-roberta"],
 )
 def test_update_equals_slices_taken_by_state_dict_key(tmp_path, make, prefix, proj):
     a, b = _perturbed_pair(make, tmp_path)
