@@ -72,7 +72,7 @@ def finished(tmp_path_factory) -> Path:
 #: pytest-xdist (`make test`, `make test-fast`: `-n 2 --dist loadfile`) they run in one process, so
 #: the DAG is built once and the tests that change the tree and restore it never overlap; every
 #: other file runs in one process of its own choosing (its module fixtures are built once).
-FINISHED_FILES = ("tests/test_faults.py", "tests/test_pages.py", "tests/test_workflow.py")
+FINISHED_FILES = ("tests/test_pages.py", "tests/test_workflow.py")
 
 
 def pytest_collection_modifyitems(config, items):

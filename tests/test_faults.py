@@ -1,8 +1,9 @@
 """Issue 7: bad input, faults and reruns. Each case tries the fault for real: a bad config through
 `snakemake -n`, bad data and models through the rules' scripts, NaN weights, killed processes,
-corrupt per-head files, Snakemake retries and two identical DAG runs.
+corrupt per-head files and Snakemake retries.
 
-Training kill/resume (SIGTERM and SIGKILL, identical theta1) is in tests/test_training.py."""
+Two DAG runs giving the same bytes are in tests/test_workflow.py (they read the finished tiny
+DAG); training kill/resume (SIGTERM and SIGKILL, identical theta1) is in tests/test_training.py."""
 
 from __future__ import annotations
 
@@ -742,36 +743,3 @@ def test_finetune_runtime_grows_with_each_retry(tmp_path):
         "runtime"
     ]
     assert runtimes == [runtime, 2 * runtime, 3 * runtime]
-
-
-# ------------------------------------------------------------------------------- determinism
-
-JSONL = ["importance_pre.jsonl", "importance_post.jsonl", "gradfisher_pre.jsonl", "update.jsonl"]
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory, finished):
-    """The four per-head JSONL files of one task and seed from two runs in their own folders: the
-    session's whole tiny DAG (2 tasks x 2 seeds), and a run of seed 1 alone up to those files (a
-    different DAG: the same numbers)."""
-    wd = make_workdir(tmp_path_factory.mktemp("run_b"), {"seeds": [1]})
-    run_snakemake(wd, *[f"results/tiny_bert/nli_a/random/seed1/{f}" for f in JSONL])
-    return [finished, wd]
-
-
-@pytest.mark.dag
-def test_two_runs_give_byte_identical_jsonl(two_runs):
-    a, b = (wd / "results" / "tiny_bert" / "nli_a" / "random" / "seed1" for wd in two_runs)
-    for name in JSONL:
-        assert (a / name).read_bytes() == (b / name).read_bytes(), name
-        assert len((a / name).read_text().splitlines()) == 8  # 2 layers x 4 heads
-
-
-@pytest.mark.dag
-def test_workflow_checkpoints_are_safetensors_only(two_runs):
-    seed_dir = two_runs[0] / "results" / "tiny_bert" / "nli_a" / "random" / "seed1"
-    for which in ("ckpt_init", "ckpt_final"):
-        names = {p.name for p in (seed_dir / which).iterdir()}
-        assert "model.safetensors" in names, (which, names)
-        pickles = [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt"))]
-        assert pickles == [], (which, pickles)
