@@ -73,6 +73,11 @@ def finished(tmp_path_factory) -> Path:
 #: the DAG is built once and the tests that change the tree and restore it never overlap; every
 #: other file runs in one process of its own choosing (its module fixtures are built once).
 FINISHED_FILES = ("tests/test_pages.py", "tests/test_workflow.py")
+#: The longest units of work, handed out first (one to each process) so that neither process
+#: starts a long one near the end: the finished tiny DAG and its tests (12-16 min of the suite's
+#: 17-20), then the SLURM cluster's runs (about 10 min, much of it waiting on the scheduler).
+#: xdist would otherwise order files by their number of tests, and the DAG's two files hold few.
+LONGEST_FIRST = ("finished-dag", "tests/test_slurm.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -91,13 +96,19 @@ class _FinishedFilesTogether:
     machine without it would reject an unknown hook)."""
 
     def pytest_xdist_make_scheduler(self, config, log):
-        """`--dist loadfile`, with FINISHED_FILES as one file."""
+        """`--dist loadfile`, with FINISHED_FILES as one file, and LONGEST_FIRST first."""
         from xdist.scheduler import LoadFileScheduling
 
         class _FinishedTogether(LoadFileScheduling):
             def _split_scope(self, nodeid: str) -> str:
                 path = nodeid.split("::", 1)[0]
                 return "finished-dag" if path in FINISHED_FILES else path
+
+            def _assign_work_unit(self, node) -> None:
+                for scope in reversed(LONGEST_FIRST):
+                    if scope in self.workqueue:
+                        self.workqueue.move_to_end(scope, last=False)
+                super()._assign_work_unit(node)
 
         if config.getvalue("dist") == "loadfile":
             return _FinishedTogether(config, log)
