@@ -75,9 +75,9 @@ def finished(tmp_path_factory) -> Path:
 FINISHED_FILES = ("tests/test_pages.py", "tests/test_workflow.py")
 #: The longest units of work, handed out first (one to each process) so that neither process
 #: starts a long one near the end: the finished tiny DAG and its tests (12-16 min of the suite's
-#: 17-20), then the SLURM cluster's runs (about 10 min, much of it waiting on the scheduler).
-#: xdist would otherwise order files by their number of tests, and the DAG's two files hold few.
-LONGEST_FIRST = ("finished-dag", "tests/test_slurm.py")
+#: 17-20), then the SLURM cluster's runs (about 10 min), then the families' DAG (2 min).
+#: xdist would otherwise order files by their number of tests, and these files hold few.
+LONGEST_FIRST = ("finished-dag", "tests/test_slurm.py", "tests/test_families_dag.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -291,10 +291,19 @@ def test_workflow_on_slurm(cluster, tmp_path, request):
     # Snakefile, rules/, ..., profiles/, tiny_model/
     from tests.workflow_utils import CONFIG_NAME, DELETE, make_workdir
 
-    # one task of the two and one seed: every rule still runs (2 starts, so the summaries, the
-    # start comparison, the freeze interventions and the pages too; the summaries over one seed),
-    # at a quarter of the sbatch jobs of the whole tiny DAG (the local run covers two seeds)
-    wd = make_workdir(tmp_path, {"tasks": {"nli_b": DELETE}, "seeds": [1]})
+    # one task of the two, one seed and the probe start, with the freeze interventions on it:
+    # every rule of the tiny DAG still runs (the probe start's theta0 is built on the random
+    # start's init_checkpoint; the summaries, start comparison and pages over one of each), in 39
+    # sbatch jobs against 59 with both starts (the local run covers both starts and two seeds)
+    wd = make_workdir(
+        tmp_path,
+        {
+            "tasks": {"nli_b": DELETE},
+            "seeds": [1],
+            "starts": ["probe"],
+            "interventions": {"starts": ["probe"]},
+        },
+    )
     cfg = ["--configfile", CONFIG_NAME]
     plan = _run(
         [sys.executable, "-m", "snakemake", *cfg, "-n", "--cores", "1"], cwd=wd, timeout=300
