@@ -18,44 +18,29 @@ from tests.workflow_utils import REPO
 BIN = Path(sys.executable).parent
 
 
+def _run(*args: str) -> subprocess.CompletedProcess:
+    """A tool of the venv (``args[0]``) run in the repository, its output captured as text."""
+    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=REPO, capture_output=True, text=True)
+
+
 @pytest.mark.snakemake
 def test_lint_and_format_clean():
-    lint = subprocess.run(
-        [
-            str(BIN / "snakemake"),
-            "--lint",
-            "--configfile",
-            "config/demo.yaml",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    lint = _run("snakemake", "--lint", "--configfile", "config/demo.yaml")
     assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr, lint.stdout
-    fmt = subprocess.run(
-        [str(BIN / "snakefmt"), "--check", "Snakefile", "rules"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    fmt = _run("snakefmt", "--check", "Snakefile", "rules")
     assert fmt.returncode == 0, fmt.stderr
 
 
 def test_python_lint_and_format_clean():
     for args in (["check", "."], ["format", "--check", "."]):
-        proc = subprocess.run([str(BIN / "ruff"), *args], cwd=REPO, capture_output=True, text=True)
+        proc = _run("ruff", *args)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.snakemake
 def test_reference_config_plans_the_full_experiment():
     """config/config.yaml: DeBERTa-v3-base on MNLI and RTE, 5 seeds -> one job per artifact."""
-    proc = subprocess.run(
-        [str(BIN / "snakemake"), "--dry-run", "--quiet", "rules"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    proc = _run("snakemake", "--dry-run", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
     assert counts["finetune"] == "20" and counts["importance_pre_shared"] == "20"

@@ -281,6 +281,22 @@ def _not_informative(what: str, row: Mapping[str, Any]) -> str:
     )
 
 
+def _verdict_sentence(
+    what: str, row: Mapping[str, Any], p_adj: float | None, missing: str, called_tail: str = ""
+) -> str:
+    """One rho's sentence: ``missing`` where there is no rho, "not informative" below three
+    seeds, else the verdict clause (``p_adj`` the Holm-adjusted p, None where the raw p decides)
+    followed by ``called_tail`` where an association is called."""
+    if row["rho"] is None:
+        return f"{what}: {missing}"
+    if not row["informative"]:
+        return _not_informative(what, row)
+    called, clause = verdict_clause(
+        row["rho"], row["rho_low"], row["rho_high"], row["p_head"], "rho", p_adj
+    )
+    return f"{what}: {clause}{called_tail if called else ''}."
+
+
 def run_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The sentences of one (model, task, start): the seeds compared, the full~lora verdict, the
     top-K overlap against chance, each method's I_pre~Urel."""
@@ -291,24 +307,17 @@ def run_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     seeds = across["seeds"].replace(";", ", ")
     note = f"; {across['note']}" if across["note"] else ""
     out = [f"The {start} start: seeds compared {seeds} (usable under both methods){note}."]
-    what = f"Urel under full fine-tuning and under LoRA, {start} start (exploratory)"
-    if across["rho"] is None:
-        out.append(f"{what}: no seed gave a correlation (a method's Urel is constant).")
-    elif not across["informative"]:
-        out.append(_not_informative(what, across))
-    else:
-        called, clause = verdict_clause(
-            across["rho"], across["rho_low"], across["rho_high"], across["p_head"], "rho",
+    more_or_less = "more" if (across["rho"] or 0) > 0 else "less"
+    out.append(
+        _verdict_sentence(
+            f"Urel under full fine-tuning and under LoRA, {start} start (exploratory)",
+            across,
             across["p_holm"],
-        )  # fmt: skip
-        tail = ""
-        if called:
-            tail = (
-                ": the heads that move more under full fine-tuning move more under LoRA too"
-                if across["rho"] > 0
-                else ": the heads that move more under full fine-tuning move less under LoRA"
-            )
-        out.append(f"{what}: {clause}{tail}.")
+            "no seed gave a correlation (a method's Urel is constant).",
+            f": the heads that move more under full fine-tuning move {more_or_less} under LoRA"
+            + (" too" if more_or_less == "more" else ""),
+        )
+    )
     ov = across["per_seed_overlap"]
     if across["overlap"] is not None and across["k"]:
         per = ", ".join(f"seed {s} {int(v)}" for s, v in ov.items() if v is not None)
@@ -322,17 +331,12 @@ def run_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             continue
         name = "full fine-tuning" if r["method"] == "full" else "LoRA"
         label = " (the primary question)" if r["primary"] else " (exploratory)"
-        what = f"I_pre and Urel under {name}{label}"
-        if r["rho"] is None:
-            out.append(f"{what}: not in the summaries.")
-        elif not r["informative"]:
-            out.append(_not_informative(what, r))
-        else:
-            p_adj = r["p_holm"] if r["method"] == "lora" else None
-            _, clause = verdict_clause(
-                r["rho"], r["rho_low"], r["rho_high"], r["p_head"], "rho", p_adj
+        p_adj = r["p_holm"] if r["method"] == "lora" else None
+        out.append(
+            _verdict_sentence(
+                f"I_pre and Urel under {name}{label}", r, p_adj, "not in the summaries."
             )
-            out.append(f"{what}: {clause}.")
+        )
     return out
 
 
